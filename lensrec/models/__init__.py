@@ -1,0 +1,6 @@
+"""Models: every one follows the contract in :mod:`lensrec.models.base`."""
+
+from .base import MODELS, RatingPredictor, Recommender, load, register
+from .popularity import Popularity
+
+__all__ = ["MODELS", "Recommender", "RatingPredictor", "load", "register", "Popularity"]
