@@ -478,12 +478,6 @@ def load(path: str | os.PathLike[str]) -> Recommender:
                 f"{path}: model format version {header.get('format_version')} is not supported "
                 f"(this lensrec reads version {FORMAT_VERSION})"
             )
-        if header.get("lensrec_version") != __version__:
-            warnings.warn(
-                f"{path} was saved by lensrec {header.get('lensrec_version')}, this is {__version__}",
-                LensrecWarning,
-                stacklevel=2,
-            )
         cls_path = str(header.get("class", ""))
         module, _, qual = cls_path.rpartition(".")
         if not module.startswith("lensrec."):
@@ -494,6 +488,12 @@ def load(path: str | os.PathLike[str]) -> Recommender:
             raise ModelFormatError(f"{path}: unknown model class {cls_path!r}") from None
         if not (isinstance(cls, type) and issubclass(cls, Recommender)):
             raise ModelFormatError(f"{path}: {cls_path!r} is not a lensrec model")
+        if header.get("lensrec_version") != __version__:
+            warnings.warn(
+                f"{path} was saved by lensrec {header.get('lensrec_version')}, this is {__version__}",
+                LensrecWarning,
+                stacklevel=2,
+            )
         model = cls(**header.get("params", {}))
         try:
             for member in zf.namelist():

@@ -1,0 +1,9 @@
+"""Test helpers shipped with lensrec: the model conformance suite and small data builders.
+
+Every model, now and later, must pass :func:`check_model`. Third-party models built on
+:class:`lensrec.models.Recommender` can run it too.
+"""
+
+from ._conformance import check_model, make_checkerboard, make_ratings
+
+__all__ = ["check_model", "make_checkerboard", "make_ratings"]
