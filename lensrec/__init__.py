@@ -9,12 +9,14 @@ from .errors import (
     NotFittedError,
     UnknownIdError,
 )
+from .models.base import load
 
 __version__ = "0.1.0"
 
 __all__ = [
     "IdMap",
     "Interactions",
+    "load",
     "LensrecError",
     "DataError",
     "UnknownIdError",

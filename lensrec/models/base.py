@@ -33,7 +33,7 @@ from ..kernels.topk import topk_rows
 from ..types import IndexArray, ScoreArray
 from ._params import check_params
 
-__all__ = ["Recommender", "RatingPredictor", "load", "register", "MODELS", "Callback"]
+__all__ = ["Recommender", "RatingPredictor", "load", "read_meta", "register", "MODELS", "Callback"]
 
 _log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ class Recommender:
     """
 
     name: ClassVar[str] = ""
+    #: True for models that early-stop on a validation set (the CLI then carves one from train)
+    uses_validation: ClassVar[bool] = False
     _constraints: ClassVar[dict[str, Any]] = {}
     #: score block budget (floats) for one chunk of users in ``recommend``
     _block_floats: ClassVar[int] = 1 << 22
@@ -356,8 +358,12 @@ class Recommender:
             if name.endswith("_") and not name.startswith("_")
         }
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model to one file atomically: numpy arrays (no pickle) + a JSON header."""
+    def save(self, path: str | os.PathLike[str], *, meta: dict[str, Any] | None = None) -> Path:
+        """Write the model to one file atomically: numpy arrays (no pickle) + a JSON header.
+
+        ``meta`` (JSON-able) is kept in the header, e.g. the dataset and split trained on;
+        :func:`read_meta` reads it back without loading the arrays.
+        """
         self._require_fitted()
         from .. import __version__
 
@@ -384,6 +390,7 @@ class Recommender:
             "params": _jsonable(self.get_params()),
             "attrs": attrs,
             "idmaps": idmaps,
+            "meta": _jsonable(meta or {}),
         }
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
@@ -453,6 +460,19 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise ModelFormatError(f"cannot save a value of type {type(value).__name__}")
+
+
+def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``meta`` dict a model file was saved with (empty when none)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            header = json.loads(zf.read("header.json"))
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
+        raise ModelFormatError(f"{path}: not a lensrec model file ({exc})") from None
+    meta = header.get("meta") if isinstance(header, dict) else None
+    return meta if isinstance(meta, dict) else {}
 
 
 def load(path: str | os.PathLike[str]) -> Recommender:
