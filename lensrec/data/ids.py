@@ -165,7 +165,12 @@ class IdMap:
 
         The second value maps every old index to its new index, or -1 when dropped.
         """
-        keep = np.unique(np.asarray(indices, dtype=np.int64))
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and idx.min() >= 0 and idx.max() < len(self):
+            # O(n) presence count instead of sorting (np.unique) every row: same sorted result
+            keep = np.flatnonzero(np.bincount(idx, minlength=len(self)))
+        else:
+            keep = np.unique(idx)
         new = IdMap.__new__(IdMap)
         ids = self._ids[keep]
         ids.setflags(write=False)
