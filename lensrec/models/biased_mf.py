@@ -56,13 +56,13 @@ class BiasedMF(RatingPredictor):
 
     Parameters
     ----------
-    factors : int, default 64
+    factors : int, default 32
         Latent dimensions.
-    learning_rate : float, default 0.003
+    learning_rate : float, default 0.01
         Adam step size.
-    batch_size : int, default 256
+    batch_size : int, default 1024
         Ratings per mini-batch.
-    reg_factors : float, default 0.05
+    reg_factors : float, default 0.1
         L2 weight on ``p_u`` and ``q_i`` (per occurrence).
     reg_bias : float, default 0.01
         L2 weight on ``b_u`` and ``b_i`` (per occurrence).
@@ -127,10 +127,10 @@ class BiasedMF(RatingPredictor):
     def __init__(
         self,
         *,
-        factors: int = 64,
-        learning_rate: float = 0.003,
-        batch_size: int = 256,
-        reg_factors: float = 0.05,
+        factors: int = 32,
+        learning_rate: float = 0.01,
+        batch_size: int = 1024,
+        reg_factors: float = 0.1,
         reg_bias: float = 0.01,
         epochs: int = 100,
         patience: int = 5,
