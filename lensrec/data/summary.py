@@ -1,0 +1,128 @@
+"""A dataset at a glance: counts, density, rating histogram, activity quantiles, time span."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+import numpy as np
+
+from .interactions import Interactions
+
+__all__ = ["describe", "format_summary"]
+
+_QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
+_MAX_DISTINCT = 20  # more distinct rating values than this are binned
+_BINS = 10
+
+
+def _quantiles(counts: np.ndarray) -> dict[str, float]:
+    if counts.size == 0:
+        return {}
+    qs = np.quantile(counts, _QUANTILES)
+    names = ["min", "p25", "median", "p75", "p90", "p99", "max"]
+    out = {n: float(q) for n, q in zip(names, qs, strict=True)}
+    out["mean"] = float(counts.mean())
+    return out
+
+
+def _histogram(r: np.ndarray) -> list[list[Any]]:
+    """``[[value, count], ...]`` for few distinct values, else ``[[low, high, count], ...]`` bins."""
+    values, counts = np.unique(r, return_counts=True)
+    if values.size <= _MAX_DISTINCT:
+        return [[float(v), int(c)] for v, c in zip(values, counts, strict=True)]
+    hist, edges = np.histogram(r, bins=_BINS)
+    return [[float(edges[k]), float(edges[k + 1]), int(hist[k])] for k in range(_BINS)]
+
+
+def _iso(ts: int) -> str:
+    return _dt.datetime.fromtimestamp(int(ts), _dt.UTC).isoformat(timespec="seconds")
+
+
+def describe(inter: Interactions) -> dict[str, Any]:
+    """Summary statistics of a dataset, as plain JSON-ready Python values.
+
+    Returns
+    -------
+    dict
+        ``name``, ``source``, ``users``, ``items``, ``interactions``, ``ratings`` (count of
+        explicit ratings, 0 for implicit data), ``density``, ``rating_mean``,
+        ``rating_histogram`` (``[[value, count], ...]``, or ``[[low, high, count], ...]``
+        bins when there are more than 20 distinct values), ``user_counts`` and
+        ``item_counts`` (min, p25, median, p75, p90, p99, max, mean of interactions per
+        user / item), ``time_span`` (first, last as ISO dates, days; None without
+        timestamps), ``duplicates_dropped``, ``rows_read``.
+
+    Examples
+    --------
+    >>> inter = Interactions.from_arrays([1, 1, 2], [10, 11, 10], [4.0, 5.0, 4.0])
+    >>> d = describe(inter)
+    >>> d["users"], d["items"], d["rating_histogram"]
+    (2, 2, [[4.0, 2], [5.0, 1]])
+    """
+    n = len(inter)
+    out: dict[str, Any] = {
+        "name": inter.name,
+        "source": inter.stats.get("source"),
+        "users": inter.n_users,
+        "items": inter.n_items,
+        "interactions": n,
+        "ratings": n if inter.ratings is not None else 0,
+        "density": float(inter.density),
+        "rating_mean": None,
+        "rating_histogram": [],
+        "user_counts": _quantiles(inter.user_counts()),
+        "item_counts": _quantiles(inter.item_counts()),
+        "time_span": None,
+        "duplicates_dropped": int(inter.stats.get("duplicates_dropped", 0)),
+        "rows_read": int(inter.stats.get("rows_read", n)),
+    }
+    if inter.ratings is not None and n:
+        r = inter.ratings.astype(np.float64)
+        out["rating_mean"] = float(r.mean())
+        out["rating_histogram"] = _histogram(r)
+    if inter.timestamps is not None and n:
+        lo, hi = int(inter.timestamps.min()), int(inter.timestamps.max())
+        out["time_span"] = {"first": _iso(lo), "last": _iso(hi), "days": round((hi - lo) / 86400, 1)}
+    return out
+
+
+def format_summary(d: dict[str, Any], *, width: int = 40) -> str:
+    """The :func:`describe` dict as text, the rating histogram drawn with ``#`` bars.
+
+    Examples
+    --------
+    >>> inter = Interactions.from_arrays([1, 1, 2], [10, 11, 10], [4.0, 5.0, 4.0])
+    >>> print(format_summary(describe(inter)).splitlines()[-1])
+      5    1  ####################
+    """
+    lines = [
+        f"dataset       {d.get('name') or 'unnamed'}" + (f"  ({d['source']})" if d.get("source") else ""),
+        f"users         {d['users']:,}",
+        f"items         {d['items']:,}",
+        f"interactions  {d['interactions']:,}" + ("" if d.get("ratings") else "  (implicit)"),
+        f"density       {d['density']:.4%}",
+    ]
+    if d.get("duplicates_dropped"):
+        lines.append(f"duplicates    {d['duplicates_dropped']:,} dropped of {d.get('rows_read', 0):,} rows read")
+    span = d.get("time_span")
+    if span:
+        lines.append(f"time span     {span['first']} .. {span['last']} ({span['days']:,} days)")
+    for key, label in (("user_counts", "per user"), ("item_counts", "per item")):
+        q = d.get(key) or {}
+        if q:
+            lines.append(
+                f"{label:<13} min {q['min']:g}  median {q['median']:g}  mean {q['mean']:.1f}  "
+                f"p90 {q['p90']:g}  p99 {q['p99']:g}  max {q['max']:g}"
+            )
+    hist = d.get("rating_histogram") or []
+    if hist:
+        lines.append(f"ratings       mean {d['rating_mean']:.3f}")
+        counts = [row[-1] for row in hist]
+        top = max(counts) or 1
+        cw = max(len(f"{c:,}") for c in counts)
+        for row in hist:
+            label = f"{row[0]:g}" if len(row) == 2 else f"{row[0]:.3g}-{row[1]:.3g}"
+            bar = "#" * max(1 if row[-1] else 0, round(width * row[-1] / top))
+            lines.append(f"  {label:<4} {row[-1]:>{cw},}  {bar}")
+    return "\n".join(lines)
