@@ -131,7 +131,7 @@ def run_surprise(train, test, seed: int, repeats: int, params: dict, label: str)
         algo.fit(trainset)
         times.append(time.perf_counter() - t0)
     pred = np.array(
-        [algo.predict(str(u), str(i)).est for u, i in zip(test.users.tolist(), test.items.tolist())],
+        [algo.predict(str(u), str(i)).est for u, i in zip(test.users.tolist(), test.items.tolist(), strict=True)],
         dtype=np.float64,
     )
     rmse, mae = _metrics(pred, test.ratings)
