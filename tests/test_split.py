@@ -483,3 +483,25 @@ def test_carve_from_bare_train(medium):
     assert len(sp.test) == 0
     assert len(sp.train) + len(sp.valid) + sp.report["rows_dropped"] == len(medium)
     assert sp.report["valid_cold_user_rows"] + sp.report["valid_cold_item_rows"] == sp.report["rows_dropped"]
+
+
+# --- the real ml-100k (from the loader's cache; skipped when absent) -------------------------
+
+
+@pytest.mark.realdata
+def test_grouplens_sizes_on_real_ml100k():
+    from lensrec import LensrecError
+    from lensrec.data import movielens
+
+    try:
+        inter = movielens.load_movielens("ml-100k", download=False)
+    except LensrecError as exc:
+        pytest.skip(f"ml-100k not in the cache ({exc})")
+    # published sizes of the GroupLens files: ua/ub.base 90,570 and .test 9,430; u*.base 80,000
+    for name in ("ua", "ub"):
+        sp = S.grouplens(inter, name)
+        assert len(sp.train) == 90_570
+        assert len(sp.test) + sp.report["rows_dropped"] == 9_430
+        assert sp.test.n_users == 943 and sp.report["test_cold_users"] == 0
+    sp = S.grouplens(inter, "u3")
+    assert len(sp.train) == 80_000 and len(sp.test) + sp.report["rows_dropped"] == 20_000
