@@ -91,15 +91,18 @@ def download(
     directory: Path,
     *,
     progress: bool = False,
-    connect_timeout: float = CONNECT_TIMEOUT,
-    read_timeout: float = READ_TIMEOUT,
+    connect_timeout: float | None = None,
+    read_timeout: float | None = None,
 ) -> tuple[Path, dict[str, str]]:
     """Stream ``url`` into a temporary file in ``directory``; return it and its digests.
 
     The caller owns the returned temporary file (rename it into place or delete it). On any
     error the partial file is removed and the original exception (``URLError``,
-    ``TimeoutError``, :class:`IncompleteDownload`, ``OSError``) propagates.
+    ``TimeoutError``, :class:`IncompleteDownload`, ``OSError``) propagates. Timeouts default
+    to the module's :data:`CONNECT_TIMEOUT` and :data:`READ_TIMEOUT`, read at call time.
     """
+    connect_timeout = CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
+    read_timeout = READ_TIMEOUT if read_timeout is None else read_timeout
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=directory)
     tmp = Path(tmp_name)

@@ -290,7 +290,7 @@ def _parse_csv(raw: Path, scale: RatingScale) -> tuple[pl.DataFrame, pl.DataFram
     ratings = _ratings_frame(ratings, file=str(p), scale=scale, header_lines=1)
 
     p = _need(raw, "movies.csv")
-    items = read_delimited(p, file=str(p), sep=",", has_header=True, quote_char='"',
+    items = read_delimited(p, file=str(p), sep=",", has_header=True, quote_char='"', infer=False,
                            schema={"movieId": pl.Int64, "title": pl.String, "genres": pl.String})
     check_columns(items, file=str(p), required=["movieId"], header_lines=1)
     items = items.select(
@@ -322,7 +322,7 @@ def _recbole_table(p: Path, schema: dict[str, Any]) -> pl.DataFrame:
     plain = [h.split(":", 1)[0] for h in header]
     body = b"" if end < 0 else data[end + 1:]
     df = read_delimited(b"\t".join(h.encode() for h in plain) + b"\n" + body, file=str(p), sep="\t",
-                        has_header=True, schema=schema)
+                        has_header=True, schema=schema, infer=False)
     return df
 
 

@@ -79,13 +79,16 @@ def read_delimited(
     names: list[str] | None = None,
     schema: dict[str, Any] | None = None,
     quote_char: str | None = None,
+    infer: bool = True,
 ) -> pl.DataFrame:
     """Parse delimited text with polars; on failure raise :class:`DataError` at the first bad line.
 
     ``src`` is the file's bytes or its path (a path with a one-byte separator is handed to
     polars directly, without a copy in Python). ``names`` names the columns of a header-less
     file (all of them); ``schema`` gives the dtype of some columns (by name). A multi-byte
-    ``sep`` (``'::'``) is replaced by one byte first so polars can parse it. Row ``k`` of the
+    ``sep`` (``'::'``) is replaced by one byte first so polars can parse it. With a header,
+    columns not in ``schema`` are inferred, or read as text when ``infer`` is False (zip codes
+    such as ``05201`` keep their zeros). Row ``k`` of the
     result is line ``k + 1`` (``k + 2`` with a header); trailing blank lines are dropped.
     """
     if isinstance(src, Path) and len(sep) != 1:
@@ -118,6 +121,8 @@ def read_delimited(
                 f"missing column(s) {', '.join(map(repr, missing))}; header has {header}", file=file, line=1
             )
         kwargs["schema_overrides"] = schema
+        if not infer:
+            kwargs["infer_schema"] = False
     else:
         if names is None:
             raise ValueError("names are needed for a file without header")
