@@ -444,7 +444,8 @@ def warm_temporal(
     Train keeps every row before the threshold (none of them leaks the future). Test keeps
     the rows of users with ``>= min_train`` train rows and, after rows on items unseen in
     train are dropped, ``>= min_test`` test rows. The report gives the threshold and each
-    drop: ``test_cold_item_rows`` / ``test_cold_items`` (items unseen in train),
+    drop, in the order applied: ``test_cold_users`` / ``test_cold_user_rows`` (users with no
+    train row), ``test_cold_items`` / ``test_cold_item_rows`` (items unseen in train),
     ``test_few_train_users`` / ``_rows`` and ``test_few_test_users`` / ``_rows``; all of them
     are in ``rows_dropped``.
     """
