@@ -246,7 +246,7 @@ def check_columns(
     """Raise :class:`DataError` at the first row with a missing value or an off-scale rating."""
     off = header_lines + 1
     null_rows = []
-    for c in required:
+    for c in [*required, *([rating] if rating is not None and rating not in required else [])]:
         if df[c].null_count():
             null_rows.append((int(df[c].is_null().arg_true()[0]), c))
     if null_rows:
@@ -268,7 +268,7 @@ def check_columns(
     nonfinite = ~np.isfinite(r)
     if nonfinite.any():
         row = int(np.flatnonzero(nonfinite)[0])
-        raise DataError(f"rating {r[row]!r} is not a finite number", file=file, line=row + off)
+        raise DataError(f"rating {float(r[row])} is not a finite number", file=file, line=row + off)
     if scale is not None:
         bad = scale.violations(r)
         if bad.any():
