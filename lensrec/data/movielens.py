@@ -512,8 +512,7 @@ def _obtain_raw(
                 found = [p.name for p in tmp.iterdir()]
                 raise DataError(f"archive has no folder {variant.folder!r} (found {found})", file=src_url)
             dl.atomic_write_json(folder / ".lensrec-source.json", info)
-            raw.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(folder, raw)
+            _move_into_place(folder, raw)
         return info
     finally:
         archive.unlink(missing_ok=True)
@@ -556,9 +555,18 @@ def _obtain_recbole(root: Path, raw: Path, *, timeout: float = 180.0) -> dict[st
                 "checksums": {"sha256": RECBOLE_WHEEL_SHA256, **{f: s for f, s in RECBOLE_FILES.items()}},
                 "verified": ["sha256"]}
         dl.atomic_write_json(out / ".lensrec-source.json", info)
-        raw.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(out, raw)
+        _move_into_place(out, raw)
     return info
+
+
+def _move_into_place(src: Path, raw: Path) -> None:
+    """Rename a finished folder to ``raw``; if another process got there first, keep theirs."""
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(src, raw)
+    except OSError:
+        if _raw_source(raw) is None:
+            raise
 
 
 def _write_cache(target: Path, variant: MovieLensVariant, info: dict[str, Any], ratings: pl.DataFrame,
