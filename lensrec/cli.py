@@ -132,10 +132,13 @@ def _json_default(obj: Any) -> Any:
 def cmd_data_fetch(args: argparse.Namespace) -> int:
     from .data import movielens
 
+    cached = movielens.is_cached(args.name)
     path = movielens.fetch(args.name, progress=_progress(args))
     inter = movielens.load_movielens(args.name, download=False)
-    print(f"{args.name}: {len(inter):,} ratings, {inter.n_users:,} users, {inter.n_items:,} items "
-          f"({inter.stats.get('source', 'cache')}) in {path}")
+    how = "already in the cache" if cached else "fetched"
+    titles = "with titles" if inter.item_info is not None and "title" in inter.item_info.columns else "no titles"
+    print(f"{args.name}: {len(inter):,} ratings, {inter.n_users:,} users, {inter.n_items:,} items, "
+          f"{titles} (source: {inter.stats.get('source', '?')}; {how}) in {path}")
     return 0
 
 
@@ -460,6 +463,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"lensrec: error: {exc.filename or exc}: no such file", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into head & co.
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("lensrec: interrupted", file=sys.stderr)
         return 130

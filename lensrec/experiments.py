@@ -338,7 +338,8 @@ def _key_params(params: Mapping[str, Any]) -> str:
 def leaderboard(runs_dir: str | Path = "runs", metric: str | None = None) -> pl.DataFrame:
     """One row per run record: ``run_id``, ``created``, ``dataset``, ``split``, ``model``,
     ``params`` (the hyper-parameters as ``name=value`` text, seeds left out), one column per
-    metric, ``n_users`` and ``fit_seconds``; best first by ``metric``.
+    metric, ``n_users`` and ``fit_seconds``. Runs are grouped by dataset and split (numbers
+    are only comparable within one), best first by ``metric`` inside each group.
 
     ``metric`` defaults to the first ``ndcg@k``, else ``rmse``, else the first metric name.
     rmse, mae and mse sort ascending, every other metric descending; runs without the metric
@@ -379,7 +380,11 @@ def leaderboard(runs_dir: str | Path = "runs", metric: str | None = None) -> pl.
         )
     key = metric or _default_metric(names)
     if key is not None and df.height:
-        df = df.sort([key, "created"], descending=[not _lower_is_better(key), False], nulls_last=True)
+        df = df.sort(
+            ["dataset", "split", key, "created"],
+            descending=[False, False, not _lower_is_better(key), False],
+            nulls_last=True,
+        )
     return df
 
 

@@ -17,10 +17,10 @@ from lensrec import experiments as E
 from lensrec.errors import LensrecWarning
 
 
-def make(model="biased-mf", metrics=None, fit=1.5, **kw):
+def make(model="biased-mf", metrics=None, fit=1.5, split="ua", **kw):
     return E.RunRecord.create(
         dataset="ml-100k",
-        split="ua",
+        split=split,
         model=model,
         params={"factors": np.int64(32), "learning_rate": 0.01, "random_state": 42},
         metrics=metrics if metrics is not None else {"rmse": 0.93, "ndcg@10": 0.1},
@@ -136,6 +136,15 @@ def test_leaderboard_sorts_by_metric_direction(board_dir):
     assert row["params"] == "factors=32, learning_rate=0.01"  # the seed is not a key parameter
     with pytest.raises(ConfigError, match="ndcg@10, rmse"):
         E.leaderboard(board_dir, metric="map@10")
+
+
+def test_leaderboard_groups_by_dataset_and_split(tmp_path):
+    # a better ndcg on another split must not jump ahead of the ua group
+    E.save_run(make("a", {"ndcg@10": 0.30}, run_id="r-last", split="last:3"), tmp_path)
+    E.save_run(make("b", {"ndcg@10": 0.05}, run_id="r-ua-low"), tmp_path)
+    E.save_run(make("c", {"ndcg@10": 0.10}, run_id="r-ua-high"), tmp_path)
+    board = E.leaderboard(tmp_path)
+    assert board["run_id"].to_list() == ["r-last", "r-ua-high", "r-ua-low"]
 
 
 def test_leaderboard_csv_and_text(board_dir, tmp_path):

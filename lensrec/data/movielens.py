@@ -55,6 +55,7 @@ __all__ = [
     "REGISTRY",
     "DATASETS",
     "fetch",
+    "is_cached",
     "load_movielens",
     "load_dataset",
     "parse_raw",
@@ -411,6 +412,12 @@ def _raw_source(raw: Path) -> dict[str, Any] | None:
         return json.loads(p.read_text())
     except (OSError, ValueError):
         return None
+
+
+def is_cached(name: str, cache_dir: str | os.PathLike[str] | None = None) -> bool:
+    """True when ``name`` is complete in the cache (``fetch`` would not touch the network)."""
+    _get_variant(name)
+    return _complete(cache_root(cache_dir) / name) is not None
 
 
 def fetch(
