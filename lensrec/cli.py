@@ -271,6 +271,18 @@ def _titles(inter: Any, model: Any, idx: Any) -> list[str]:
     return [str(lut.get(x, x)) for x in ext.tolist()]
 
 
+def _result_rows(model: Any, inter: Any, ids: Any, scores: Any) -> list[dict[str, Any]]:
+    """One printable row per recommended item of a single-row (ids, scores) answer."""
+    keep = ids[0] >= 0
+    found = ids[0][keep]
+    external = model.item_ids_.external(found).tolist()
+    titles = _titles(inter, model, found)
+    return [
+        {"rank": r + 1, "item": ext, "title": title, "score": float(s)}
+        for r, (ext, title, s) in enumerate(zip(external, titles, scores[0][keep], strict=True))
+    ]
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
     model, inter = _model_and_data(args)
     user = model.user_ids_.index([args.user])
@@ -279,14 +291,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         seen, _ = inter.reindex(model.user_ids_, model.item_ids_)
         exclude = seen.csr()
     ids, scores = model.recommend(user, k=args.k, exclude=exclude)
-    keep = ids[0] >= 0
-    rows = [
-        {"rank": r + 1, "item": ext, "title": title, "score": float(s)}
-        for r, (ext, title, s) in enumerate(
-            zip(model.item_ids_.external(ids[0][keep]).tolist(), _titles(inter, model, ids[0][keep]), scores[0][keep], strict=True)
-        )
-    ]
-    _print_rows(args, f"top {args.k} for user {args.user}", rows)
+    _print_rows(args, f"top {args.k} for user {args.user}", _result_rows(model, inter, ids, scores))
     return 0
 
 
@@ -294,15 +299,8 @@ def cmd_similar(args: argparse.Namespace) -> int:
     model, inter = _model_and_data(args)
     item = model.item_ids_.index([args.item])
     ids, scores = model.similar_items(item, k=args.k)
-    keep = ids[0] >= 0
     head = _titles(inter, model, item)[0]
-    rows = [
-        {"rank": r + 1, "item": ext, "title": title, "score": float(s)}
-        for r, (ext, title, s) in enumerate(
-            zip(model.item_ids_.external(ids[0][keep]).tolist(), _titles(inter, model, ids[0][keep]), scores[0][keep], strict=True)
-        )
-    ]
-    _print_rows(args, f"items similar to {args.item} ({head})", rows)
+    _print_rows(args, f"items similar to {args.item} ({head})", _result_rows(model, inter, ids, scores))
     return 0
 
 

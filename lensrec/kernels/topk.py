@@ -13,39 +13,43 @@ __all__ = ["topk_rows", "_reference_topk_rows"]
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
+def _worse(heap_s, heap_i, a, b):
+    """Heap order: entry ``a`` ranks below ``b`` (lower score; on ties, the higher column)."""
+    return heap_s[a] < heap_s[b] or (heap_s[a] == heap_s[b] and heap_i[a] > heap_i[b])
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _swap(heap_s, heap_i, a, b):
+    ts = heap_s[a]
+    ti = heap_i[a]
+    heap_s[a] = heap_s[b]
+    heap_i[a] = heap_i[b]
+    heap_s[b] = ts
+    heap_i[b] = ti
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
 def _sift_down(heap_s, heap_i, size, pos):
-    # min-heap on score; ties: larger index is "smaller" so lower indices win
+    # min-heap of the k best so far: the root is the worst of them
     while True:
         left = 2 * pos + 1
         if left >= size:
             return
         small = left
-        right = left + 1
-        if right < size:
-            if heap_s[right] < heap_s[left] or (
-                heap_s[right] == heap_s[left] and heap_i[right] > heap_i[left]
-            ):
-                small = right
-        if heap_s[small] < heap_s[pos] or (
-            heap_s[small] == heap_s[pos] and heap_i[small] > heap_i[pos]
-        ):
-            ts = heap_s[pos]
-            ti = heap_i[pos]
-            heap_s[pos] = heap_s[small]
-            heap_i[pos] = heap_i[small]
-            heap_s[small] = ts
-            heap_i[small] = ti
-            pos = small
-        else:
+        if left + 1 < size and _worse(heap_s, heap_i, left + 1, left):
+            small = left + 1
+        if not _worse(heap_s, heap_i, small, pos):
             return
+        _swap(heap_s, heap_i, small, pos)
+        pos = small
 
 
 @nb.njit(cache=True, parallel=True, nogil=True)
 def topk_rows(scores, k, excl_indptr, excl_indices, out_ids, out_scores):
     """Fill ``out_ids`` / ``out_scores`` ``[b, k]`` with each row's best ``k`` columns.
 
-    Columns listed in row ``r`` of the exclusion CSR (``excl_indptr`` of length ``b + 1``;
-    pass length-1 ``[0]`` arrays... or all-zero indptr for none) are skipped, and so are
+    Columns listed in row ``r`` of the exclusion CSR (``excl_indptr`` of length ``b + 1``,
+    sorted ``excl_indices``; an all-zero indptr excludes nothing) are skipped, and so are
     ``-inf`` scores. Best first; equal scores go to the lower column. Rows with fewer than
     ``k`` candidates are padded with ``-1`` / ``-inf``. NaN scores are treated as ``-inf``.
     """
@@ -74,18 +78,10 @@ def topk_rows(scores, k, excl_indptr, excl_indices, out_ids, out_scores):
                 size += 1
                 while pos > 0:
                     parent = (pos - 1) // 2
-                    if heap_s[pos] < heap_s[parent] or (
-                        heap_s[pos] == heap_s[parent] and heap_i[pos] > heap_i[parent]
-                    ):
-                        ts = heap_s[pos]
-                        ti = heap_i[pos]
-                        heap_s[pos] = heap_s[parent]
-                        heap_i[pos] = heap_i[parent]
-                        heap_s[parent] = ts
-                        heap_i[parent] = ti
-                        pos = parent
-                    else:
+                    if not _worse(heap_s, heap_i, pos, parent):
                         break
+                    _swap(heap_s, heap_i, pos, parent)
+                    pos = parent
             elif s > heap_s[0]:
                 heap_s[0] = s
                 heap_i[0] = j
