@@ -152,7 +152,7 @@ def _part_name(inter: Interactions, part: str) -> str:
     return f"{inter.name}:{part}" if inter.name else part
 
 
-def _check_fraction(value: float, what: str, *, allow_zero: bool = False) -> float:
+def _check_fraction(value: float | str, what: str, *, allow_zero: bool = False) -> float:
     try:
         f = float(value)
     except (TypeError, ValueError):

@@ -227,7 +227,9 @@ def _parse_dat_items(path: Path) -> pl.DataFrame:
     return df.with_columns(year=_year_from_title(pl.col("title")))
 
 
-def _parse_100k(raw: Path, scale: RatingScale) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def _parse_100k(
+    raw: Path, scale: RatingScale
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
     p = _need(raw, "u.data")
     ratings = read_delimited(p, file=str(p), sep="\t", has_header=False, names=list(_RATINGS_SCHEMA),
                              schema=_RATINGS_SCHEMA)
@@ -688,8 +690,9 @@ def load_dataset(
 
 def _guess_mapping(path: Path) -> dict[str, Any]:
     """Column names for a file given without a mapping, from its header."""
+    cols: list[str]
     if path.suffix.lower() in (".parquet", ".pq"):
-        cols = pl.read_parquet_schema(path).keys()
+        cols = list(pl.read_parquet_schema(path))
     else:
         with open(path, "rb") as fh:
             first = fh.readline().decode("utf-8", "replace").strip()

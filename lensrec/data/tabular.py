@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 import polars as pl
@@ -256,23 +256,23 @@ def check_columns(
         raise DataError(reason, file=file, line=row + off)
     if rating is None:
         return
-    col = df[rating]
-    if not col.dtype.is_numeric():
-        conv = col.cast(pl.Float64, strict=False)
-        bad = conv.is_null() & col.is_not_null()
+    ratings = df[rating]
+    if not ratings.dtype.is_numeric():
+        conv = ratings.cast(pl.Float64, strict=False)
+        bad = conv.is_null() & ratings.is_not_null()
         if bad.any():
             row = int(bad.arg_true()[0])
-            raise DataError(f"rating {col[row]!r} is not a number", file=file, line=row + off)
-        col = conv
-    r = col.cast(pl.Float64).to_numpy()
+            raise DataError(f"rating {ratings[row]!r} is not a number", file=file, line=row + off)
+        ratings = conv
+    r = ratings.cast(pl.Float64).to_numpy()
     nonfinite = ~np.isfinite(r)
     if nonfinite.any():
         row = int(np.flatnonzero(nonfinite)[0])
         raise DataError(f"rating {float(r[row])} is not a finite number", file=file, line=row + off)
     if scale is not None:
-        bad = scale.violations(r)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
+        off_scale = scale.violations(r)
+        if off_scale.any():
+            row = int(np.flatnonzero(off_scale)[0])
             raise DataError(f"rating {r[row]:g} is outside the scale {scale}", file=file, line=row + off)
 
 
@@ -301,6 +301,18 @@ def _sniff_sep(data: bytes) -> str:
     counts = {s: first.count(s.encode()) for s in ("\t", ",", ";", "|")}
     best = max(counts, key=lambda s: counts[s])
     return best if counts[best] else ","
+
+
+@overload
+def _column_name(spec: str | int, has_header: bool) -> str: ...
+
+
+@overload
+def _column_name(spec: None, has_header: bool) -> None: ...
+
+
+@overload
+def _column_name(spec: str | int | None, has_header: bool) -> str | None: ...
 
 
 def _column_name(spec: str | int | None, has_header: bool) -> str | None:

@@ -166,7 +166,7 @@ def _recall(h: _Hits) -> np.ndarray:
 
 
 def _hit_rate(h: _Hits) -> np.ndarray:
-    return _nan_empty(h.hit.any(axis=1).astype(np.float64), h.n_rel)
+    return _nan_empty(np.asarray(h.hit.any(axis=1), dtype=np.float64), h.n_rel)
 
 
 def _ndcg(h: _Hits) -> np.ndarray:
@@ -194,7 +194,7 @@ def _map_k(h: _Hits) -> np.ndarray:
 
 
 def _mrr(h: _Hits) -> np.ndarray:
-    any_hit = h.hit.any(axis=1)
+    any_hit = np.asarray(h.hit.any(axis=1))
     first = np.argmax(h.hit, axis=1) if h.hit.shape[1] else np.zeros(len(any_hit), np.int64)
     return _nan_empty(np.where(any_hit, 1.0 / (first + 1.0), 0.0), h.n_rel)
 
@@ -409,7 +409,8 @@ class UserErrors(NamedTuple):
     """Per-user error sums: ``users`` (sorted, int32), ``count``, ``sse``, ``sae`` (float64)."""
 
     users: np.ndarray
-    count: np.ndarray
+    # the field shadows tuple.count (public name since 0.1; renaming it would break callers)
+    count: np.ndarray  # type: ignore[assignment]
     sse: np.ndarray
     sae: np.ndarray
 

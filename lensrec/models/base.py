@@ -19,7 +19,7 @@ import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -47,10 +47,13 @@ MODELS: dict[str, type[Recommender]] = {}
 """Registered model classes by CLI name (``"biased-mf"``, ``"popularity"``, ...)."""
 
 
-def register(name: str) -> Callable[[type], type]:
+_M = TypeVar("_M", bound="type[Recommender]")
+
+
+def register(name: str) -> Callable[[_M], _M]:
     """Class decorator: make a model known to the CLI, tuning and :func:`load`."""
 
-    def deco(cls: type) -> type:
+    def deco(cls: _M) -> _M:
         cls.name = name
         MODELS[name] = cls
         return cls
@@ -283,7 +286,8 @@ class Recommender:
         try:
             import numba
 
-            numba.set_num_threads(min(n_threads(), numba.config.NUMBA_NUM_THREADS))
+            # numba.config sets NUMBA_NUM_THREADS at import time; its stub does not declare it
+            numba.set_num_threads(min(n_threads(), numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
         except Exception:  # pragma: no cover
             pass
         for start in range(0, len(u), chunk):
@@ -294,7 +298,7 @@ class Recommender:
                 rows.sort_indices()
                 indptr = rows.indptr.astype(np.int64)
                 indices = rows.indices.astype(np.int32)
-                if cand is not None:
+                if cand_pos is not None:  # set exactly when cand is
                     # move exclusions to candidate positions, dropping non-candidates
                     mapped = cand_pos[indices]
                     keep = mapped >= 0

@@ -163,6 +163,7 @@ def check_model(
         assert np.array_equal(b_ids, m_ids), f"{name}: loaded model recommends differently"
         np.testing.assert_array_equal(b_scores, m_scores)
         if isinstance(model, RatingPredictor):
+            assert isinstance(back, RatingPredictor)  # same type, checked above
             np.testing.assert_array_equal(
                 back.predict(train.users, train.items), model.predict(train.users, train.items)
             )
