@@ -2,7 +2,7 @@
 
 Both libraries train on ua.base and are scored on exactly the same ua.test rows. BiasedMF
 runs with its defaults: with no ``valid`` given it early-stops on 5% of ua.base that it
-holds out itself. Surprise SVD runs with its defaults and, with ``--tuned``, with the
+holds out itself, then retrains on all of ua.base for the chosen number of epochs. Surprise SVD runs with its defaults and, with ``--tuned``, with the
 parameters a grid search picked on validation sets carved from ua.base (never ua.test).
 
 Fit time excludes numba's JIT compilation (``cache=True`` plus a warm-up fit on tiny

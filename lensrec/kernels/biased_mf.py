@@ -12,10 +12,11 @@ One call of :func:`adam_epoch` runs a whole epoch: it shuffles the rows from an 
 cuts them into batches of ``batch_size`` and, per batch, accumulates the gradient of
 
     0.5 * sum_{(u, i, r) in batch} [ (r - r_hat)^2
-                                     + reg_factors * (|p_u|^2 + |q_i|^2)
-                                     + reg_bias * (b_u^2 + b_i^2) ]
+                                     + reg_factors * (w_u |p_u|^2 + w_i |q_i|^2)
+                                     + reg_bias * (w_u b_u^2 + w_i b_i^2) ]
 
-(regularisation per occurrence in the batch) for the user and item rows the batch touches,
+(regularisation per occurrence in the batch, each row scaled by its weight ``w`` from
+``user_reg`` / ``item_reg``; all ones gives plain per-occurrence L2) for the user and item rows the batch touches,
 all read from the parameters as they were before the batch, then applies Adam to those rows
 only. Each row has its own Adam step counter (``user_steps`` / ``item_steps``), used for the
 bias correction: a row's moments decay only when the row is touched, which is "lazy Adam"
@@ -126,6 +127,8 @@ def adam_epoch(
     item_m2,
     user_steps,
     item_steps,
+    user_reg,
+    item_reg,
     work_order,
     work_user_grads,
     work_item_grads,
@@ -157,6 +160,8 @@ def adam_epoch(
         Adam first and second moments; updated in place.
     user_steps, item_steps : int64 [n_users], [n_items]
         Per-row Adam step counters; updated in place.
+    user_reg, item_reg : float32 [n_users], [n_items]
+        Per-row weights ``w`` on ``reg_factors`` and ``reg_bias`` (read only).
     work_* : workspace
         ``order`` int32 [n]; ``user_grads`` / ``item_grads`` float32 like the params and
         all zero; ``user_marks`` / ``item_marks`` bool, all False; ``user_rows`` /
@@ -206,8 +211,12 @@ def adam_epoch(
                 pred = z
                 dz = one
             e = ratings[j] - pred
+            wu = user_reg[u]
+            wi = item_reg[i]
             total += 0.5 * (
-                e * e + regf * (norm_p + norm_q) + regb * (pu[k] * pu[k] + qi[k] * qi[k])
+                e * e
+                + regf * (wu * norm_p + wi * norm_q)
+                + regb * (wu * pu[k] * pu[k] + wi * qi[k] * qi[k])
             )
             g = -e * dz
             if not work_user_marks[u]:
@@ -220,11 +229,13 @@ def adam_epoch(
                 n_i += 1
             gu = work_user_grads[u]
             gi = work_item_grads[i]
+            rfu = regf * wu
+            rfi = regf * wi
             for f in range(k):
-                gu[f] += g * qi[f] + regf * pu[f]
-                gi[f] += g * pu[f] + regf * qi[f]
-            gu[k] += g + regb * pu[k]
-            gi[k] += g + regb * qi[k]
+                gu[f] += g * qi[f] + rfu * pu[f]
+                gi[f] += g * pu[f] + rfi * qi[f]
+            gu[k] += g + regb * wu * pu[k]
+            gi[k] += g + regb * wi * qi[k]
         _adam_rows(
             work_user_rows, n_u, user_params, work_user_grads, user_m1, user_m2, user_steps,
             work_user_marks, learning_rate, beta1, beta2, eps,
@@ -288,6 +299,8 @@ def _reference_adam_epoch(
     item_m2: np.ndarray,
     user_steps: np.ndarray,
     item_steps: np.ndarray,
+    user_reg: np.ndarray,
+    item_reg: np.ndarray,
 ) -> float:
     """The epoch of :func:`adam_epoch` written plainly in float64 NumPy, batch by batch."""
     beta1, beta2, eps = 0.9, 0.999, 1e-8
@@ -306,21 +319,16 @@ def _reference_adam_epoch(
         else:
             pred, dz = z, np.ones_like(z)
         e = r - pred
-        total += float(
-            0.5
-            * (
-                e**2
-                + reg_factors * ((P[:, :k] ** 2).sum(1) + (Q[:, :k] ** 2).sum(1))
-                + reg_bias * (P[:, k] ** 2 + Q[:, k] ** 2)
-            ).sum()
-        )
-        g = -e * dz
+        wu = user_reg[u].astype(np.float64)[:, None]
+        wi = item_reg[i].astype(np.float64)[:, None]
         reg = np.full(k + 1, reg_factors)
         reg[k] = reg_bias
+        total += float(0.5 * ((e**2) + (wu * reg * P**2).sum(1) + (wi * reg * Q**2).sum(1)).sum())
+        g = -e * dz
         gP = np.zeros(user_params.shape)
         gQ = np.zeros(item_params.shape)
-        gradP = np.concatenate([g[:, None] * Q[:, :k], g[:, None]], axis=1) + reg * P
-        gradQ = np.concatenate([g[:, None] * P[:, :k], g[:, None]], axis=1) + reg * Q
+        gradP = np.concatenate([g[:, None] * Q[:, :k], g[:, None]], axis=1) + wu * reg * P
+        gradQ = np.concatenate([g[:, None] * P[:, :k], g[:, None]], axis=1) + wi * reg * Q
         np.add.at(gP, u, gradP)
         np.add.at(gQ, i, gradQ)
         for params, grads, m1, m2, steps, touched in (

@@ -21,6 +21,16 @@ __all__ = ["BiasedMF"]
 _log = logging.getLogger(__name__)
 
 
+def _frequency_weights(counts: np.ndarray, exponent: float) -> np.ndarray:
+    """``(n / mean n) ** -exponent`` per row (``n`` its rating count; 1 for rows without ratings)."""
+    out = np.ones(len(counts), dtype=np.float32)
+    seen = counts > 0
+    if exponent != 0.0 and seen.any():
+        n = counts[seen].astype(np.float64)
+        out[seen] = (n / n.mean()) ** -exponent
+    return out
+
+
 class _RatingRange(Interval):
     """``None`` or a ``(low, high)`` pair with ``low < high``."""
 
@@ -46,20 +56,26 @@ class BiasedMF(RatingPredictor):
     squashed into the rating range by a scaled sigmoid. ``mu`` is the training mean (fixed);
     the rest is learned by mini-batch Adam (Kingma & Ba, 2015) on
 
-        0.5 * sum_(u,i,r) [(r - r_hat)^2 + reg_factors (|p_u|^2 + |q_i|^2) + reg_bias (b_u^2 + b_i^2)]
+        0.5 * sum_(u,i,r) [(r - r_hat)^2 + reg_factors (w_u |p_u|^2 + w_i |q_i|^2)
+                                          + reg_bias (w_u b_u^2 + w_i b_i^2)]
 
-    with the regularisation applied per occurrence in each batch. Adam is *lazy*: a batch
+    with the regularisation applied per occurrence in each batch and weighted per row by
+    ``w = (n / mean n) ** -reg_frequency_exponent`` (``n`` the row's rating count), so a
+    row's total penalty grows sub-linearly with its ratings. Adam is *lazy*: a batch
     updates only the user and item rows it touches, each with its own step counter for the
-    bias correction, so an epoch costs time linear in the ratings. Training stops early when
-    the validation RMSE has not improved for ``patience`` epochs, and the best epoch's
-    parameters are restored.
+    bias correction, so an epoch costs time linear in the ratings. The step size shrinks by
+    ``learning_rate_decay`` after every epoch. Training stops early when the validation
+    RMSE has not improved for ``patience`` epochs, and the best epoch's parameters are
+    restored; when the validation set was carved from the training data (no ``valid``
+    given), ``refit`` then trains a fresh model on all of it for the chosen number of
+    epochs.
 
     Parameters
     ----------
     factors : int, default 32
         Latent dimensions.
-    learning_rate : float, default 0.01
-        Adam step size.
+    learning_rate : float, default 0.02
+        Adam step size of the first epoch (see ``learning_rate_decay``).
     batch_size : int, default 1024
         Ratings per mini-batch.
     reg_factors : float, default 0.1
@@ -69,11 +85,13 @@ class BiasedMF(RatingPredictor):
     epochs : int, default 100
         Maximum number of epochs (early stopping usually ends sooner).
     patience : int, default 5
-        Epochs without a better validation RMSE before stopping; the best epoch is restored.
+        Epochs without a better validation RMSE (by more than ``tol``) before stopping;
+        the best epoch is restored.
     valid_fraction : float, default 0.05
         When ``fit`` gets no ``valid``, this random fraction of the training ratings is held
-        out (from the ``random_state`` stream) for early stopping and not trained on. ``0``
-        trains on everything for exactly ``epochs`` epochs, without early stopping.
+        out (from the ``random_state`` stream) to choose the number of epochs by early
+        stopping (see ``refit``). ``0`` trains on everything for exactly ``epochs`` epochs,
+        without early stopping.
     squash : bool, default False
         Predict ``lo + (hi - lo) * sigmoid(mu + b_u + b_i + p_u . q_i)``, which keeps every
         prediction inside the rating range.
@@ -82,6 +100,22 @@ class BiasedMF(RatingPredictor):
         margin so the extremes stay reachable.
     init_std : float, default 0.1
         Standard deviation of the normal initialisation of the factors (biases start at 0).
+    learning_rate_decay : float in (0, 1], default 0.85
+        The Adam step size is multiplied by this after every epoch (``1`` keeps it fixed).
+    reg_frequency_exponent : float in [0, 1], default 0.25
+        Per-row weight ``(n / mean n) ** -exponent`` on ``reg_factors`` and ``reg_bias``,
+        with ``n`` the row's number of training ratings and the mean over rows with
+        ratings: rare users and items are shrunk harder per rating, frequent ones less.
+        ``0`` is plain per-occurrence L2; ``1`` makes every row's total penalty equal.
+    tol : float, default 1e-4
+        An epoch counts as an improvement for ``patience`` only when it lowers the best
+        validation RMSE by more than this; it ends long tails of tiny gains once the
+        learning rate has decayed. The best epoch is kept whatever ``tol``.
+    refit : bool, default True
+        After early stopping on the ``valid_fraction`` hold-out, train again from a fresh
+        initialisation on *all* training ratings for ``best_epoch_`` epochs, so the
+        hold-out is not wasted (about 1.6x the fit time). Ignored when ``valid`` is given
+        or ``valid_fraction`` is 0.
     random_state : None, int or numpy Generator
         Seeds the initialisation, the validation hold-out and each epoch's shuffle. Training
         is serial, so the same seed gives a bit-for-bit identical model.
@@ -94,9 +128,11 @@ class BiasedMF(RatingPredictor):
     user_factors_, item_factors_ : float32 [n_users, factors], [n_items, factors]
     history_ : dict of lists of float
         ``"train_loss"`` (mean per-rating loss, as above) and ``"valid_rmse"`` per epoch
-        (``valid_rmse`` is empty without validation).
+        (``valid_rmse`` is empty without validation); with ``refit``, of the early-stopping
+        run, not of the refit.
     best_epoch_ : int
-        1-based epoch whose parameters were kept.
+        1-based epoch whose parameters were kept (with ``refit``: the number of epochs the
+        final model was trained for).
     rating_range_ : list of float
         ``[lo, hi]`` used by ``squash`` (the training min / max when not given).
 
@@ -122,13 +158,17 @@ class BiasedMF(RatingPredictor):
         "squash": Options((False, True)),
         "rating_range": _RatingRange(float),
         "init_std": Interval(float, 0.0),
+        "learning_rate_decay": Interval(float, 0.0, 1.0, low_open=True),
+        "reg_frequency_exponent": Interval(float, 0.0, 1.0),
+        "refit": Options((False, True)),
+        "tol": Interval(float, 0.0),
     }
 
     def __init__(
         self,
         *,
         factors: int = 32,
-        learning_rate: float = 0.01,
+        learning_rate: float = 0.02,
         batch_size: int = 1024,
         reg_factors: float = 0.1,
         reg_bias: float = 0.01,
@@ -138,6 +178,10 @@ class BiasedMF(RatingPredictor):
         squash: bool = False,
         rating_range: tuple[float, float] | None = None,
         init_std: float = 0.1,
+        learning_rate_decay: float = 0.85,
+        reg_frequency_exponent: float = 0.25,
+        refit: bool = True,
+        tol: float = 1e-4,
         random_state: RandomState = None,
     ):
         self.factors = factors
@@ -151,6 +195,10 @@ class BiasedMF(RatingPredictor):
         self.squash = squash
         self.rating_range = rating_range
         self.init_std = init_std
+        self.learning_rate_decay = learning_rate_decay
+        self.reg_frequency_exponent = reg_frequency_exponent
+        self.refit = refit
+        self.tol = tol
         self.random_state = random_state
 
     # --- training ------------------------------------------------------------------------
@@ -184,6 +232,8 @@ class BiasedMF(RatingPredictor):
         self.rating_range_ = [lo, hi]
 
         # validation: given, carved from train, or none
+        full = (users, items, ratings)
+        carved = False
         if valid is not None:
             v_users = np.ascontiguousarray(valid.users, dtype=np.int32)
             v_items = np.ascontiguousarray(valid.items, dtype=np.int32)
@@ -195,27 +245,69 @@ class BiasedMF(RatingPredictor):
             v_users, v_items = users[hold], items[hold]
             v_ratings = ratings[hold].astype(np.float64)
             users, items, ratings = users[keep], items[keep], ratings[keep]
+            carved = True
         else:
             v_users = v_items = None
             v_ratings = None
-        has_valid = v_users is not None and len(v_users) > 0
+        valid_arrays = None
+        if v_users is not None and len(v_users) > 0:
+            valid_arrays = (v_users, v_items, v_ratings)
 
+        shape = (train.n_users, train.n_items)
+        mu, up, ip, history, best_epoch = self._train(
+            users, items, ratings, shape, lo, hi, gen, int(self.epochs), valid_arrays,
+            show_progress=show_progress, callback=callback,
+        )  # fmt: skip
+        if self.refit and carved and best_epoch > 0:
+            # the hold-out only chose the number of epochs: train again on every rating
+            mu, up, ip, _, _ = self._train(*full, shape, lo, hi, gen, best_epoch, None,
+                                           show_progress=False, callback=None)  # fmt: skip
         k = int(self.factors)
-        n_users, n_items = train.n_users, train.n_items
+        self.global_mean_ = mu
+        self.best_epoch_ = best_epoch if best_epoch > 0 else len(history["train_loss"])
+        self.history_ = history
+        self.user_factors_ = np.ascontiguousarray(up[:, :k])
+        self.item_factors_ = np.ascontiguousarray(ip[:, :k])
+        self.user_bias_ = np.ascontiguousarray(up[:, k])
+        self.item_bias_ = np.ascontiguousarray(ip[:, k])
+
+    def _train(
+        self,
+        users: np.ndarray,
+        items: np.ndarray,
+        ratings: np.ndarray,
+        shape: tuple[int, int],
+        lo: float,
+        hi: float,
+        gen: np.random.Generator,
+        epochs: int,
+        valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+        *,
+        show_progress: bool,
+        callback: Callback | None,
+    ) -> tuple[float, np.ndarray, np.ndarray, dict[str, list[float]], int]:
+        """Initialise and train on one set of ratings; return ``(mu, up, ip, history, best_epoch)``.
+
+        With ``valid`` the best epoch's parameters are returned (``best_epoch`` 1-based);
+        without it the last epoch's and ``best_epoch == 0``.
+        """
+        k = int(self.factors)
+        n_users, n_items = shape
         mu = float(ratings.astype(np.float64).mean())
         if self.squash:
             # start the sigmoid at the mean: solve lo + (hi - lo) * sigmoid(mu_z) = mean
             frac = min(max((mu - lo) / (hi - lo), 1e-3), 1 - 1e-3)
             mu = float(np.log(frac / (1.0 - frac)))
-        self.global_mean_ = mu
 
+        user_counts = np.bincount(users, minlength=n_users)
+        item_counts = np.bincount(items, minlength=n_items)
         up = np.zeros((n_users, k + 1), dtype=np.float32)
         ip = np.zeros((n_items, k + 1), dtype=np.float32)
         up[:, :k] = gen.standard_normal((n_users, k), dtype=np.float32) * np.float32(self.init_std)
         ip[:, :k] = gen.standard_normal((n_items, k), dtype=np.float32) * np.float32(self.init_std)
         # users / items without training ratings keep zero factors: they predict mu + bias
-        up[np.bincount(users, minlength=n_users) == 0] = 0.0
-        ip[np.bincount(items, minlength=n_items) == 0] = 0.0
+        up[user_counts == 0] = 0.0
+        ip[item_counts == 0] = 0.0
         state = dict(
             user_m1=np.zeros_like(up),
             user_m2=np.zeros_like(up),
@@ -223,6 +315,8 @@ class BiasedMF(RatingPredictor):
             item_m2=np.zeros_like(ip),
             user_steps=np.zeros(n_users, dtype=np.int64),
             item_steps=np.zeros(n_items, dtype=np.int64),
+            user_reg=_frequency_weights(user_counts, float(self.reg_frequency_exponent)),
+            item_reg=_frequency_weights(item_counts, float(self.reg_frequency_exponent)),
         )
         bs = int(self.batch_size)
         work = dict(
@@ -234,24 +328,27 @@ class BiasedMF(RatingPredictor):
             work_user_rows=np.empty(min(bs, max(len(users), 1)), dtype=np.int32),
             work_item_rows=np.empty(min(bs, max(len(users), 1)), dtype=np.int32),
         )
-        v_out = np.empty(len(v_users) if has_valid else 0, dtype=np.float32)
+        v_out = np.empty(len(valid[0]) if valid is not None else 0, dtype=np.float32)
         squash = bool(self.squash)
+        lr = float(self.learning_rate)
 
         history: dict[str, list[float]] = {"train_loss": [], "valid_rmse": []}
-        best = (np.inf, 0, up.copy(), ip.copy())
+        best = (np.inf, 0, up, ip)
+        counted = (np.inf, 0)  # last epoch that improved on the best by more than tol
         bar = None
         if show_progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=int(self.epochs), desc="BiasedMF", unit="epoch")
+            bar = tqdm(total=epochs, desc="BiasedMF", unit="epoch")
         try:
-            for epoch in range(1, int(self.epochs) + 1):
+            for epoch in range(1, epochs + 1):
                 t0 = time.perf_counter()
                 loss = adam_epoch(
                     users, items, ratings, seed_from(gen), bs, mu,
-                    float(self.learning_rate), float(self.reg_factors), float(self.reg_bias),
+                    lr, float(self.reg_factors), float(self.reg_bias),
                     squash, lo, hi, up, ip, **state, **work,
                 )  # fmt: skip
+                lr *= float(self.learning_rate_decay)
                 if not np.isfinite(loss):
                     from ..errors import LensrecError
 
@@ -262,14 +359,16 @@ class BiasedMF(RatingPredictor):
                 metrics = {"train_loss": float(loss)}
                 history["train_loss"].append(float(loss))
                 stop = False
-                if has_valid:
-                    predict_pairs(v_users, v_items, mu, up, ip, squash, lo, hi, v_out)
-                    rmse = float(np.sqrt(np.mean((v_out - v_ratings) ** 2)))
+                if valid is not None:
+                    predict_pairs(valid[0], valid[1], mu, up, ip, squash, lo, hi, v_out)
+                    rmse = float(np.sqrt(np.mean((v_out - valid[2]) ** 2)))
                     metrics["valid_rmse"] = rmse
                     history["valid_rmse"].append(rmse)
                     if rmse < best[0]:
                         best = (rmse, epoch, up.copy(), ip.copy())
-                    elif epoch - best[1] >= self.patience:
+                    if rmse < counted[0] - float(self.tol):
+                        counted = (rmse, epoch)
+                    elif epoch - counted[1] >= self.patience:
                         stop = True
                 seconds = time.perf_counter() - t0
                 _log.info(
@@ -289,16 +388,9 @@ class BiasedMF(RatingPredictor):
             if bar is not None:
                 bar.close()
 
-        if has_valid and best[1] > 0:
-            self.best_epoch_ = int(best[1])
-            up, ip = best[2], best[3]
-        else:
-            self.best_epoch_ = len(history["train_loss"])
-        self.history_ = history
-        self.user_factors_ = np.ascontiguousarray(up[:, :k])
-        self.item_factors_ = np.ascontiguousarray(ip[:, :k])
-        self.user_bias_ = np.ascontiguousarray(up[:, k])
-        self.item_bias_ = np.ascontiguousarray(ip[:, k])
+        if valid is not None and best[1] > 0:
+            return mu, best[2], best[3], history, int(best[1])
+        return mu, up, ip, history, 0
 
     # --- scoring -------------------------------------------------------------------------
     def _packed(self) -> tuple[np.ndarray, np.ndarray]:
