@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from lensrec import ConfigError, DataError, Interactions
 from lensrec import split as S
+from lensrec.testing.strategies import interactions
 
 # --- helpers ---------------------------------------------------------------------------------
 
@@ -60,21 +61,6 @@ def check_partition(inter: Interactions, sp: S.Split) -> None:
         if part is not None and len(part):
             assert set(part.user_ids.ids[part.users].tolist()) <= set(sp.train.user_ids.ids[sp.train.users].tolist())
             assert set(part.item_ids.ids[part.items].tolist()) <= set(sp.train.item_ids.ids[sp.train.items].tolist())
-
-
-@st.composite
-def interactions(draw, min_rows: int = 1, timestamps: bool = True) -> Interactions:
-    n = draw(st.integers(min_rows, 120))
-    n_users = draw(st.integers(1, 12))
-    n_items = draw(st.integers(1, 25))
-    users = draw(st.lists(st.integers(0, n_users - 1), min_size=n, max_size=n))
-    items = draw(st.lists(st.integers(0, n_items - 1), min_size=n, max_size=n))
-    ratings = draw(st.lists(st.sampled_from([0.5, 1.0, 2.0, 3.0, 4.0, 5.0]), min_size=n, max_size=n))
-    ts = draw(st.lists(st.integers(0, 6), min_size=n, max_size=n)) if timestamps else None  # many ties
-    string_ids = draw(st.booleans())
-    if string_ids:
-        users = [f"u{x}" for x in users]
-    return Interactions.from_arrays(users, items, ratings, ts)
 
 
 def by_user(inter: Interactions) -> dict:

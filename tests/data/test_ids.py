@@ -9,15 +9,10 @@ from hypothesis import strategies as st
 
 from lensrec.data import IdMap
 from lensrec.errors import UnknownIdError
-
-_INTS = st.lists(st.integers(-(2**62), 2**62), min_size=1, max_size=200, unique=True)
-# numpy unicode arrays drop trailing NUL characters, so ids never end in "\x00"
-_TEXT = st.lists(st.text(st.characters(blacklist_characters="\x00"), min_size=1, max_size=12),
-                 min_size=1, max_size=200, unique=True)
-_UUIDS = st.lists(st.uuids().map(str), min_size=1, max_size=200, unique=True)
+from lensrec.testing.strategies import int_ids, str_ids, uuid_ids
 
 
-@pytest.mark.parametrize("ids", [_INTS, _TEXT, _UUIDS], ids=["ints", "strings", "uuids"])
+@pytest.mark.parametrize("ids", [int_ids(), str_ids(), uuid_ids()], ids=["ints", "strings", "uuids"])
 def test_round_trip(ids):
     @settings(max_examples=60, deadline=None)
     @given(ids)
