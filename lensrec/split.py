@@ -128,7 +128,7 @@ def _build(
     report: dict[str, Any] = {"input_rows": n, "train_rows": len(train)}
     dropped = n - int(train_mask.sum()) - int(test_mask.sum())
     dropped -= 0 if valid_mask is None else int(valid_mask.sum())
-    parts: dict[str, Interactions | None] = {"test": None, "valid": None}
+    parts: dict[str, Interactions] = {}
     for part, mask in (("test", test_mask), ("valid", valid_mask)):
         if mask is None:
             report["valid_rows"] = 0
@@ -145,7 +145,7 @@ def _build(
     if extra:
         report.update(extra)
     _log.debug("split %s: %s", name, report)
-    return Split(train=train, test=parts["test"], valid=parts["valid"], name=name, report=report)  # type: ignore[arg-type]
+    return Split(train=train, test=parts["test"], valid=parts.get("valid"), name=name, report=report)
 
 
 def _part_name(inter: Interactions, part: str) -> str:
@@ -692,7 +692,8 @@ def make_split(
     if isinstance(valid, str):
         head, _, rest = valid.strip().lower().partition(":")
         if head in ("user-random", "random") and (rest == "" or re.fullmatch(_NUM, rest)):
-            return carve_validation(sp, head, float(rest) if rest else None, random_state=random_state)  # type: ignore[arg-type]
+            how: Literal["user-random", "random"] = "random" if head == "random" else "user-random"
+            return carve_validation(sp, how, float(rest) if rest else None, random_state=random_state)
         if head == "last" and (rest == "" or rest.isdigit()):
             return carve_validation(sp, "last", int(rest) if rest else None)
     raise ConfigError(
