@@ -234,24 +234,22 @@ class BiasedMF(RatingPredictor):
         # validation: given, carved from train, or none
         full = (users, items, ratings)
         carved = False
+        valid_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         if valid is not None:
-            v_users = np.ascontiguousarray(valid.users, dtype=np.int32)
-            v_items = np.ascontiguousarray(valid.items, dtype=np.int32)
-            v_ratings = np.asarray(valid.ratings, dtype=np.float64)
+            valid_arrays = (
+                np.ascontiguousarray(valid.users, dtype=np.int32),
+                np.ascontiguousarray(valid.items, dtype=np.int32),
+                np.asarray(valid.ratings, dtype=np.float64),
+            )
         elif self.valid_fraction > 0 and len(users) >= 20:
             n_valid = max(1, int(round(self.valid_fraction * len(users))))
             perm = gen.permutation(len(users))
             hold, keep = np.sort(perm[:n_valid]), np.sort(perm[n_valid:])
-            v_users, v_items = users[hold], items[hold]
-            v_ratings = ratings[hold].astype(np.float64)
+            valid_arrays = (users[hold], items[hold], ratings[hold].astype(np.float64))
             users, items, ratings = users[keep], items[keep], ratings[keep]
             carved = True
-        else:
-            v_users = v_items = None
-            v_ratings = None
-        valid_arrays = None
-        if v_users is not None and len(v_users) > 0:
-            valid_arrays = (v_users, v_items, v_ratings)
+        if valid_arrays is not None and len(valid_arrays[0]) == 0:
+            valid_arrays = None
 
         shape = (train.n_users, train.n_items)
         mu, up, ip, history, best_epoch = self._train(
