@@ -74,7 +74,9 @@ class Recommender:
     """
 
     name: ClassVar[str] = ""
-    #: True for models that early-stop on a validation set (the CLI then carves one from train)
+    #: True for models that early-stop only on a ``valid`` set passed to ``fit``: the CLI then
+    #: carves one from train. Models that hold out their own (BiasedMF's ``valid_fraction``,
+    #: followed by a refit on all of train) leave it False.
     uses_validation: ClassVar[bool] = False
     _constraints: ClassVar[dict[str, Any]] = {}
     #: score block budget (floats) for one chunk of users in ``recommend``

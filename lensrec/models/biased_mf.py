@@ -145,7 +145,8 @@ class BiasedMF(RatingPredictor):
     dtype('float32')
     """
 
-    uses_validation: ClassVar[bool] = True
+    # early stopping uses its own hold-out (valid_fraction) and then refits: the CLI carves none
+    uses_validation: ClassVar[bool] = False
     _constraints: ClassVar[dict[str, Any]] = {
         "factors": Interval(int, 1),
         "learning_rate": Interval(float, 0.0, low_open=True),
