@@ -31,6 +31,26 @@ def _frequency_weights(counts: np.ndarray, exponent: float) -> np.ndarray:
     return out
 
 
+def _average_models(
+    a: tuple[float, np.ndarray, np.ndarray], b: tuple[float, np.ndarray, np.ndarray], k: int
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """One packed biased MF whose prediction is the mean of the predictions of ``a`` and ``b``.
+
+    ``(mu, up, ip)`` with ``up`` / ``ip`` packed as ``[factors | bias]``: the means and the
+    biases are averaged, and ``p . q / 2 + p' . q' / 2 = [p, p'] / sqrt(2) . [q, q'] / sqrt(2)``.
+    """
+    s = np.float32(np.sqrt(0.5))
+
+    def pack(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        out = np.empty((x.shape[0], 2 * k + 1), dtype=np.float32)
+        out[:, :k] = x[:, :k] * s
+        out[:, k : 2 * k] = y[:, :k] * s
+        out[:, 2 * k] = (x[:, k] + y[:, k]) * np.float32(0.5)
+        return out
+
+    return 0.5 * (a[0] + b[0]), pack(a[1], b[1]), pack(a[2], b[2])
+
+
 class _RatingRange(Interval):
     """``None`` or a ``(low, high)`` pair with ``low < high``."""
 
@@ -68,7 +88,7 @@ class BiasedMF(RatingPredictor):
     RMSE has not improved for ``patience`` epochs, and the best epoch's parameters are
     restored; when the validation set was carved from the training data (no ``valid``
     given), ``refit`` then trains a fresh model on all of it for the chosen number of
-    epochs.
+    epochs and, by default, averages the two models (see ``refit``).
 
     Parameters
     ----------
@@ -113,11 +133,18 @@ class BiasedMF(RatingPredictor):
         learning rate has decayed. The best epoch is kept whatever ``tol``. (On 1M
         ratings, 5e-4 instead of 1e-4 stops after 24 epochs instead of 33 for +0.0002
         hold-out RMSE; on ml-100k it changes nothing.)
-    refit : bool, default True
-        After early stopping on the ``valid_fraction`` hold-out, train again from a fresh
-        initialisation on *all* training ratings for ``best_epoch_`` epochs, so the
-        hold-out is not wasted (about 1.6x the fit time). Ignored when ``valid`` is given
-        or ``valid_fraction`` is 0.
+    refit : True, False or "average", default "average"
+        What to do after early stopping on the ``valid_fraction`` hold-out. ``False`` keeps
+        the early-stopped model (trained on the other ratings only). ``True`` trains a fresh
+        model on *all* training ratings for ``best_epoch_`` epochs, so the hold-out is not
+        wasted (about 1.6x the fit time). ``"average"`` does the same and then predicts the
+        mean of the two models, which costs no more training and lowers RMSE (ml-100k
+        validation sets carved from ua/ub/u1 base: 0.9080 with ``True``, 0.9044 with
+        ``"average"``). The mean of two biased MF models is itself one biased MF model:
+        biases and global means are averaged and the factors are the two models' factors side
+        by side, each scaled by ``1/sqrt(2)``, so ``user_factors_`` has ``2 * factors``
+        columns. (With ``squash`` the sigmoid's inputs are averaged.) Ignored when
+        ``valid`` is given or ``valid_fraction`` is 0.
     random_state : None, int or numpy Generator
         Seeds the initialisation, the validation hold-out and each epoch's shuffle. Training
         is serial, so the same seed gives a bit-for-bit identical model.
@@ -127,7 +154,8 @@ class BiasedMF(RatingPredictor):
     global_mean_ : float
         The training mean (with ``squash``: the sigmoid's input offset that maps to it).
     user_bias_, item_bias_ : float32 [n_users], [n_items]
-    user_factors_, item_factors_ : float32 [n_users, factors], [n_items, factors]
+    user_factors_, item_factors_ : float32 [n_users, f], [n_items, f]
+        ``f = factors``, or ``2 * factors`` when ``refit="average"`` averaged two models.
     history_ : dict of lists of float
         ``"train_loss"`` (mean per-rating loss, as above) and ``"valid_rmse"`` per epoch
         (``valid_rmse`` is empty without validation); with ``refit``, of the early-stopping
@@ -163,7 +191,7 @@ class BiasedMF(RatingPredictor):
         "init_std": Interval(float, 0.0),
         "learning_rate_decay": Interval(float, 0.0, 1.0, low_open=True),
         "reg_frequency_exponent": Interval(float, 0.0, 1.0),
-        "refit": Options((False, True)),
+        "refit": Options((False, True, "average")),
         "tol": Interval(float, 0.0),
     }
 
@@ -183,7 +211,7 @@ class BiasedMF(RatingPredictor):
         init_std: float = 0.1,
         learning_rate_decay: float = 0.85,
         reg_frequency_exponent: float = 0.25,
-        refit: bool = True,
+        refit: bool | str = "average",
         tol: float = 5e-4,
         random_state: RandomState = None,
     ):
@@ -259,11 +287,16 @@ class BiasedMF(RatingPredictor):
             users, items, ratings, shape, lo, hi, gen, int(self.epochs), valid_arrays,
             show_progress=show_progress, callback=callback,
         )  # fmt: skip
+        k = int(self.factors)
         if self.refit and carved and best_epoch > 0:
             # the hold-out only chose the number of epochs: train again on every rating
-            mu, up, ip, _, _ = self._train(*full, shape, lo, hi, gen, best_epoch, None,
-                                           show_progress=False, callback=None)  # fmt: skip
-        k = int(self.factors)
+            mu2, up2, ip2, _, _ = self._train(*full, shape, lo, hi, gen, best_epoch, None,
+                                              show_progress=False, callback=None)  # fmt: skip
+            if self.refit == "average":
+                mu, up, ip = _average_models((mu, up, ip), (mu2, up2, ip2), k)
+                k = 2 * k
+            else:
+                mu, up, ip = mu2, up2, ip2
         self.global_mean_ = mu
         self.best_epoch_ = best_epoch if best_epoch > 0 else len(history["train_loss"])
         self.history_ = history

@@ -146,6 +146,7 @@ def test_ranking_scores_equal_predictions(planted):
         ("learning_rate_decay", 0.7),
         ("reg_frequency_exponent", 0.0),
         ("refit", False),
+        ("refit", True),
         ("tol", 0.1),
         ("patience", 1),  # with the overfitting setting below
         ("valid_fraction", 0.2),
@@ -194,6 +195,27 @@ def test_refit_uses_the_hold_out_only_to_choose_epochs(planted):
     c = BiasedMF(**kw, refit=True).fit(train, valid=test)
     d = BiasedMF(**kw, refit=False).fit(train, valid=test)
     np.testing.assert_array_equal(c.item_factors_, d.item_factors_)
+
+
+@pytest.mark.parametrize("squash", [False, True])
+def test_refit_average_is_the_mean_of_the_two_models(planted, squash):
+    train, test = planted
+    kw = dict(factors=8, epochs=40, random_state=3, squash=squash)
+    avg = BiasedMF(**kw, refit="average").fit(train)
+    first = BiasedMF(**kw, refit=False).fit(train)  # the early-stopped model
+    full = BiasedMF(**kw, refit=True).fit(train)  # the refit on every rating
+    assert avg.user_factors_.shape == (train.n_users, 16) and avg.item_factors_.shape == (train.n_items, 16)
+    assert avg.best_epoch_ == first.best_epoch_ == full.best_epoch_
+
+    def z(m):  # the sigmoid's input with squash, the prediction without
+        u, i = test.users, test.items
+        dot = (m.user_factors_[u].astype(np.float64) * m.item_factors_[i]).sum(1)
+        return m.global_mean_ + m.user_bias_[u] + m.item_bias_[i] + dot
+
+    np.testing.assert_allclose(z(avg), 0.5 * (z(first) + z(full)), atol=1e-5)
+    if not squash:
+        want = 0.5 * (first.predict(test.users, test.items) + full.predict(test.users, test.items))
+        np.testing.assert_allclose(avg.predict(test.users, test.items), want, atol=1e-5)
 
 
 # --- early stopping and history -------------------------------------------------------------
@@ -318,5 +340,5 @@ def test_quality_floor_ml100k_ua():
     model = BiasedMF(random_state=0).fit(split.train)  # early-stops on 5% of ua.base
     rmse = _rmse(model, split.test)
     # Surprise SVD with its defaults reaches 0.952 on ua.test, grid-tuned 0.928
-    assert rmse < 0.940, rmse
+    assert rmse < 0.935, rmse
     assert model.best_epoch_ < model.epochs
