@@ -74,11 +74,22 @@ def _make_model(name: str, params: dict[str, Any], seed: int | None) -> Any:
 def _load_data(args: argparse.Namespace) -> Any:
     from .data import load_dataset
 
-    mapping = {}
-    for key in ("user_col", "item_col", "rating_col", "time_col"):
+    mapping: dict[str, Any] = {}
+    no_header = bool(getattr(args, "no_header", False))
+    for key, name in (("user_col", "user"), ("item_col", "item"), ("rating_col", "rating"), ("time_col", "timestamp")):
         value = getattr(args, key, None)
         if value:
-            mapping[{"user_col": "user", "item_col": "item", "rating_col": "rating", "time_col": "timestamp"}[key]] = value
+            # without a header, columns are 0-based positions
+            mapping[name] = int(value) if no_header and value.isdigit() else value
+    if no_header:
+        mapping["has_header"] = False
+    if getattr(args, "sep", None):
+        mapping["sep"] = args.sep.replace("\\t", "\t")
+    if getattr(args, "rating_scale", None):
+        try:
+            mapping["rating_scale"] = tuple(float(v) for v in args.rating_scale.split(","))
+        except ValueError:
+            raise ConfigError(f"--rating-scale takes LOW,HIGH[,STEP], got {args.rating_scale!r}") from None
     inter = load_dataset(args.dataset, progress=_progress(args), **mapping)
     return _filters(inter, args)
 
@@ -373,6 +384,10 @@ def _add_data_args(p: argparse.ArgumentParser, positional: bool = False) -> None
     p.add_argument("--item-col", help="item column (file datasets)")
     p.add_argument("--rating-col", help="rating column (file datasets)")
     p.add_argument("--time-col", help="timestamp column (file datasets)")
+    p.add_argument("--sep", help=r"field separator (file datasets; default from the extension or sniffed; '\t' for tab)")
+    p.add_argument("--no-header", action="store_true",
+                   help="the file has no header line: --user-col etc. are 0-based positions")  # fmt: skip
+    p.add_argument("--rating-scale", metavar="LOW,HIGH[,STEP]", help="reject ratings off this scale (file datasets)")
     p.add_argument("--min-rating", type=float, help="keep only ratings >= this (positives)")
     p.add_argument("--kcore", type=int, help="iterative k-core on users and items")
 

@@ -120,6 +120,45 @@ def test_empty_file_one_line(tmp_path, capsys):
     assert "empty.csv" in err and "empty" in err.lower()
 
 
+def test_empty_file_without_mapping_says_empty(tmp_path, capsys):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    assert main(["data", "info", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "empty.csv, line 1" in err and "empty" in err
+
+
+def test_headerless_numeric_file_is_read_by_position(tmp_path, capsys):
+    # like u.data: user, item, rating, timestamp, tab-separated, no header
+    path = tmp_path / "u.data"
+    path.write_text("7\t2\t4\t100\n7\t3\t5\t101\n8\t3\t1\t102\n9\t3\t2\t103\n")
+    assert main(["data", "info", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["users"], info["items"], info["interactions"]) == (3, 2, 4)
+    # explicit positions, swapped roles: items become users
+    assert main(["data", "info", str(path), "--json", "--no-header", "--sep", "\\t",
+                 "--user-col", "1", "--item-col", "0", "--rating-col", "2"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["users"], info["items"]) == (2, 3) and info["rating_mean"] == pytest.approx(3.0)
+    # a short line names the line and the 1-based column
+    path.write_text("7\t2\t4\t100\n7\t3\n")
+    assert main(["data", "info", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "u.data, line 2" in err and "column 3" in err
+
+
+def test_rating_scale_option(tmp_path, capsys):
+    path = tmp_path / "r.csv"
+    path.write_text("userId,movieId,rating\n1,2,4\n1,3,9\n")
+    assert main(["data", "info", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["data", "info", str(path), "--rating-scale", "1,5"]) == 2
+    err = capsys.readouterr().err
+    assert "r.csv, line 3" in err and "9" in err and "scale" in err
+    assert main(["data", "info", str(path), "--rating-scale", "one,five"]) == 2
+    assert "--rating-scale" in capsys.readouterr().err
+
+
 def test_missing_column_one_line(tmp_path, capsys):
     path = tmp_path / "nocol.csv"
     path.write_text("user,item\nu1,i1\n")

@@ -673,7 +673,8 @@ def load_dataset(
     ``mapping`` holds :func:`load_table`'s keywords (``user=``, ``item=``, ``rating=``,
     ``timestamp=``, ``sep=``, ...). For a file without ``user``/``item`` the MovieLens CSV
     names (``userId``, ``movieId``, ``rating``, ``timestamp``) are tried, then
-    ``user_id``/``item_id``.
+    ``user_id``/``item_id`` and ``user``/``item``; a file whose first line is all numbers
+    is read as headerless with columns user, item[, rating[, timestamp]].
     """
     text = os.fspath(spec)
     if text in REGISTRY:
@@ -689,14 +690,25 @@ def load_dataset(
 
 
 def _guess_mapping(path: Path) -> dict[str, Any]:
-    """Column names for a file given without a mapping, from its header."""
+    """Column mapping for a file given without one, from its first line.
+
+    A header with MovieLens-style names maps by name; a first line of numbers only (a
+    headerless file such as ``u.data``) maps by position: user, item, then rating and
+    timestamp when present.
+    """
     cols: list[str]
     if path.suffix.lower() in (".parquet", ".pq"):
         cols = list(pl.read_parquet_schema(path))
     else:
         with open(path, "rb") as fh:
             first = fh.readline().decode("utf-8", "replace").strip()
+        if not first:
+            raise DataError("the file is empty (or its first line is blank)", file=str(path), line=1)
         cols = re.split(r"::|[,\t;|]", first)
+        fields = [c.strip() for c in cols]
+        if len(fields) >= 2 and all(re.fullmatch(r"[-+]?\d+(\.\d*)?([eE][-+]?\d+)?", f) for f in fields):
+            names = ("user", "item", "rating", "timestamp")
+            return {"has_header": False, **{n: j for j, n in enumerate(names[: len(fields)])}}
     cols = [c.strip().strip('"') for c in cols]
     for user, item, rating, ts in (("userId", "movieId", "rating", "timestamp"),
                                    ("user_id", "item_id", "rating", "timestamp"),
@@ -710,4 +722,3 @@ def _guess_mapping(path: Path) -> dict[str, Any]:
             return out
     raise DataError(f"no column mapping given and no user/item columns recognised in {cols}; "
                     "pass user= and item= (CLI: --user-col/--item-col)", file=str(path), line=1)
-

@@ -228,11 +228,17 @@ def _diagnose(
         if bad_mask.any():
             row = int(bad_mask.arg_true()[0])
             kind = "an integer" if dtype in (pl.Int64, pl.Int32) else "a number"
-            raise DataError(f"column {col!r}: cannot read {raw[row]!r} as {kind}", file=file, line=row + 1 + hdr)
+            raise DataError(f"{_col_label(col)}: cannot read {raw[row]!r} as {kind}", file=file, line=row + 1 + hdr)
     raise DataError(f"cannot parse ({_first_line(exc)})", file=file)
 
 
 # --- checks after parsing ------------------------------------------------------------------
+def _col_label(col: str) -> str:
+    """``column 'rating'``, or ``column 3`` for the 1-based positional names of headerless files."""
+    m = re.fullmatch(r"column_(\d+)", col)
+    return f"column {m.group(1)}" if m else f"column {col!r}"
+
+
 def check_columns(
     df: pl.DataFrame,
     *,
@@ -252,7 +258,7 @@ def check_columns(
     if null_rows:
         row, col = min(null_rows)
         blank = all(v is None for v in df.row(row))
-        reason = "empty line" if blank and row_word == "line" else f"missing value in column {col!r}"
+        reason = "empty line" if blank and row_word == "line" else f"missing value in {_col_label(col)}"
         raise DataError(reason, file=file, line=row + off)
     if rating is None:
         return
