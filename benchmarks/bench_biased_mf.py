@@ -99,10 +99,7 @@ def _peak_mb(fn) -> float:
 
 
 def run_lensrec(train, test, seed: int, repeats: int) -> dict:
-    # warm-up: compile (or load from numba's cache) every kernel on tiny data
-    from lensrec.testing import make_ratings
-
-    BiasedMF(epochs=2, random_state=0).fit(make_ratings()).predict([0], [0])
+    BiasedMF.warm_up()  # compile (or load from numba's cache) every kernel on tiny data
     times = []
     for _ in range(repeats):
         model = BiasedMF(random_state=seed)

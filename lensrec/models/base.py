@@ -172,6 +172,14 @@ class Recommender:
     ) -> None:
         raise NotImplementedError
 
+    @classmethod
+    def warm_up(cls) -> None:
+        """Compile (or load from numba's cache) the model's kernels on tiny data.
+
+        Called before a timed ``fit`` so that fit seconds in run records and benchmarks do
+        not include JIT compilation. Models without numba kernels do nothing.
+        """
+
     def _check_finite(self) -> None:
         for name, value in vars(self).items():
             if name.endswith("_") and isinstance(value, np.ndarray) and value.dtype.kind == "f":

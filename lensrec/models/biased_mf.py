@@ -232,6 +232,15 @@ class BiasedMF(RatingPredictor):
         self.tol = tol
         self.random_state = random_state
 
+    @classmethod
+    def warm_up(cls) -> None:
+        """Compile the training and prediction kernels (both squash variants) on tiny data."""
+        from ..testing import make_ratings
+
+        data = make_ratings(n_users=8, n_items=6, density=0.8, random_state=0)
+        for squash in (False, True):
+            cls(factors=2, epochs=1, valid_fraction=0, squash=squash, random_state=0).fit(data).predict([0], [0])
+
     # --- training ------------------------------------------------------------------------
     def _fit(
         self,
