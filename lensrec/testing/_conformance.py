@@ -63,10 +63,13 @@ def check_model(
     equals the single-user answer; excluded items never appear; ``items=`` restricts
     candidates; padding is -1 / -inf and scores are sorted; similar_items never returns the
     query item; unknown indices raise UnknownIdError; get_params/set_params round-trip;
-    save/load gives identical output; a foreign or corrupt file raises ModelFormatError.
+    save/load gives identical output; a foreign or corrupt file raises ModelFormatError;
+    ``warm_up`` runs on its own.
     """
     model = _fresh(factory, random_state=42)
     name = type(model).__name__
+    type(model).warm_up()  # must run before any fit, on its own data, without error
+    assert not model.is_fitted, f"{name}: warm_up must not touch instances"
 
     # unfitted use
     for call in (lambda: model.recommend([0], k=k), lambda: model.similar_items([0], k=k)):
