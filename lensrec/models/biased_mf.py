@@ -239,7 +239,9 @@ class BiasedMF(RatingPredictor):
 
         data = make_ratings(n_users=8, n_items=6, density=0.8, random_state=0)
         for squash in (False, True):
-            cls(factors=2, epochs=1, valid_fraction=0, squash=squash, random_state=0).fit(data).predict([0], [0])
+            # with a hold-out (writable arrays) and the refit (train's read-only arrays):
+            # numba compiles one signature for each
+            cls(factors=2, epochs=2, squash=squash, random_state=0).fit(data).predict([0], [0])
 
     # --- training ------------------------------------------------------------------------
     def _fit(
