@@ -195,13 +195,24 @@ def _filter_desc(args: argparse.Namespace) -> dict[str, Any]:
     return {"min_rating": getattr(args, "min_rating", None), "kcore": getattr(args, "kcore", None)}
 
 
+def _parse_ks(text: str) -> list[int]:
+    try:
+        ks = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        ks = []
+    if not ks or min(ks) < 1:
+        raise ConfigError(f"--k takes positive integers separated by commas (10 or 5,10,20), got {text!r}")
+    return ks
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    ks = _parse_ks(args.k)
     record = evaluate_run(
         dataset=args.dataset,
         split=args.split,
         model_name=args.model,
         params=_parse_sets(args.set),
-        k=args.k,
+        k=ks[0] if len(ks) == 1 else ks,
         seed=args.seed,
         args=args,
     )
@@ -218,7 +229,7 @@ def evaluate_run(
     split: str,
     model_name: str,
     params: dict[str, Any],
-    k: int,
+    k: int | list[int],
     seed: int | None,
     args: argparse.Namespace,
     inter: Any = None,
@@ -238,6 +249,7 @@ def evaluate_run(
         sp.train,
         sp.test,
         k=k,
+        metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] if getattr(args, "metrics", None) else None,
         relevance_threshold=getattr(args, "relevance_threshold", None),
     )
     eval_seconds = time.perf_counter() - t0
@@ -429,7 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="train on a split, evaluate on its test part, record the run")
     _add_data_args(p)
     _add_model_args(p)
-    p.add_argument("--k", type=int, default=10, help="list length for ranking metrics")
+    p.add_argument("--k", default="10", help="list length(s) for ranking metrics: 10 or 5,10,20")
+    p.add_argument("--metrics", help="comma-separated metric names (default: all that apply), e.g. ndcg,recall@20,map_k,rmse")
     p.add_argument("--relevance-threshold", type=float, help="test ratings >= this count as relevant")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--runs-dir", default=DEFAULT_RUNS)
