@@ -24,6 +24,19 @@ def n_threads() -> int:
     return value
 
 
+def apply_threads() -> int:
+    """Set numba's thread count from :func:`n_threads` (capped at its pool); return it.
+
+    Called by ``fit`` and ``recommend``, so ``LENSREC_THREADS`` changed at run time applies.
+    """
+    import numba
+
+    # numba.config sets NUMBA_NUM_THREADS at import time; its stub does not declare it
+    value = min(n_threads(), numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+    numba.set_num_threads(value)
+    return value
+
+
 def rng(random_state: RandomState) -> np.random.Generator:
     """Turn a ``random_state`` (None, int, Generator) into a Generator; no global RNG."""
     if isinstance(random_state, np.random.Generator):

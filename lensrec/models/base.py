@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from .._config import n_threads, rng
+from .._config import apply_threads, rng
 from ..data.ids import IdMap
 from ..data.interactions import Interactions
 from ..errors import LensrecWarning, ModelFormatError, NotFittedError, UnknownIdError
@@ -149,6 +149,7 @@ class Recommender:
             delattr(self, attr)
         self.user_ids_ = train.user_ids
         self.item_ids_ = train.item_ids
+        apply_threads()
         t0 = time.perf_counter()
         self._fit(
             train,
@@ -293,13 +294,7 @@ class Recommender:
         chunk = max(1, min(len(u) or 1, self._block_floats // max(n_cols, 1)))
         out_ids = np.full((len(u), k), -1, dtype=np.int32)
         out_scores = np.full((len(u), k), -np.inf, dtype=np.float32)
-        try:
-            import numba
-
-            # numba.config sets NUMBA_NUM_THREADS at import time; its stub does not declare it
-            numba.set_num_threads(min(n_threads(), numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
-        except Exception:  # pragma: no cover
-            pass
+        apply_threads()
         for start in range(0, len(u), chunk):
             block_users = u[start : start + chunk]
             scores = self._score(block_users, cand)
