@@ -272,6 +272,22 @@ def test_same_seed_same_model_other_seed_differs(small):
     assert not np.array_equal(a.item_factors_, c.item_factors_)
 
 
+def test_thread_count_does_not_change_the_model(monkeypatch):
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has a single thread here")
+    data = make_ratings(n_users=300, n_items=200, density=0.2, random_state=4)
+    fits = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("LENSREC_THREADS", threads)
+        fits.append(BiasedMF(factors=8, epochs=3, batch_size=512, random_state=1).fit(data))
+        assert numba.get_num_threads() == int(threads)
+    a, b = fits
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
 # --- prediction contract --------------------------------------------------------------------
 def test_squash_keeps_predictions_in_range(small):
     # a reckless learning rate pushes raw scores far outside 1..5; squash must hold the range
