@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, LensrecError
+from .errors import ConfigError, DataError, LensrecError
 
 _log = logging.getLogger("lensrec")
 
@@ -144,8 +144,14 @@ def _json_default(obj: Any) -> Any:
 def cmd_data_fetch(args: argparse.Namespace) -> int:
     from .data import movielens
 
+    url = args.url
+    if args.archive:
+        archive = Path(args.archive)
+        if not archive.is_file():
+            raise DataError("no such file (--archive takes a local copy of the official zip)", file=str(archive))
+        url = archive.resolve().as_uri()
     cached = movielens.is_cached(args.name)
-    path = movielens.fetch(args.name, progress=_progress(args))
+    path = movielens.fetch(args.name, url=url, checksum=args.checksum, progress=_progress(args))
     inter = movielens.load_movielens(args.name, download=False)
     how = "already in the cache" if cached else "fetched"
     titles = "with titles" if inter.item_info is not None and "title" in inter.item_info.columns else "no titles"
@@ -421,7 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="fetch and inspect datasets")
     dsub = data.add_subparsers(dest="data_command", required=True)
     p = dsub.add_parser("fetch", help="download (or take the embedded copy of) a MovieLens dataset")
-    p.add_argument("name")
+    p.add_argument("name", help="ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m, ml-latest, ml-latest-small")
+    p.add_argument("--archive", metavar="FILE", help="a local copy of the official zip, verified like a download")
+    p.add_argument("--url", help="download from this address instead of GroupLens (a mirror)")
+    p.add_argument("--checksum", metavar="ALGO:HEX", help="sha256:<hex> or md5:<hex> instead of the registry's")
     p.set_defaults(func=cmd_data_fetch)
     p = dsub.add_parser("info", help="counts, density and rating histogram")
     _add_data_args(p, positional=True)

@@ -500,7 +500,10 @@ def _obtain_raw(
         if fallback:
             _log.info("GroupLens unreachable (%s); taking ml-100k from the recbole wheel", exc)
             return _obtain_recbole(root, raw)
-        raise DataError(f"download failed: {_reason(exc)}", file=src_url) from None
+        hint = ("" if url is not None else
+                f"; without network access, download {variant.url} elsewhere and run "
+                f"`lensrec data fetch {variant.name} --archive FILE`")  # fmt: skip
+        raise DataError(f"download failed: {_reason(exc)}{hint}", file=src_url) from None
     except OSError as exc:
         raise DataError(f"download failed: {_reason(exc)}", file=src_url) from None
     try:

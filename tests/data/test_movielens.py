@@ -412,3 +412,27 @@ def test_real_ml100k_via_recbole_wheel(tmp_path_factory, monkeypatch):
     mtime = (path / "manifest.json").stat().st_mtime_ns
     assert fetch("ml-100k", root) == path  # second call: cache, no download
     assert (path / "manifest.json").stat().st_mtime_ns == mtime
+
+
+def test_cli_fetch_from_a_local_archive(tmp_path, monkeypatch, capsys, small_zip):
+    from lensrec.cli import main
+
+    root = tmp_path / "cache"
+    monkeypatch.setenv("LENSREC_DATA", str(root))
+    archive = tmp_path / "ml-latest-small.zip"
+    archive.write_bytes(small_zip)
+    # the registry's checksum applies to a local copy too: this archive is not the real one
+    assert main(["data", "fetch", "ml-latest-small", "--archive", str(archive)]) == 2
+    err = capsys.readouterr().err
+    assert "checksum mismatch" in err and err.count("\n") == 1
+    assert _leftovers(root) == [] and not (root / "ml-latest-small").exists()
+    # with its own checksum it is unpacked and converted like a download
+    assert main(["data", "fetch", "ml-latest-small", "--archive", str(archive),
+                 "--checksum", f"sha256:{sha256(small_zip)}"]) == 0
+    out = capsys.readouterr().out
+    assert "6 ratings, 3 users, 3 items, with titles" in out and "fetched" in out
+    assert archive.is_file()  # the user's file is left alone
+    assert main(["data", "fetch", "ml-latest-small"]) == 0
+    assert "already in the cache" in capsys.readouterr().out
+    assert main(["data", "fetch", "ml-1m", "--archive", str(tmp_path / "nope.zip")]) == 2
+    assert "nope.zip: no such file" in capsys.readouterr().err
