@@ -335,9 +335,28 @@ def _key_params(params: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={params[k]}" for k in sorted(params) if k not in _HIDDEN_PARAMS)
 
 
+def _changed_params(model: str, params: Mapping[str, Any]) -> str:
+    """The parameters that differ from the registered model's defaults ("defaults" if none).
+
+    For a model name lensrec does not know (any more), every key parameter.
+    """
+    from .models import MODELS
+
+    cls = MODELS.get(model)
+    if cls is None:
+        return _key_params(params)
+    try:
+        defaults = _jsonable(cls().get_params())
+    except Exception:  # a model whose constructor needs arguments
+        return _key_params(params)
+    changed = {k: v for k, v in params.items() if k not in defaults or defaults[k] != v}
+    return _key_params(changed) or "defaults"
+
+
 def leaderboard(runs_dir: str | Path = "runs", metric: str | None = None) -> pl.DataFrame:
     """One row per run record: ``run_id``, ``created``, ``dataset``, ``split``, ``model``,
-    ``params`` (the hyper-parameters as ``name=value`` text, seeds left out), one column per
+    ``params`` (the hyper-parameters as ``name=value`` text, seeds left out), ``changed``
+    (only those that differ from the model's defaults, or ``"defaults"``), one column per
     metric, ``n_users`` and ``fit_seconds``. Runs are grouped by dataset and split (numbers
     are only comparable within one), best first by ``metric`` inside each group.
 
@@ -361,6 +380,7 @@ def leaderboard(runs_dir: str | Path = "runs", metric: str | None = None) -> pl.
             "split": r.split,
             "model": r.model,
             "params": _key_params(r.params),
+            "changed": _changed_params(r.model, r.params),
         }
         for m in names:
             row[m] = r.metrics.get(m)
@@ -369,7 +389,7 @@ def leaderboard(runs_dir: str | Path = "runs", metric: str | None = None) -> pl.
         rows.append(row)
     schema: dict[str, Any] = {
         "run_id": pl.Utf8, "created": pl.Utf8, "dataset": pl.Utf8, "split": pl.Utf8,
-        "model": pl.Utf8, "params": pl.Utf8,
+        "model": pl.Utf8, "params": pl.Utf8, "changed": pl.Utf8,
         **{m: pl.Float64 for m in names},
         "n_users": pl.Int64, "fit_seconds": pl.Float64,
     }
@@ -396,14 +416,17 @@ def write_leaderboard_csv(df: pl.DataFrame, path: str | Path) -> Path:
 
 
 def format_leaderboard(df: pl.DataFrame, *, digits: int = 4, max_params: int = 48) -> str:
-    """A plain-text table of the leaderboard (rank, dataset, split, model, params, metrics, fit s)."""
+    """A plain-text table of the leaderboard (rank, dataset, split, model, params, metrics, fit s).
+
+    The params column shows what differs from the model's defaults (the CSV has them all).
+    """
     metric_cols = [c for c in df.columns if c not in (
-        "run_id", "created", "dataset", "split", "model", "params", "n_users", "fit_seconds"
+        "run_id", "created", "dataset", "split", "model", "params", "changed", "n_users", "fit_seconds"
     )]
     header = ["#", "dataset", "split", "model", "params", *metric_cols, "users", "fit s"]
     lines = [header]
     for rank, row in enumerate(df.iter_rows(named=True), start=1):
-        params = row["params"] or ""
+        params = (row["changed"] if "changed" in row else row["params"]) or ""
         if len(params) > max_params:
             params = params[: max_params - 3] + "..."
         cells = [str(rank), row["dataset"], row["split"], row["model"], params]

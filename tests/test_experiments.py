@@ -160,3 +160,26 @@ def test_leaderboard_csv_and_text(board_dir, tmp_path):
     assert len(lines) == 2 + 3
     assert "0.9100" in lines[2] and "biased-mf" in lines[2]
     assert lines[4].split()[3] == "als" and " - " in lines[4]  # missing rmse shown as '-'
+
+
+def test_leaderboard_text_shows_what_differs_from_the_defaults(tmp_path):
+    from lensrec.models import BiasedMF, Popularity
+
+    mf = BiasedMF(random_state=1).get_params()
+    E.save_run(E.RunRecord.create(dataset="d", split="ua", model="biased-mf", params=mf,
+                                  metrics={"rmse": 0.9}, run_id="r-default"), tmp_path)
+    E.save_run(E.RunRecord.create(dataset="d", split="ua", model="biased-mf",
+                                  params={**mf, "factors": 64, "rating_range": (1.0, 5.0)},
+                                  metrics={"rmse": 0.8}, run_id="r-changed"), tmp_path)
+    E.save_run(E.RunRecord.create(dataset="d", split="ua", model="popularity",
+                                  params={**Popularity().get_params(), "by": "mean"},
+                                  metrics={"rmse": 1.0}, run_id="r-pop"), tmp_path)
+    E.save_run(E.RunRecord.create(dataset="d", split="ua", model="gone-model", params={"a": 1},
+                                  metrics={"rmse": 1.1}, run_id="r-gone"), tmp_path)
+    board = E.leaderboard(tmp_path, metric="rmse")
+    changed = dict(zip(board["run_id"].to_list(), board["changed"].to_list(), strict=True))
+    assert changed == {"r-changed": "factors=64, rating_range=[1.0, 5.0]", "r-default": "defaults",
+                       "r-pop": "by=mean", "r-gone": "a=1"}
+    assert "factors=32" in board.filter(pl.col("run_id") == "r-default")["params"][0]  # all kept
+    text = E.format_leaderboard(board, max_params=80).splitlines()
+    assert text[2].split()[4:6] == ["factors=64,", "rating_range=[1.0,"] and text[3].split()[4] == "defaults"
