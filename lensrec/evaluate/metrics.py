@@ -406,11 +406,10 @@ def r2(true: npt.ArrayLike, predicted: npt.ArrayLike) -> float:
 
 
 class UserErrors(NamedTuple):
-    """Per-user error sums: ``users`` (sorted, int32), ``count``, ``sse``, ``sae`` (float64)."""
+    """Per-user error sums: ``users`` (sorted, int32), ``n_ratings``, ``sse``, ``sae`` (float64)."""
 
     users: np.ndarray
-    # the field shadows tuple.count (public name since 0.1; renaming it would break callers)
-    count: np.ndarray  # type: ignore[assignment]
+    n_ratings: np.ndarray
     sse: np.ndarray
     sae: np.ndarray
 
@@ -420,8 +419,8 @@ def per_user_errors(
 ) -> UserErrors:
     """Number of ratings, sum of squared and of absolute errors for each user present.
 
-    Global RMSE is ``sqrt(sse.sum() / count.sum())``; bootstrapping users with weights
-    ``count`` over ``sse / count`` gives an interval for it (see :mod:`lensrec.evaluate.stats`).
+    Global RMSE is ``sqrt(sse.sum() / n_ratings.sum())``; bootstrapping users with weights
+    ``n_ratings`` over ``sse / n_ratings`` gives an interval for it (see :mod:`lensrec.evaluate.stats`).
     """
     t, p = _pair(true, predicted)
     u = np.asarray(users).ravel()
@@ -431,7 +430,7 @@ def per_user_errors(
     d = t - p
     return UserErrors(
         users=uniq.astype(np.int32),
-        count=np.bincount(inv, minlength=uniq.size).astype(np.float64),
+        n_ratings=np.bincount(inv, minlength=uniq.size).astype(np.float64),
         sse=np.bincount(inv, weights=d * d, minlength=uniq.size),
         sae=np.bincount(inv, weights=np.abs(d), minlength=uniq.size),
     )
@@ -442,7 +441,7 @@ def per_user_rmse(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each user's own RMSE: ``(users sorted int32, rmse float64)``."""
     e = per_user_errors(users, true, predicted)
-    return e.users, np.sqrt(e.sse / e.count)
+    return e.users, np.sqrt(e.sse / e.n_ratings)
 
 
 # --------------------------------------------------------------------------------------

@@ -378,23 +378,23 @@ def evaluate(
         for name in rating:
             result_metrics[name] = float(_m.METRICS[name].func(truth, pred))  # type: ignore[arg-type]
             if name == "rmse":
-                per_user["rmse"] = np.sqrt(errs.sse / errs.count)
+                per_user["rmse"] = np.sqrt(errs.sse / errs.n_ratings)
                 if ci:
                     lo, hi = bootstrap_ci(
-                        errs.sse / errs.count,
+                        errs.sse / errs.n_ratings,
                         n_boot=n_boot,
                         random_state=random_state,
-                        weights=errs.count,
+                        weights=errs.n_ratings,
                     )
                     result_ci["rmse"] = (math.sqrt(lo), math.sqrt(hi)) if lo == lo else (lo, hi)
             elif name == "mae":
-                per_user["mae"] = errs.sae / errs.count
+                per_user["mae"] = errs.sae / errs.n_ratings
                 if ci:
                     result_ci["mae"] = bootstrap_ci(
-                        errs.sae / errs.count,
+                        errs.sae / errs.n_ratings,
                         n_boot=n_boot,
                         random_state=random_state,
-                        weights=errs.count,
+                        weights=errs.n_ratings,
                     )
 
     seconds = time.perf_counter() - t0

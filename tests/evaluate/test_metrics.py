@@ -393,7 +393,7 @@ def test_per_user_errors_hand() -> None:
     # user 0: error 0 -> sse 0; user 2: errors 1, 0, -2 -> sse 5, sae 3, n 3
     e = per_user_errors(users, true, pred)
     assert e.users.tolist() == [0, 2]
-    assert e.count.tolist() == [1.0, 3.0]
+    assert e.n_ratings.tolist() == [1.0, 3.0]
     assert e.sse.tolist() == [0.0, 5.0]
     assert e.sae.tolist() == [0.0, 3.0]
     u, v = per_user_rmse(users, true, pred)
