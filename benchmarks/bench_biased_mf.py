@@ -50,7 +50,17 @@ def _fallback_ua() -> tuple[Interactions, Interactions, str]:
     if not wheels:
         cache.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "recbole==1.2.1", "-d", str(cache), "-q"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "recbole==1.2.1",
+                "-d",
+                str(cache),
+                "-q",
+            ],
             check=True,
         )
         wheels = glob.glob(str(cache / "recbole-1.2.1-*.whl"))
@@ -133,7 +143,10 @@ def run_surprise(train, test, seed: int, repeats: int, params: dict, label: str)
         algo.fit(trainset)
         times.append(time.perf_counter() - t0)
     pred = np.array(
-        [algo.predict(str(u), str(i)).est for u, i in zip(test.users.tolist(), test.items.tolist(), strict=True)],
+        [
+            algo.predict(str(u), str(i)).est
+            for u, i in zip(test.users.tolist(), test.items.tolist(), strict=True)
+        ],
         dtype=np.float64,
     )
     rmse, mae = _metrics(pred, test.ratings)
@@ -144,9 +157,13 @@ def run_surprise(train, test, seed: int, repeats: int, params: dict, label: str)
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tuned", action="store_true", help="also run Surprise SVD with grid-tuned parameters")
+    ap.add_argument(
+        "--tuned", action="store_true", help="also run Surprise SVD with grid-tuned parameters"
+    )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--repeats", type=int, default=3, help="timed fits per model (the fastest counts)")
+    ap.add_argument(
+        "--repeats", type=int, default=3, help="timed fits per model (the fastest counts)"
+    )
     ap.add_argument("--synthetic", type=int, default=0, metavar="N",
                     help="N synthetic ratings on an ml-1m-shaped catalogue instead of ml-100k ua")  # fmt: skip
     args = ap.parse_args(argv)
@@ -155,8 +172,17 @@ def main(argv: list[str] | None = None) -> None:
         from lensrec.data.synthetic import synthetic
         from lensrec.split import make_split
 
-        sp = make_split(synthetic(6040, 3706, args.synthetic, random_state=args.seed), "random:0.1", random_state=args.seed)
-        train, test, source, names = sp.train, sp.test, f"lensrec.data.synthetic, {args.synthetic:,} ratings", ("train", "test")
+        sp = make_split(
+            synthetic(6040, 3706, args.synthetic, random_state=args.seed),
+            "random:0.1",
+            random_state=args.seed,
+        )
+        train, test, source, names = (
+            sp.train,
+            sp.test,
+            f"lensrec.data.synthetic, {args.synthetic:,} ratings",
+            ("train", "test"),
+        )
     else:
         train, test, source = load_ua()
         names = ("ua.base", "ua.test")
@@ -165,16 +191,24 @@ def main(argv: list[str] | None = None) -> None:
           f"{names[1]} {len(test):,} ratings; threads: LENSREC_THREADS={os.environ.get('LENSREC_THREADS', 'all')}")  # fmt: skip
     rows = [run_lensrec(train, test, args.seed, args.repeats)]
     try:
-        rows.append(run_surprise(train, test, args.seed, args.repeats, {}, "Surprise SVD (defaults)"))
+        rows.append(
+            run_surprise(train, test, args.seed, args.repeats, {}, "Surprise SVD (defaults)")
+        )
         if args.tuned:
-            rows.append(run_surprise(train, test, args.seed, args.repeats, SURPRISE_TUNED, "Surprise SVD (tuned)"))
+            rows.append(
+                run_surprise(
+                    train, test, args.seed, args.repeats, SURPRISE_TUNED, "Surprise SVD (tuned)"
+                )
+            )
     except ImportError:
         print("scikit-surprise is not installed (pip install 'lensrec[bench]'): lensrec only")
 
     print()
     print(f"{'model':32s} {'RMSE':>7s} {'MAE':>7s} {'fit s':>7s} {'peak MB':>8s}  note")
     for r in rows:
-        print(f"{r['name']:32s} {r['rmse']:7.4f} {r['mae']:7.4f} {r['fit_s']:7.3f} {r['peak_mb']:8.1f}  {r['note']}")
+        print(
+            f"{r['name']:32s} {r['rmse']:7.4f} {r['mae']:7.4f} {r['fit_s']:7.3f} {r['peak_mb']:8.1f}  {r['note']}"
+        )
     ours = rows[0]
     for other in rows[1:]:
         print(f"lensrec / {other['name']}: fit time x{ours['fit_s'] / other['fit_s']:.2f}, "

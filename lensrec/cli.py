@@ -76,7 +76,12 @@ def _load_data(args: argparse.Namespace) -> Any:
 
     mapping: dict[str, Any] = {}
     no_header = bool(getattr(args, "no_header", False))
-    for key, name in (("user_col", "user"), ("item_col", "item"), ("rating_col", "rating"), ("time_col", "timestamp")):
+    for key, name in (
+        ("user_col", "user"),
+        ("item_col", "item"),
+        ("rating_col", "rating"),
+        ("time_col", "timestamp"),
+    ):
         value = getattr(args, key, None)
         if value:
             # without a header, columns are 0-based positions
@@ -89,7 +94,9 @@ def _load_data(args: argparse.Namespace) -> Any:
         try:
             mapping["rating_scale"] = tuple(float(v) for v in args.rating_scale.split(","))
         except ValueError:
-            raise ConfigError(f"--rating-scale takes LOW,HIGH[,STEP], got {args.rating_scale!r}") from None
+            raise ConfigError(
+                f"--rating-scale takes LOW,HIGH[,STEP], got {args.rating_scale!r}"
+            ) from None
     inter = load_dataset(args.dataset, progress=_progress(args), **mapping)
     return _filters(inter, args)
 
@@ -148,15 +155,23 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
     if args.archive:
         archive = Path(args.archive)
         if not archive.is_file():
-            raise DataError("no such file (--archive takes a local copy of the official zip)", file=str(archive))
+            raise DataError(
+                "no such file (--archive takes a local copy of the official zip)", file=str(archive)
+            )
         url = archive.resolve().as_uri()
     cached = movielens.is_cached(args.name)
     path = movielens.fetch(args.name, url=url, checksum=args.checksum, progress=_progress(args))
     inter = movielens.load_movielens(args.name, download=False)
     how = "already in the cache" if cached else "fetched"
-    titles = "with titles" if inter.item_info is not None and "title" in inter.item_info.columns else "no titles"
-    print(f"{args.name}: {len(inter):,} ratings, {inter.n_users:,} users, {inter.n_items:,} items, "
-          f"{titles} (source: {inter.stats.get('source', '?')}; {how}) in {path}")
+    titles = (
+        "with titles"
+        if inter.item_info is not None and "title" in inter.item_info.columns
+        else "no titles"
+    )
+    print(
+        f"{args.name}: {len(inter):,} ratings, {inter.n_users:,} users, {inter.n_items:,} items, "
+        f"{titles} (source: {inter.stats.get('source', '?')}; {how}) in {path}"
+    )
     return 0
 
 
@@ -207,7 +222,9 @@ def _parse_ks(text: str) -> list[int]:
     except ValueError:
         ks = []
     if not ks or min(ks) < 1:
-        raise ConfigError(f"--k takes positive integers separated by commas (10 or 5,10,20), got {text!r}")
+        raise ConfigError(
+            f"--k takes positive integers separated by commas (10 or 5,10,20), got {text!r}"
+        )
     return ks
 
 
@@ -255,7 +272,9 @@ def evaluate_run(
         sp.train,
         sp.test,
         k=k,
-        metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] if getattr(args, "metrics", None) else None,
+        metrics=[m.strip() for m in args.metrics.split(",") if m.strip()]
+        if getattr(args, "metrics", None)
+        else None,
         relevance_threshold=getattr(args, "relevance_threshold", None),
     )
     eval_seconds = time.perf_counter() - t0
@@ -330,7 +349,9 @@ def cmd_similar(args: argparse.Namespace) -> int:
     item = model.item_ids_.index([args.item])
     ids, scores = model.similar_items(item, k=args.k)
     head = _titles(inter, model, item)[0]
-    _print_rows(args, f"items similar to {args.item} ({head})", _result_rows(model, inter, ids, scores))
+    _print_rows(
+        args, f"items similar to {args.item} ({head})", _result_rows(model, inter, ids, scores)
+    )
     return 0
 
 
@@ -385,7 +406,11 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             args=args,
             inter=inter,
         )
-        shown = {m: round(v, 4) for m, v in record["metrics"].items() if m.split("@")[0] in ("rmse", "mae", "ndcg", "precision", "recall")}
+        shown = {
+            m: round(v, 4)
+            for m, v in record["metrics"].items()
+            if m.split("@")[0] in ("rmse", "mae", "ndcg", "precision", "recall")
+        }
         print(f"  {shown}")
     print()
     args.metric = None
@@ -403,34 +428,57 @@ def _add_data_args(p: argparse.ArgumentParser, positional: bool = False) -> None
     p.add_argument("--item-col", help="item column (file datasets)")
     p.add_argument("--rating-col", help="rating column (file datasets)")
     p.add_argument("--time-col", help="timestamp column (file datasets)")
-    p.add_argument("--sep", help=r"field separator (file datasets; default from the extension or sniffed; '\t' for tab)")
+    p.add_argument(
+        "--sep",
+        help=r"field separator (file datasets; default from the extension or sniffed; '\t' for tab)",
+    )
     p.add_argument("--no-header", action="store_true",
                    help="the file has no header line: --user-col etc. are 0-based positions")  # fmt: skip
-    p.add_argument("--rating-scale", metavar="LOW,HIGH[,STEP]", help="reject ratings off this scale (file datasets)")
+    p.add_argument(
+        "--rating-scale",
+        metavar="LOW,HIGH[,STEP]",
+        help="reject ratings off this scale (file datasets)",
+    )
     p.add_argument("--min-rating", type=float, help="keep only ratings >= this (positives)")
     p.add_argument("--kcore", type=int, help="iterative k-core on users and items")
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--split", default="ua", help="ua, ub, u1..u5, random:0.2, last:3, temporal:0.1, ...")
+    p.add_argument(
+        "--split", default="ua", help="ua, ub, u1..u5, random:0.2, last:3, temporal:0.1, ..."
+    )
     p.add_argument("--model", default="biased-mf", help="model name, e.g. biased-mf, popularity")
-    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="hyper-parameter (repeatable)")
+    p.add_argument(
+        "--set", action="append", metavar="NAME=VALUE", help="hyper-parameter (repeatable)"
+    )
     p.add_argument("--seed", type=int, default=42, help="random seed for splits and models")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lensrec", description="Recommender systems from MovieLens to serving.")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser = argparse.ArgumentParser(
+        prog="lensrec", description="Recommender systems from MovieLens to serving."
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="fetch and inspect datasets")
     dsub = data.add_subparsers(dest="data_command", required=True)
     p = dsub.add_parser("fetch", help="download (or take the embedded copy of) a MovieLens dataset")
-    p.add_argument("name", help="ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m, ml-latest, ml-latest-small")
-    p.add_argument("--archive", metavar="FILE", help="a local copy of the official zip, verified like a download")
+    p.add_argument(
+        "name", help="ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m, ml-latest, ml-latest-small"
+    )
+    p.add_argument(
+        "--archive",
+        metavar="FILE",
+        help="a local copy of the official zip, verified like a download",
+    )
     p.add_argument("--url", help="download from this address instead of GroupLens (a mirror)")
-    p.add_argument("--checksum", metavar="ALGO:HEX", help="sha256:<hex> or md5:<hex> instead of the registry's")
+    p.add_argument(
+        "--checksum", metavar="ALGO:HEX", help="sha256:<hex> or md5:<hex> instead of the registry's"
+    )
     p.set_defaults(func=cmd_data_fetch)
     p = dsub.add_parser("info", help="counts, density and rating histogram")
     _add_data_args(p, positional=True)
@@ -447,12 +495,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="model file to write (.lrec)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="train on a split, evaluate on its test part, record the run")
+    p = sub.add_parser(
+        "evaluate", help="train on a split, evaluate on its test part, record the run"
+    )
     _add_data_args(p)
     _add_model_args(p)
     p.add_argument("--k", default="10", help="list length(s) for ranking metrics: 10 or 5,10,20")
-    p.add_argument("--metrics", help="comma-separated metric names (default: all that apply), e.g. ndcg,recall@20,map_k,rmse")
-    p.add_argument("--relevance-threshold", type=float, help="test ratings >= this count as relevant")
+    p.add_argument(
+        "--metrics",
+        help="comma-separated metric names (default: all that apply), e.g. ndcg,recall@20,map_k,rmse",
+    )
+    p.add_argument(
+        "--relevance-threshold", type=float, help="test ratings >= this count as relevant"
+    )
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--runs-dir", default=DEFAULT_RUNS)
     p.set_defaults(func=cmd_evaluate)
@@ -465,10 +520,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("model_file")
         p.add_argument(key, required=True, help="external id")
         p.add_argument("-k", "--k", type=int, default=10)
-        p.add_argument("--dataset", help="dataset for titles and seen items (default: the one trained on)")
+        p.add_argument(
+            "--dataset", help="dataset for titles and seen items (default: the one trained on)"
+        )
         p.add_argument("--json", action="store_true")
         if name == "recommend":
-            p.add_argument("--include-seen", action="store_true", help="do not filter items the user rated")
+            p.add_argument(
+                "--include-seen", action="store_true", help="do not filter items the user rated"
+            )
         p.set_defaults(func=func)
 
     p = sub.add_parser("leaderboard", help="table of recorded runs")
@@ -477,8 +536,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", help="CSV path (default: RUNS_DIR/leaderboard.csv)")
     p.set_defaults(func=cmd_leaderboard)
 
-    p = sub.add_parser("benchmark", help="the main job: evaluate configured models, print a leaderboard")
-    p.add_argument("config", nargs="?", help="TOML config (default: ml-100k, biased-mf and popularity)")
+    p = sub.add_parser(
+        "benchmark", help="the main job: evaluate configured models, print a leaderboard"
+    )
+    p.add_argument(
+        "config", nargs="?", help="TOML config (default: ml-100k, biased-mf and popularity)"
+    )
     p.add_argument("--runs-dir", default=DEFAULT_RUNS)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--seed", type=int, default=42)

@@ -50,7 +50,11 @@ class UnknownIdError(LensrecError, KeyError):
         self.ids = shown
         self.count = len(shown) if count is None else count
         more = f" (and {self.count - len(shown)} more)" if self.count > len(shown) else ""
-        msg = f"unknown {kind} id{'s' if self.count != 1 else ''}: " + ", ".join(map(repr, shown)) + more
+        msg = (
+            f"unknown {kind} id{'s' if self.count != 1 else ''}: "
+            + ", ".join(map(repr, shown))
+            + more
+        )
         super().__init__(msg)
 
     def __str__(self) -> str:  # KeyError would quote the message

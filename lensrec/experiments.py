@@ -250,7 +250,9 @@ def save_run(
     """
     runs = Path(runs_dir)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", record.run_id) or record.run_id.startswith("."):
-        raise ConfigError(f"run_id {record.run_id!r} is not a safe file name (letters, digits, '_', '.', '-')")
+        raise ConfigError(
+            f"run_id {record.run_id!r} is not a safe file name (letters, digits, '_', '.', '-')"
+        )
     if per_user:
         frames = []
         for name, values in per_user.items():
@@ -388,10 +390,16 @@ def leaderboard(runs_dir: str | Path = "runs", metric: str | None = None) -> pl.
         row["fit_seconds"] = r.timings.get("fit_seconds")
         rows.append(row)
     schema: dict[str, Any] = {
-        "run_id": pl.Utf8, "created": pl.Utf8, "dataset": pl.Utf8, "split": pl.Utf8,
-        "model": pl.Utf8, "params": pl.Utf8, "changed": pl.Utf8,
+        "run_id": pl.Utf8,
+        "created": pl.Utf8,
+        "dataset": pl.Utf8,
+        "split": pl.Utf8,
+        "model": pl.Utf8,
+        "params": pl.Utf8,
+        "changed": pl.Utf8,
         **{m: pl.Float64 for m in names},
-        "n_users": pl.Int64, "fit_seconds": pl.Float64,
+        "n_users": pl.Int64,
+        "fit_seconds": pl.Float64,
     }
     df = pl.DataFrame(rows, schema=schema)
     if metric is not None and metric not in names:
@@ -420,9 +428,22 @@ def format_leaderboard(df: pl.DataFrame, *, digits: int = 4, max_params: int = 4
 
     The params column shows what differs from the model's defaults (the CSV has them all).
     """
-    metric_cols = [c for c in df.columns if c not in (
-        "run_id", "created", "dataset", "split", "model", "params", "changed", "n_users", "fit_seconds"
-    )]
+    metric_cols = [
+        c
+        for c in df.columns
+        if c
+        not in (
+            "run_id",
+            "created",
+            "dataset",
+            "split",
+            "model",
+            "params",
+            "changed",
+            "n_users",
+            "fit_seconds",
+        )
+    ]
     header = ["#", "dataset", "split", "model", "params", *metric_cols, "users", "fit s"]
     lines = [header]
     for rank, row in enumerate(df.iter_rows(named=True), start=1):
@@ -438,7 +459,10 @@ def format_leaderboard(df: pl.DataFrame, *, digits: int = 4, max_params: int = 4
     widths = [max(len(line[j]) for line in lines) for j in range(len(header))]
     text = []
     for n, line in enumerate(lines):
-        cells = [c.rjust(w) if j in numeric else c.ljust(w) for j, (c, w) in enumerate(zip(line, widths, strict=True))]
+        cells = [
+            c.rjust(w) if j in numeric else c.ljust(w)
+            for j, (c, w) in enumerate(zip(line, widths, strict=True))
+        ]
         text.append("  ".join(cells).rstrip())
         if n == 0:
             text.append("  ".join("-" * w for w in widths))

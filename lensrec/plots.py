@@ -81,11 +81,17 @@ def eda_plots(inter: Interactions, out_dir: str | Path) -> list[Path]:
     what = "ratings" if inter.has_ratings else "interactions"
     paths = [
         _count_histogram(
-            inter.user_counts(), what, "user", out / "ratings_per_user.png",
+            inter.user_counts(),
+            what,
+            "user",
+            out / "ratings_per_user.png",
             f"{name}: {what} per user ({inter.n_users:,} users)",
         ),
         _count_histogram(
-            inter.item_counts(), what, "item", out / "ratings_per_item.png",
+            inter.item_counts(),
+            what,
+            "item",
+            out / "ratings_per_item.png",
             f"{name}: {what} per item ({inter.n_items:,} items)",
         ),
     ]
@@ -97,8 +103,13 @@ def eda_plots(inter: Interactions, out_dir: str | Path) -> list[Path]:
         bars = ax.bar(labels, counts, color="#3b6ea5")
         total = counts.sum()
         for bar, c in zip(bars, counts.tolist(), strict=True):
-            ax.annotate(f"{c / total:.0%}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                        ha="center", va="bottom", fontsize=8)
+            ax.annotate(
+                f"{c / total:.0%}",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
         ax.set_xlabel("rating")
         ax.set_ylabel("ratings")
         ax.set_title(f"{name}: rating distribution (mean {float(inter.ratings.mean()):.2f})")
@@ -133,7 +144,9 @@ def learning_curve(
         ax.plot(x, values, marker="o" if values.size <= 30 else None, markersize=3, label=label)
         if np.isfinite(values).any():
             best = int(np.nanargmin(values)) if _lower_better(label) else int(np.nanargmax(values))
-            ax.scatter([x[best]], [values[best]], s=40, facecolors="none", edgecolors="black", zorder=3)
+            ax.scatter(
+                [x[best]], [values[best]], s=40, facecolors="none", edgecolors="black", zorder=3
+            )
     ax.set_xlabel(xlabel)
     ax.set_ylabel("value")
     ax.set_title(title)

@@ -145,7 +145,9 @@ def _build(
     if extra:
         report.update(extra)
     _log.debug("split %s: %s", name, report)
-    return Split(train=train, test=parts["test"], valid=parts.get("valid"), name=name, report=report)
+    return Split(
+        train=train, test=parts["test"], valid=parts.get("valid"), name=name, report=report
+    )
 
 
 def _part_name(inter: Interactions, part: str) -> str:
@@ -166,7 +168,10 @@ def _check_fraction(value: float | str, what: str, *, allow_zero: bool = False) 
 
 def _need_timestamps(inter: Interactions, what: str, hint: str = "") -> np.ndarray:
     if inter.timestamps is None:
-        raise DataError(f"{what} needs timestamps and these interactions have none{hint}", file=inter.name or None)
+        raise DataError(
+            f"{what} needs timestamps and these interactions have none{hint}",
+            file=inter.name or None,
+        )
     return inter.timestamps
 
 
@@ -174,7 +179,9 @@ def _round_half_up(x: np.ndarray) -> np.ndarray:
     return np.floor(x + 0.5).astype(np.int64)
 
 
-def _group_ranks(users: np.ndarray, order: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+def _group_ranks(
+    users: np.ndarray, order: np.ndarray, n_users: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Rank of each row inside its user's group, given ``order`` sorted by (user, key).
 
     ``order`` must list the rows grouped by user (ascending) in the wanted within-user order.
@@ -208,7 +215,9 @@ def _filtered(inter: Interactions, keep: np.ndarray, record: dict[str, Any]) -> 
     )
     stats = dict(inter.stats)
     stats["filters"] = [*inter.stats.get("filters", []), record]
-    _log.info("filter %s dropped %d of %d rows", record["filter"], record["rows_dropped"], len(inter))
+    _log.info(
+        "filter %s dropped %d of %d rows", record["filter"], record["rows_dropped"], len(inter)
+    )
     return replace(out, stats=stats)
 
 
@@ -224,7 +233,10 @@ def min_rating(inter: Interactions, threshold: float) -> Interactions:
         When the interactions have no ratings.
     """
     if inter.ratings is None:
-        raise DataError("min_rating needs explicit ratings and these interactions are implicit", file=inter.name or None)
+        raise DataError(
+            "min_rating needs explicit ratings and these interactions are implicit",
+            file=inter.name or None,
+        )
     keep = inter.ratings >= np.float32(threshold)
     return _filtered(inter, keep, {"filter": "min_rating", "threshold": float(threshold)})
 
@@ -238,7 +250,9 @@ def min_counts(inter: Interactions, min_user: int = 0, min_item: int = 0) -> Int
     min_user, min_item = _check_count(min_user, "min_user"), _check_count(min_item, "min_item")
     uc, ic = inter.user_counts(), inter.item_counts()
     keep = (uc[inter.users] >= min_user) & (ic[inter.items] >= min_item)
-    return _filtered(inter, keep, {"filter": "min_counts", "min_user": min_user, "min_item": min_item})
+    return _filtered(
+        inter, keep, {"filter": "min_counts", "min_user": min_user, "min_item": min_item}
+    )
 
 
 def kcore(inter: Interactions, user_k: int, item_k: int | None = None) -> Interactions:
@@ -260,7 +274,9 @@ def kcore(inter: Interactions, user_k: int, item_k: int | None = None) -> Intera
         if np.array_equal(new_keep, keep):
             break
         keep = new_keep
-    return _filtered(inter, keep, {"filter": "kcore", "user_k": user_k, "item_k": item_k, "rounds": rounds})
+    return _filtered(
+        inter, keep, {"filter": "kcore", "user_k": user_k, "item_k": item_k, "rounds": rounds}
+    )
 
 
 def _check_count(value: int, what: str) -> int:
@@ -297,7 +313,12 @@ def user_random_split(
         fr = tuple(float(f) for f in fractions)
     except (TypeError, ValueError):
         fr = ()
-    if len(fr) not in (2, 3) or any(not (0 <= f <= 1) for f in fr) or abs(sum(fr) - 1) > 1e-6 or fr[0] <= 0:
+    if (
+        len(fr) not in (2, 3)
+        or any(not (0 <= f <= 1) for f in fr)
+        or abs(sum(fr) - 1) > 1e-6
+        or fr[0] <= 0
+    ):
         raise ConfigError(
             "fractions must be (train, valid, test) or (train, test), each in [0, 1], summing to 1 "
             f"with a positive train share; got {fractions!r}"
@@ -364,14 +385,18 @@ def last_k(inter: Interactions, k: int = 1, by: Literal["timestamp", "row"] = "t
         raise ConfigError(f"by must be 'timestamp' or 'row', got {by!r}")
     test_mask, kept = _last_k_mask(inter, k, by)
     name = f"last:{k}" + (":row" if by == "row" else "")
-    return _build(inter, ~test_mask, test_mask, None, name, {"k": k, "by": by, "users_kept_in_train": kept})
+    return _build(
+        inter, ~test_mask, test_mask, None, name, {"k": k, "by": by, "users_kept_in_train": kept}
+    )
 
 
 def _last_k_mask(inter: Interactions, k: int, by: str) -> tuple[np.ndarray, int]:
     """Mask of each user's last ``k`` rows (users with ``<= k`` rows: none) and their count."""
     within = None
     if by == "timestamp":
-        within = _need_timestamps(inter, "last-k by timestamp", hint=f"; use last:{k}:row for file order")
+        within = _need_timestamps(
+            inter, "last-k by timestamp", hint=f"; use last:{k}:row for file order"
+        )
     order = _order_by_user(inter, within)
     rank, counts = _group_ranks(inter.users, order, inter.n_users)
     n_u = counts[inter.users]
@@ -409,7 +434,9 @@ def grouplens(inter: Interactions, name: str) -> Split:
         lo, hi = (0, 10) if key == "ua" else (10, 20)
         rank, _ = _group_ranks(inter.users, _order_by_user(inter), inter.n_users)
         test_mask = (rank >= lo) & (rank < hi)
-        return _build(inter, ~test_mask, test_mask, None, key, {"protocol": f"allbut.pl {key} {lo + 1} {hi}"})
+        return _build(
+            inter, ~test_mask, test_mask, None, key, {"protocol": f"allbut.pl {key} {lo + 1} {hi}"}
+        )
     m = re.fullmatch(r"u([1-5])", key)
     if m is None:
         raise ConfigError(f"unknown GroupLens split {name!r}; expected ua, ub or u1..u5")
@@ -529,9 +556,14 @@ def carve_validation(
     elif isinstance(split_or_train, Interactions):
         train = split_or_train
         test = train.subset(np.zeros(len(train), dtype=bool), name=_part_name(train, "test"))
-        report, name = {"input_rows": len(train), "train_rows": len(train), "test_rows": 0, "rows_dropped": 0}, ""
+        report, name = (
+            {"input_rows": len(train), "train_rows": len(train), "test_rows": 0, "rows_dropped": 0},
+            "",
+        )
     else:
-        raise ConfigError(f"carve_validation takes a Split or Interactions, got {type(split_or_train).__name__}")
+        raise ConfigError(
+            f"carve_validation takes a Split or Interactions, got {type(split_or_train).__name__}"
+        )
     if strategy in ("user-random", "random"):
         f = 0.1 if fraction is None else _check_fraction(fraction, "fraction")
         rng = _rng(random_state)
@@ -544,7 +576,9 @@ def carve_validation(
     elif strategy == "last":
         k = 1 if fraction is None else fraction
         if isinstance(k, bool) or not float(k).is_integer() or k < 1:
-            raise ConfigError(f"for strategy 'last', fraction is the number of rows per user (an int >= 1), got {fraction!r}")
+            raise ConfigError(
+                f"for strategy 'last', fraction is the number of rows per user (an int >= 1), got {fraction!r}"
+            )
         k = int(k)
         by = "timestamp" if train.timestamps is not None else "row"
         valid_mask, _ = _last_k_mask(train, k, by)
@@ -553,7 +587,11 @@ def carve_validation(
         raise ConfigError(f"strategy must be 'user-random', 'random' or 'last', got {strategy!r}")
 
     new_train = train.subset(~valid_mask)
-    valid_name = train.name[: -len(":train")] + ":valid" if train.name.endswith(":train") else _part_name(train, "valid")
+    valid_name = (
+        train.name[: -len(":train")] + ":valid"
+        if train.name.endswith(":train")
+        else _part_name(train, "valid")
+    )
     valid_raw = train.subset(valid_mask, name=valid_name)
     has_u = np.bincount(new_train.users, minlength=train.n_users) > 0
     has_i = np.bincount(new_train.items, minlength=train.n_items) > 0
@@ -622,7 +660,10 @@ def parse_split(spec: str) -> SplitSpec:
                 raise _bad(spec, "user-random takes 2 or 3 fractions separated by '/'")
             fr = tuple(float(p) for p in parts)
             if abs(sum(fr) - 1) > 1e-6 or fr[0] <= 0:
-                raise _bad(spec, f"fractions must sum to 1 with a positive train share, got sum {sum(fr):g}")
+                raise _bad(
+                    spec,
+                    f"fractions must sum to 1 with a positive train share, got sum {sum(fr):g}",
+                )
             return SplitSpec("user-random", {"fractions": fr}, spec)
         if head == "last":
             m = re.fullmatch(r"(\d+)(?::(row|timestamp|time))?", rest or "1")
@@ -636,7 +677,10 @@ def parse_split(spec: str) -> SplitSpec:
                 key, eq, value = item.partition("=")
                 key = key.strip()
                 if not eq or key not in ("quantile", "min_train", "min_test", "test_after"):
-                    raise _bad(spec, f"unknown option {item!r}; options are quantile, min_train, min_test, test_after")
+                    raise _bad(
+                        spec,
+                        f"unknown option {item!r}; options are quantile, min_train, min_test, test_after",
+                    )
                 if key == "quantile":
                     params[key] = _check_fraction(value, "quantile")
                 else:
@@ -693,7 +737,9 @@ def make_split(
         head, _, rest = valid.strip().lower().partition(":")
         if head in ("user-random", "random") and (rest == "" or re.fullmatch(_NUM, rest)):
             how: Literal["user-random", "random"] = "random" if head == "random" else "user-random"
-            return carve_validation(sp, how, float(rest) if rest else None, random_state=random_state)
+            return carve_validation(
+                sp, how, float(rest) if rest else None, random_state=random_state
+            )
         if head == "last" and (rest == "" or rest.isdigit()):
             return carve_validation(sp, "last", int(rest) if rest else None)
     raise ConfigError(

@@ -31,13 +31,36 @@ def ratings_csv(tmp_path):
 
 
 def _cols(path):
-    return ["--dataset", str(path), "--user-col", "user", "--item-col", "item",
-            "--rating-col", "rating", "--time-col", "ts"]
+    return [
+        "--dataset",
+        str(path),
+        "--user-col",
+        "user",
+        "--item-col",
+        "item",
+        "--rating-col",
+        "rating",
+        "--time-col",
+        "ts",
+    ]
 
 
 def test_evaluate_json_ranking(ratings_csv, tmp_path, capsys):
-    code = main(["evaluate", *_cols(ratings_csv), "--split", "last:3", "--model", "popularity",
-                 "--k", "5", "--json", "--runs-dir", str(tmp_path / "runs")])
+    code = main(
+        [
+            "evaluate",
+            *_cols(ratings_csv),
+            "--split",
+            "last:3",
+            "--model",
+            "popularity",
+            "--k",
+            "5",
+            "--json",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     for name in ("precision@5", "recall@5", "ndcg@5", "map@5", "mrr@5", "hit_rate@5"):
@@ -50,20 +73,86 @@ def test_evaluate_json_ranking(ratings_csv, tmp_path, capsys):
 
 def test_evaluate_several_k_and_chosen_metrics(ratings_csv, tmp_path, capsys):
     runs = str(tmp_path / "runs")
-    assert main(["evaluate", *_cols(ratings_csv), "--split", "last:3", "--model", "popularity",
-                 "--k", "3,5", "--metrics", "ndcg,recall@7", "--json", "--runs-dir", runs]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                *_cols(ratings_csv),
+                "--split",
+                "last:3",
+                "--model",
+                "popularity",
+                "--k",
+                "3,5",
+                "--metrics",
+                "ndcg,recall@7",
+                "--json",
+                "--runs-dir",
+                runs,
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert set(out) - {"ci", "run"} == {"ndcg@3", "ndcg@5", "recall@7"}
     # the same list, asked one k at a time, gives the same values
-    assert main(["evaluate", *_cols(ratings_csv), "--split", "last:3", "--model", "popularity",
-                 "--k", "3", "--metrics", "ndcg", "--json", "--runs-dir", runs]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                *_cols(ratings_csv),
+                "--split",
+                "last:3",
+                "--model",
+                "popularity",
+                "--k",
+                "3",
+                "--metrics",
+                "ndcg",
+                "--json",
+                "--runs-dir",
+                runs,
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["ndcg@3"] == out["ndcg@3"]
     for bad in ("0", "five", ""):
-        assert main(["evaluate", *_cols(ratings_csv), "--split", "last:3", "--model", "popularity",
-                     "--k", bad, "--runs-dir", runs]) == 2
+        assert (
+            main(
+                [
+                    "evaluate",
+                    *_cols(ratings_csv),
+                    "--split",
+                    "last:3",
+                    "--model",
+                    "popularity",
+                    "--k",
+                    bad,
+                    "--runs-dir",
+                    runs,
+                ]
+            )
+            == 2
+        )
         assert "--k" in capsys.readouterr().err
-    assert main(["evaluate", *_cols(ratings_csv), "--split", "last:3", "--model", "popularity",
-                 "--metrics", "ndgc", "--runs-dir", runs]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                *_cols(ratings_csv),
+                "--split",
+                "last:3",
+                "--model",
+                "popularity",
+                "--metrics",
+                "ndgc",
+                "--runs-dir",
+                runs,
+            ]
+        )
+        == 2
+    )
     assert "unknown metric 'ndgc'" in capsys.readouterr().err
 
 
@@ -71,8 +160,23 @@ def test_evaluate_rating_model_and_leaderboard(ratings_csv, tmp_path, capsys):
     runs = str(tmp_path / "runs")
     for model in ("biased-mf", "popularity"):
         extra = ["--set", "epochs=3"] if model == "biased-mf" else []
-        assert main(["evaluate", *_cols(ratings_csv), "--split", "random:0.2", "--model", model,
-                     *extra, "--json", "--runs-dir", runs]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    *_cols(ratings_csv),
+                    "--split",
+                    "random:0.2",
+                    "--model",
+                    model,
+                    *extra,
+                    "--json",
+                    "--runs-dir",
+                    runs,
+                ]
+            )
+            == 0
+        )
     out = capsys.readouterr().out
     assert '"rmse"' in out and '"mae"' in out
     assert main(["leaderboard", "--runs-dir", runs]) == 0
@@ -83,8 +187,21 @@ def test_evaluate_rating_model_and_leaderboard(ratings_csv, tmp_path, capsys):
 
 def test_train_recommend_similar(ratings_csv, tmp_path, capsys):
     model = tmp_path / "m.lrec"
-    assert main(["train", *_cols(ratings_csv), "--split", "random:0.2", "--model", "popularity",
-                 "--out", str(model)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *_cols(ratings_csv),
+                "--split",
+                "random:0.2",
+                "--model",
+                "popularity",
+                "--out",
+                str(model),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["recommend", str(model), "--user", "user-3", "-k", "4", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -97,8 +214,21 @@ def test_train_recommend_similar(ratings_csv, tmp_path, capsys):
 
 def test_unknown_user_is_one_line_exit_2(ratings_csv, tmp_path, capsys):
     model = tmp_path / "m.lrec"
-    assert main(["train", *_cols(ratings_csv), "--split", "none", "--model", "popularity",
-                 "--out", str(model)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *_cols(ratings_csv),
+                "--split",
+                "none",
+                "--model",
+                "popularity",
+                "--out",
+                str(model),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["recommend", str(model), "--user", "nobody"]) == 2
     err = capsys.readouterr().err
@@ -122,8 +252,22 @@ def test_bad_set_and_unknown_model(ratings_csv, capsys):
 def test_malformed_file_one_line_exit_2(tmp_path, content, line, reason):
     path = tmp_path / "bad.csv"
     path.write_text(content)
-    cmd = [sys.executable, "-m", "lensrec.cli", "data", "info", str(path), "--user-col", "user",
-           "--item-col", "item", "--rating-col", "rating", "--time-col", "ts"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lensrec.cli",
+        "data",
+        "info",
+        str(path),
+        "--user-col",
+        "user",
+        "--item-col",
+        "item",
+        "--rating-col",
+        "rating",
+        "--time-col",
+        "ts",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     err = proc.stderr.strip()
@@ -155,8 +299,26 @@ def test_headerless_numeric_file_is_read_by_position(tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert (info["users"], info["items"], info["interactions"]) == (3, 2, 4)
     # explicit positions, swapped roles: items become users
-    assert main(["data", "info", str(path), "--json", "--no-header", "--sep", "\\t",
-                 "--user-col", "1", "--item-col", "0", "--rating-col", "2"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "info",
+                str(path),
+                "--json",
+                "--no-header",
+                "--sep",
+                "\\t",
+                "--user-col",
+                "1",
+                "--item-col",
+                "0",
+                "--rating-col",
+                "2",
+            ]
+        )
+        == 0
+    )
     info = json.loads(capsys.readouterr().out)
     assert (info["users"], info["items"]) == (2, 3) and info["rating_mean"] == pytest.approx(3.0)
     # a short line names the line and the 1-based column
@@ -181,16 +343,42 @@ def test_rating_scale_option(tmp_path, capsys):
 def test_missing_column_one_line(tmp_path, capsys):
     path = tmp_path / "nocol.csv"
     path.write_text("user,item\nu1,i1\n")
-    assert main(["data", "info", str(path), "--user-col", "user", "--item-col", "item",
-                 "--rating-col", "rating"]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "info",
+                str(path),
+                "--user-col",
+                "user",
+                "--item-col",
+                "item",
+                "--rating-col",
+                "rating",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "nocol.csv" in err and "rating" in err
 
 
 @pytest.mark.realdata
 def test_ml100k_ua_biased_mf_json(tmp_path, capsys):
-    code = main(["evaluate", "--dataset", "ml-100k", "--split", "ua", "--model", "biased-mf",
-                 "--json", "--runs-dir", str(tmp_path)])
+    code = main(
+        [
+            "evaluate",
+            "--dataset",
+            "ml-100k",
+            "--split",
+            "ua",
+            "--model",
+            "biased-mf",
+            "--json",
+            "--runs-dir",
+            str(tmp_path),
+        ]
+    )
     captured = capsys.readouterr()
     if code == 2 and "ml-100k" in captured.err:
         pytest.skip(f"ml-100k not obtainable here: {captured.err.strip()}")

@@ -61,7 +61,9 @@ def test_save_and_load_round_trip(tmp_path):
     assert raw["extra"]["split_report"]["rows_dropped"] == 3
     assert raw["per_user_file"] == f"{rec.run_id}.per_user.parquet"
     # no temporary files left behind
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted([path.name, raw["per_user_file"]])
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(
+        [path.name, raw["per_user_file"]]
+    )
     (loaded,) = E.load_runs(tmp_path / "runs")
     assert loaded.run_id == rec.run_id and loaded.metrics == {"rmse": 0.93, "ndcg@10": 0.1}
     assert loaded.n_users_evaluated == 943 and loaded.timings["fit_seconds"] == 1.5
@@ -118,7 +120,9 @@ def test_unsafe_run_id_refused(tmp_path):
 
 @pytest.fixture
 def board_dir(tmp_path):
-    E.save_run(make("popularity", {"rmse": 1.02, "ndcg@10": 0.05}, fit=0.01, run_id="r-pop"), tmp_path)
+    E.save_run(
+        make("popularity", {"rmse": 1.02, "ndcg@10": 0.05}, fit=0.01, run_id="r-pop"), tmp_path
+    )
     E.save_run(make("biased-mf", {"rmse": 0.91, "ndcg@10": 0.04}, fit=2.0, run_id="r-mf"), tmp_path)
     E.save_run(make("als", {"ndcg@10": 0.12}, fit=1.0, run_id="r-als"), tmp_path)
     return tmp_path
@@ -132,7 +136,13 @@ def test_leaderboard_sorts_by_metric_direction(board_dir):
     default = E.leaderboard(board_dir)  # ndcg@k first when present
     assert default["run_id"].to_list() == ["r-als", "r-pop", "r-mf"]
     row = by_rmse.row(0, named=True)
-    assert (row["dataset"], row["split"], row["model"], row["fit_seconds"], row["n_users"]) == ("ml-100k", "ua", "biased-mf", 2.0, 943)
+    assert (row["dataset"], row["split"], row["model"], row["fit_seconds"], row["n_users"]) == (
+        "ml-100k",
+        "ua",
+        "biased-mf",
+        2.0,
+        943,
+    )
     assert row["params"] == "factors=32, learning_rate=0.01"  # the seed is not a key parameter
     with pytest.raises(ConfigError, match="ndcg@10, rmse"):
         E.leaderboard(board_dir, metric="map@10")
@@ -166,20 +176,61 @@ def test_leaderboard_text_shows_what_differs_from_the_defaults(tmp_path):
     from lensrec.models import BiasedMF, Popularity
 
     mf = BiasedMF(random_state=1).get_params()
-    E.save_run(E.RunRecord.create(dataset="d", split="ua", model="biased-mf", params=mf,
-                                  metrics={"rmse": 0.9}, run_id="r-default"), tmp_path)
-    E.save_run(E.RunRecord.create(dataset="d", split="ua", model="biased-mf",
-                                  params={**mf, "factors": 64, "rating_range": (1.0, 5.0)},
-                                  metrics={"rmse": 0.8}, run_id="r-changed"), tmp_path)
-    E.save_run(E.RunRecord.create(dataset="d", split="ua", model="popularity",
-                                  params={**Popularity().get_params(), "by": "mean"},
-                                  metrics={"rmse": 1.0}, run_id="r-pop"), tmp_path)
-    E.save_run(E.RunRecord.create(dataset="d", split="ua", model="gone-model", params={"a": 1},
-                                  metrics={"rmse": 1.1}, run_id="r-gone"), tmp_path)
+    E.save_run(
+        E.RunRecord.create(
+            dataset="d",
+            split="ua",
+            model="biased-mf",
+            params=mf,
+            metrics={"rmse": 0.9},
+            run_id="r-default",
+        ),
+        tmp_path,
+    )
+    E.save_run(
+        E.RunRecord.create(
+            dataset="d",
+            split="ua",
+            model="biased-mf",
+            params={**mf, "factors": 64, "rating_range": (1.0, 5.0)},
+            metrics={"rmse": 0.8},
+            run_id="r-changed",
+        ),
+        tmp_path,
+    )
+    E.save_run(
+        E.RunRecord.create(
+            dataset="d",
+            split="ua",
+            model="popularity",
+            params={**Popularity().get_params(), "by": "mean"},
+            metrics={"rmse": 1.0},
+            run_id="r-pop",
+        ),
+        tmp_path,
+    )
+    E.save_run(
+        E.RunRecord.create(
+            dataset="d",
+            split="ua",
+            model="gone-model",
+            params={"a": 1},
+            metrics={"rmse": 1.1},
+            run_id="r-gone",
+        ),
+        tmp_path,
+    )
     board = E.leaderboard(tmp_path, metric="rmse")
     changed = dict(zip(board["run_id"].to_list(), board["changed"].to_list(), strict=True))
-    assert changed == {"r-changed": "factors=64, rating_range=[1.0, 5.0]", "r-default": "defaults",
-                       "r-pop": "by=mean", "r-gone": "a=1"}
+    assert changed == {
+        "r-changed": "factors=64, rating_range=[1.0, 5.0]",
+        "r-default": "defaults",
+        "r-pop": "by=mean",
+        "r-gone": "a=1",
+    }
     assert "factors=32" in board.filter(pl.col("run_id") == "r-default")["params"][0]  # all kept
     text = E.format_leaderboard(board, max_params=80).splitlines()
-    assert text[2].split()[4:6] == ["factors=64,", "rating_range=[1.0,"] and text[3].split()[4] == "defaults"
+    assert (
+        text[2].split()[4:6] == ["factors=64,", "rating_range=[1.0,"]
+        and text[3].split()[4] == "defaults"
+    )

@@ -33,7 +33,11 @@ def explicit(rng) -> Interactions:
 
 def test_eda_plots_write_three_pngs(explicit, tmp_path):
     paths = plots.eda_plots(explicit, tmp_path / "eda")
-    assert [p.name for p in paths] == ["ratings_per_user.png", "ratings_per_item.png", "rating_distribution.png"]
+    assert [p.name for p in paths] == [
+        "ratings_per_user.png",
+        "ratings_per_item.png",
+        "rating_distribution.png",
+    ]
     for p in paths:
         assert p.exists() and is_png(p), p
 
@@ -46,7 +50,9 @@ def test_eda_plots_skip_rating_bars_for_implicit(explicit, tmp_path):
 
 
 def test_learning_curve(tmp_path):
-    out = plots.learning_curve({"train_rmse": [1.1, 0.95, 0.9], "valid_rmse": [1.12, 1.0, 1.01]}, tmp_path / "lc.png")
+    out = plots.learning_curve(
+        {"train_rmse": [1.1, 0.95, 0.9], "valid_rmse": [1.12, 1.0, 1.01]}, tmp_path / "lc.png"
+    )
     assert is_png(out)
     with pytest.raises(ValueError, match="non-empty"):
         plots.learning_curve({"x": []}, tmp_path / "none.png")

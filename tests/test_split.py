@@ -34,7 +34,13 @@ def rows_of(inter: Interactions | None) -> Counter:
 def pairs_of(inter: Interactions | None) -> set:
     if inter is None:
         return set()
-    return set(zip(inter.user_ids.ids[inter.users].tolist(), inter.item_ids.ids[inter.items].tolist(), strict=True))
+    return set(
+        zip(
+            inter.user_ids.ids[inter.users].tolist(),
+            inter.item_ids.ids[inter.items].tolist(),
+            strict=True,
+        )
+    )
 
 
 def check_partition(inter: Interactions, sp: S.Split) -> None:
@@ -59,8 +65,12 @@ def check_partition(inter: Interactions, sp: S.Split) -> None:
     # held-out rows only name users and items that train has
     for part in (sp.test, sp.valid):
         if part is not None and len(part):
-            assert set(part.user_ids.ids[part.users].tolist()) <= set(sp.train.user_ids.ids[sp.train.users].tolist())
-            assert set(part.item_ids.ids[part.items].tolist()) <= set(sp.train.item_ids.ids[sp.train.items].tolist())
+            assert set(part.user_ids.ids[part.users].tolist()) <= set(
+                sp.train.user_ids.ids[sp.train.users].tolist()
+            )
+            assert set(part.item_ids.ids[part.items].tolist()) <= set(
+                sp.train.item_ids.ids[sp.train.items].tolist()
+            )
 
 
 def by_user(inter: Interactions) -> dict:
@@ -87,7 +97,11 @@ def test_random_split_partitions(inter, frac, seed):
 
 
 @settings(max_examples=60, deadline=None)
-@given(interactions(), st.sampled_from([(0.8, 0.1, 0.1), (0.6, 0.2, 0.2), (0.7, 0.3), (0.5, 0.5)]), st.integers(0, 2**32 - 1))
+@given(
+    interactions(),
+    st.sampled_from([(0.8, 0.1, 0.1), (0.6, 0.2, 0.2), (0.7, 0.3), (0.5, 0.5)]),
+    st.integers(0, 2**32 - 1),
+)
 def test_user_random_split_partitions_and_keeps_a_train_row(inter, fractions, seed):
     sp = S.user_random_split(inter, fractions, random_state=seed)
     check_partition(inter, sp)
@@ -115,7 +129,10 @@ def test_temporal_split_orders_time(inter, frac):
     order = sorted(range(len(inter)), key=lambda r: (int(inter.timestamps[r]), r))
     expect = rows_of(inter.subset(np.array(sorted(order[len(order) - n_test :]), dtype=np.int64)))
     assert not (rows_of(sp.test) - expect)
-    assert sum(expect.values()) - len(sp.test) == sp.report["test_cold_user_rows"] + sp.report["test_cold_item_rows"]
+    assert (
+        sum(expect.values()) - len(sp.test)
+        == sp.report["test_cold_user_rows"] + sp.report["test_cold_item_rows"]
+    )
     if len(sp.test) and len(sp.train):
         assert sp.train.timestamps.max() <= sp.test.timestamps.min()
 
@@ -131,11 +148,16 @@ def test_last_k_takes_each_users_last_rows(inter, k, by):
         if len(rows) <= k:
             kept += 1
             continue
-        ordered = sorted(rows, key=(lambda x: (x[2], x[0])) if by == "timestamp" else (lambda x: x[0]))
+        ordered = sorted(
+            rows, key=(lambda x: (x[2], x[0])) if by == "timestamp" else (lambda x: x[0])
+        )
         expect_pairs |= {(user, item) for _, item, _ in ordered[-k:]}
     got = pairs_of(sp.test)
     assert got <= expect_pairs
-    assert len(expect_pairs) - len(got) == sp.report["test_cold_item_rows"] + sp.report["test_cold_user_rows"]
+    assert (
+        len(expect_pairs) - len(got)
+        == sp.report["test_cold_item_rows"] + sp.report["test_cold_user_rows"]
+    )
     assert sp.report["test_cold_users"] == 0  # every test user keeps > 0 train rows
     assert sp.report["users_kept_in_train"] == kept
     per_user = Counter(u for u, _ in expect_pairs)
@@ -162,12 +184,19 @@ def test_warm_temporal_invariants(inter, q, min_train, min_test):
     assert all(tr[u] >= min_train and c >= min_test for u, c in te.items())
     r = sp.report
     assert r["rows_dropped"] == (
-        r["test_cold_user_rows"] + r["test_cold_item_rows"] + r["test_few_train_rows"] + r["test_few_test_rows"]
+        r["test_cold_user_rows"]
+        + r["test_cold_item_rows"]
+        + r["test_few_train_rows"]
+        + r["test_few_test_rows"]
     )
 
 
 @settings(max_examples=40, deadline=None)
-@given(interactions(min_rows=3), st.sampled_from(["user-random", "random", "last"]), st.integers(0, 1000))
+@given(
+    interactions(min_rows=3),
+    st.sampled_from(["user-random", "random", "last"]),
+    st.integers(0, 1000),
+)
 def test_carve_validation_keeps_test_and_maps(inter, strategy, seed):
     base = S.last_k(inter, 1, by="row")
     sp = S.carve_validation(base, strategy, random_state=seed)
@@ -177,8 +206,15 @@ def test_carve_validation_keeps_test_and_maps(inter, strategy, seed):
     old = rows_of(base.train)
     new = rows_of(sp.train) + rows_of(sp.valid)
     assert not (new - old)
-    assert len(sp.train) + len(sp.valid) + sp.report["valid_cold_user_rows"] + sp.report["valid_cold_item_rows"] == len(base.train)
-    assert sp.report["rows_dropped"] == base.report["rows_dropped"] + sp.report["valid_cold_user_rows"] + sp.report["valid_cold_item_rows"]
+    assert len(sp.train) + len(sp.valid) + sp.report["valid_cold_user_rows"] + sp.report[
+        "valid_cold_item_rows"
+    ] == len(base.train)
+    assert (
+        sp.report["rows_dropped"]
+        == base.report["rows_dropped"]
+        + sp.report["valid_cold_user_rows"]
+        + sp.report["valid_cold_item_rows"]
+    )
     assert not (pairs_of(sp.train) & pairs_of(sp.valid))
     # every valid row has its user and item in the new train
     tu, ti = set(sp.train.users.tolist()), set(sp.train.items.tolist())
@@ -213,7 +249,9 @@ def test_random_state_rejects_junk(medium):
 
 
 def test_rows_stay_in_file_order():
-    inter = Interactions.from_arrays([1, 2, 1, 2, 1, 2], [10, 30, 20, 10, 30, 20], [1, 2, 3, 4, 5, 1], [5, 4, 3, 2, 1, 0])
+    inter = Interactions.from_arrays(
+        [1, 2, 1, 2, 1, 2], [10, 30, 20, 10, 30, 20], [1, 2, 3, 4, 5, 1], [5, 4, 3, 2, 1, 0]
+    )
     sp = S.last_k(inter, 1, by="row")
     assert sp.train.item_ids.ids[sp.train.items].tolist() == [10, 30, 20, 10]
     assert sp.test.item_ids.ids[sp.test.items].tolist() == [30, 20]
@@ -240,7 +278,12 @@ def test_last_k_timestamp_ties_go_by_row_order():
 
 
 def test_temporal_ties_hand_built():
-    inter = Interactions.from_arrays([1, 2, 3, 1, 2, 3, 1, 2, 3, 1], [1, 1, 1, 2, 2, 2, 3, 3, 3, 4], None, [5, 9, 9, 1, 9, 2, 3, 4, 6, 7])
+    inter = Interactions.from_arrays(
+        [1, 2, 3, 1, 2, 3, 1, 2, 3, 1],
+        [1, 1, 1, 2, 2, 2, 3, 3, 3, 4],
+        None,
+        [5, 9, 9, 1, 9, 2, 3, 4, 6, 7],
+    )
     sp = S.temporal_split(inter, 0.2)
     # two latest of (t, row): t=9 at rows 1, 2, 4 -> rows 2 and 4: (3,1) and (2,2)
     assert pairs_of(sp.test) == {(3, 1), (2, 2)}
@@ -258,9 +301,16 @@ def test_warm_temporal_hand_built():
     # item 9 unseen -> cold item first; c: no train rows -> cold user; d: no test rows
     assert len(sp.test) == 0 and len(sp.train) == 8
     r = sp.report
-    assert (r["test_cold_item_rows"], r["test_cold_items"], r["test_cold_user_rows"], r["test_cold_users"]) == (2, 2, 1, 1)
+    assert (
+        r["test_cold_item_rows"],
+        r["test_cold_items"],
+        r["test_cold_user_rows"],
+        r["test_cold_users"],
+    ) == (2, 2, 1, 1)
     assert r["rows_dropped"] == 3 and r["threshold"] == 10
-    inter2 = Interactions.from_arrays(users + ["b", "a", "d"], items + [3, 5, 5], None, times + [14, 15, 4])
+    inter2 = Interactions.from_arrays(
+        users + ["b", "a", "d"], items + [3, 5, 5], None, times + [14, 15, 4]
+    )
     sp2 = S.warm_temporal(inter2, test_after=10, min_train=3, min_test=1)
     # b's item-3 row: item seen, but b has only 2 train rows -> few-train; a's item-5 row kept
     assert pairs_of(sp2.test) == {("a", 5)}
@@ -285,7 +335,11 @@ def ml100k_like():
         for j in range(20):
             pairs.add((u + 1, (u * 20 + j) % 1682 + 1))
     while len(pairs) < 100_000:
-        batch = zip(rng.integers(1, 944, 20_000).tolist(), rng.integers(1, 1683, 20_000).tolist(), strict=True)
+        batch = zip(
+            rng.integers(1, 944, 20_000).tolist(),
+            rng.integers(1, 1683, 20_000).tolist(),
+            strict=True,
+        )
         for p in batch:
             pairs.add(p)
             if len(pairs) == 100_000:
@@ -367,10 +421,18 @@ def naive_kcore(pairs: list[tuple], user_k: int, item_k: int) -> list[tuple]:
 @settings(max_examples=80, deadline=None)
 @given(interactions(), st.integers(1, 5), st.integers(1, 5))
 def test_kcore_reaches_the_naive_fixed_point(inter, user_k, item_k):
-    pairs = list(zip(inter.user_ids.ids[inter.users].tolist(), inter.item_ids.ids[inter.items].tolist(), strict=True))
+    pairs = list(
+        zip(
+            inter.user_ids.ids[inter.users].tolist(),
+            inter.item_ids.ids[inter.items].tolist(),
+            strict=True,
+        )
+    )
     expect = naive_kcore(pairs, user_k, item_k)
     out = S.kcore(inter, user_k, item_k)
-    got = list(zip(out.user_ids.ids[out.users].tolist(), out.item_ids.ids[out.items].tolist(), strict=True))
+    got = list(
+        zip(out.user_ids.ids[out.users].tolist(), out.item_ids.ids[out.items].tolist(), strict=True)
+    )
     assert got == expect  # same rows, same (file) order
     if len(out):
         assert out.user_counts().min() >= user_k and out.item_counts().min() >= item_k
@@ -395,8 +457,13 @@ def test_min_counts_is_one_pass():
     out = S.min_counts(inter, min_user=2, min_item=2)  # counts from the input, not re-counted
     assert pairs_of(out) == {(1, 10), (1, 20), (2, 10), (2, 30), (4, 10), (4, 20)}
     assert out.stats["filters"][-1] == {
-        "filter": "min_counts", "min_user": 2, "min_item": 2, "rows_before": 7, "rows_dropped": 1,
-        "users_dropped": 1, "items_dropped": 0,
+        "filter": "min_counts",
+        "min_user": 2,
+        "min_item": 2,
+        "rows_before": 7,
+        "rows_dropped": 1,
+        "users_dropped": 1,
+        "items_dropped": 0,
     }
 
 
@@ -405,7 +472,10 @@ def test_min_rating_keeps_positives_and_chains_stats():
     out = S.min_rating(inter, 4)
     assert pairs_of(out) == {(1, 10), (2, 10)}
     assert out.n_users == 2 and out.n_items == 1  # compacted
-    assert out.stats["filters"][0]["rows_dropped"] == 3 and out.stats["filters"][0]["users_dropped"] == 1
+    assert (
+        out.stats["filters"][0]["rows_dropped"] == 3
+        and out.stats["filters"][0]["users_dropped"] == 1
+    )
     both = S.kcore(out, 1)
     assert [f["filter"] for f in both.stats["filters"]] == ["min_rating", "kcore"]
     with pytest.raises(DataError, match="implicit"):
@@ -428,7 +498,11 @@ def test_min_rating_keeps_positives_and_chains_stats():
         ("ua", "grouplens", {"name": "ua"}),
         ("U4", "grouplens", {"name": "u4"}),
         ("warm-temporal", "warm-temporal", {}),
-        ("warm-temporal:quantile=0.9,min_train=5,min_test=1", "warm-temporal", {"quantile": 0.9, "min_train": 5, "min_test": 1}),
+        (
+            "warm-temporal:quantile=0.9,min_train=5,min_test=1",
+            "warm-temporal",
+            {"quantile": 0.9, "min_train": 5, "min_test": 1},
+        ),
         ("warm-temporal:test_after=893000000", "warm-temporal", {"test_after": 893000000}),
     ],
 )
@@ -439,9 +513,25 @@ def test_parse_split(spec, strategy, params):
 
 @pytest.mark.parametrize(
     "spec",
-    ["", "randm:0.2", "random:1.5", "random:0", "random:x", "user-random:0.8/0.3", "user-random:0.8", "temporal:-0.1",
-     "last:0", "last:x", "last:3:rows", "u6", "u0", "warm-temporal:quantile=2", "warm-temporal:foo=1",
-     "warm-temporal:min_train=a", "warm-temporal:quantile=0.9,test_after=5"],
+    [
+        "",
+        "randm:0.2",
+        "random:1.5",
+        "random:0",
+        "random:x",
+        "user-random:0.8/0.3",
+        "user-random:0.8",
+        "temporal:-0.1",
+        "last:0",
+        "last:x",
+        "last:3:rows",
+        "u6",
+        "u0",
+        "warm-temporal:quantile=2",
+        "warm-temporal:foo=1",
+        "warm-temporal:min_train=a",
+        "warm-temporal:quantile=0.9,test_after=5",
+    ],
 )
 def test_bad_specs_name_the_spec_and_the_forms(spec):
     with pytest.raises(ConfigError) as err:
@@ -468,7 +558,10 @@ def test_carve_from_bare_train(medium):
     sp = S.carve_validation(medium, "random", 0.25, random_state=0)
     assert len(sp.test) == 0
     assert len(sp.train) + len(sp.valid) + sp.report["rows_dropped"] == len(medium)
-    assert sp.report["valid_cold_user_rows"] + sp.report["valid_cold_item_rows"] == sp.report["rows_dropped"]
+    assert (
+        sp.report["valid_cold_user_rows"] + sp.report["valid_cold_item_rows"]
+        == sp.report["rows_dropped"]
+    )
 
 
 # --- the real ml-100k (from the loader's cache; skipped when absent) -------------------------

@@ -57,7 +57,12 @@ def parse_checksum(spec: str) -> tuple[str, str]:
     algo, sep, value = spec.partition(":")
     algo = algo.strip().lower()
     value = value.strip().lower()
-    if not sep or algo not in HASHES or not value or any(c not in "0123456789abcdef" for c in value):
+    if (
+        not sep
+        or algo not in HASHES
+        or not value
+        or any(c not in "0123456789abcdef" for c in value)
+    ):
         raise ValueError(f"checksum must look like 'sha256:<hex>' or 'md5:<hex>', got {spec!r}")
     return algo, value
 
@@ -109,7 +114,10 @@ def download(
     hashers = {a: hashlib.new(a) for a in HASHES}
     try:
         req = urllib.request.Request(url, headers={"User-Agent": "lensrec"})
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(req, timeout=connect_timeout) as resp:
+        with (
+            os.fdopen(fd, "wb") as out,
+            urllib.request.urlopen(req, timeout=connect_timeout) as resp,
+        ):
             _set_read_timeout(resp, read_timeout)
             length = resp.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
@@ -127,7 +135,9 @@ def download(
                 if bar is not None:
                     bar.close()
             if total is not None and received != total:
-                raise IncompleteDownload(f"download of {url} stopped after {received} of {total} bytes")
+                raise IncompleteDownload(
+                    f"download of {url} stopped after {received} of {total} bytes"
+                )
             if received == 0:
                 raise IncompleteDownload(f"download of {url} returned no data")
         _log.debug("downloaded %s (%d bytes)", url, received)
@@ -152,7 +162,9 @@ def _progress_bar(total: int | None, url: str, enabled: bool) -> Any:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=url.rsplit("/", 1)[-1])
+    return tqdm(
+        total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=url.rsplit("/", 1)[-1]
+    )
 
 
 @contextmanager
@@ -166,7 +178,9 @@ def temp_dir(parent: Path, prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def safe_extract(archive: Path, dest: Path, *, members: Callable[[str], bool] | None = None) -> list[str]:
+def safe_extract(
+    archive: Path, dest: Path, *, members: Callable[[str], bool] | None = None
+) -> list[str]:
     """Extract a zip into ``dest``, refusing absolute paths and ``..`` (zip-slip)."""
     try:
         zf = zipfile.ZipFile(archive)

@@ -61,7 +61,9 @@ class IdMap:
         arr = arr[order]
         if arr.size > 1 and np.any(arr[1:] == arr[:-1]):
             dup = arr[1:][arr[1:] == arr[:-1]][:5]
-            raise ValueError(f"IdMap ids must be unique; repeated: {', '.join(map(repr, dup.tolist()))}")
+            raise ValueError(
+                f"IdMap ids must be unique; repeated: {', '.join(map(repr, dup.tolist()))}"
+            )
         arr.setflags(write=False)
         self._ids = arr
         self.kind = kind
@@ -96,7 +98,9 @@ class IdMap:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, IdMap):
             return NotImplemented
-        return self._ids.dtype.kind == other._ids.dtype.kind and np.array_equal(self._ids, other._ids)
+        return self._ids.dtype.kind == other._ids.dtype.kind and np.array_equal(
+            self._ids, other._ids
+        )
 
     def __hash__(self) -> int:
         return hash((len(self), self._ids[:8].tobytes()))

@@ -152,12 +152,16 @@ class Interactions:
                 except Exception:
                     bad = col.cast(pl.Float64, strict=False).is_null() & col.is_not_null()
                     row = int(bad.arg_true()[0]) if bad.any() else 0
-                    raise DataError(f"non-numeric rating {frame[rating][row]!r}", file=where, line=row + 1) from None
+                    raise DataError(
+                        f"non-numeric rating {frame[rating][row]!r}", file=where, line=row + 1
+                    ) from None
             r = col.cast(pl.Float64).to_numpy()
             bad = ~np.isfinite(r)
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
-                raise DataError(f"rating is missing or not finite ({r[row]!r})", file=where, line=row + 1)
+                raise DataError(
+                    f"rating is missing or not finite ({r[row]!r})", file=where, line=row + 1
+                )
             r = r.astype(np.float32)
         t = None
         if timestamp is not None:
@@ -168,7 +172,9 @@ class Interactions:
                 try:
                     col = col.cast(pl.Float64, strict=True).cast(pl.Int64)
                 except Exception:
-                    raise DataError(f"non-numeric timestamp in column {timestamp!r}", file=where) from None
+                    raise DataError(
+                        f"non-numeric timestamp in column {timestamp!r}", file=where
+                    ) from None
             if col.null_count():
                 row = int(col.is_null().arg_true()[0])
                 raise DataError("timestamp is missing", file=where, line=row + 1)
@@ -260,11 +266,17 @@ class Interactions:
             else:
                 data = np.ones(len(self), dtype=np.float32)
             m = sp.csr_matrix(
-                (data, (self.users, self.items)), shape=(self.n_users, self.n_items), dtype=np.float32
+                (data, (self.users, self.items)),
+                shape=(self.n_users, self.n_items),
+                dtype=np.float32,
             )
             m.sum_duplicates()
             m.sort_indices()
-            m.indptr = m.indptr.astype(np.int64) if m.nnz > np.iinfo(np.int32).max else m.indptr.astype(np.int32)
+            m.indptr = (
+                m.indptr.astype(np.int64)
+                if m.nnz > np.iinfo(np.int32).max
+                else m.indptr.astype(np.int32)
+            )
             m.indices = m.indices.astype(np.int32)
             self._cache[key] = m
         return self._cache[key]
@@ -295,7 +307,9 @@ class Interactions:
 
     def with_ratings(self, ratings: np.ndarray | None) -> Interactions:
         """Same rows with other rating values (None makes the data implicit)."""
-        return replace(self, ratings=None if ratings is None else np.asarray(ratings, np.float32), _cache={})
+        return replace(
+            self, ratings=None if ratings is None else np.asarray(ratings, np.float32), _cache={}
+        )
 
     def compact(self) -> Interactions:
         """Drop users and items that have no rows here, renumbering to dense indices."""

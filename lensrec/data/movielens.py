@@ -108,44 +108,93 @@ class MovieLensVariant:
     description: str = ""
 
 
-def _variant(name: str, layout: Layout, scale: RatingScale, *, folder: str | None = None,
-             sha256: str | None = None, md5: str | None = None, size: int | None = None,
-             description: str = "") -> MovieLensVariant:
+def _variant(
+    name: str,
+    layout: Layout,
+    scale: RatingScale,
+    *,
+    folder: str | None = None,
+    sha256: str | None = None,
+    md5: str | None = None,
+    size: int | None = None,
+    description: str = "",
+) -> MovieLensVariant:
     sums = {k: v for k, v in (("sha256", sha256), ("md5", md5)) if v}
-    return MovieLensVariant(name, f"{_BASE}{name}.zip", folder or name, layout, scale, sums, size, description)
+    return MovieLensVariant(
+        name, f"{_BASE}{name}.zip", folder or name, layout, scale, sums, size, description
+    )
 
 
 #: Every MovieLens variant lensrec knows, by name.
 REGISTRY: dict[str, MovieLensVariant] = {
     v.name: v
     for v in (
-        _variant("ml-100k", "100k", _WHOLE_STARS, size=4_924_029,
-                 sha256="50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
-                 md5="0e33842e24a9c977be4e0107933c0723",
-                 description="100,000 ratings, 943 users, 1,682 movies (1998)"),
-        _variant("ml-1m", "1m", _WHOLE_STARS, size=5_917_549,
-                 sha256="a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
-                 md5="c4d9eecfca2ab87c1945afe126590906",
-                 description="1,000,209 ratings, 6,040 users, 3,706 movies (2003)"),
-        _variant("ml-10m", "10m", _HALF_STARS, folder="ml-10M100K",
-                 md5="ce571fd55effeba0271552578f2648bd",
-                 description="10,000,054 ratings, 69,878 users, 10,677 movies (2009)"),
-        _variant("ml-20m", "csv", _HALF_STARS, size=198_702_078,
-                 sha256="96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
-                 md5="cd245b17a1ae2cc31bb14903e1204af3",
-                 description="20,000,263 ratings, 138,493 users, 26,744 movies (2015)"),
-        _variant("ml-25m", "csv", _HALF_STARS, size=261_978_986,
-                 sha256="8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
-                 md5="6b51fb2759a8657d3bfcbfc42b592ada",
-                 description="25,000,095 ratings, 162,541 users, 59,047 movies (2019)"),
-        _variant("ml-32m", "csv", _HALF_STARS, size=238_950_008,
-                 md5="d472be332d4daa821edc399621853b57",
-                 description="32,000,204 ratings, 200,948 users, 87,585 movies (2023)"),
-        _variant("ml-latest-small", "csv", _HALF_STARS, size=978_202,
-                 sha256="696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
-                 description="about 100,000 ratings, 610 users, 9,742 movies (changes over time)"),
-        _variant("ml-latest", "csv", _HALF_STARS,
-                 description="the full current dataset (changes over time; no fixed checksum)"),
+        _variant(
+            "ml-100k",
+            "100k",
+            _WHOLE_STARS,
+            size=4_924_029,
+            sha256="50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
+            md5="0e33842e24a9c977be4e0107933c0723",
+            description="100,000 ratings, 943 users, 1,682 movies (1998)",
+        ),
+        _variant(
+            "ml-1m",
+            "1m",
+            _WHOLE_STARS,
+            size=5_917_549,
+            sha256="a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
+            md5="c4d9eecfca2ab87c1945afe126590906",
+            description="1,000,209 ratings, 6,040 users, 3,706 movies (2003)",
+        ),
+        _variant(
+            "ml-10m",
+            "10m",
+            _HALF_STARS,
+            folder="ml-10M100K",
+            md5="ce571fd55effeba0271552578f2648bd",
+            description="10,000,054 ratings, 69,878 users, 10,677 movies (2009)",
+        ),
+        _variant(
+            "ml-20m",
+            "csv",
+            _HALF_STARS,
+            size=198_702_078,
+            sha256="96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
+            md5="cd245b17a1ae2cc31bb14903e1204af3",
+            description="20,000,263 ratings, 138,493 users, 26,744 movies (2015)",
+        ),
+        _variant(
+            "ml-25m",
+            "csv",
+            _HALF_STARS,
+            size=261_978_986,
+            sha256="8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
+            md5="6b51fb2759a8657d3bfcbfc42b592ada",
+            description="25,000,095 ratings, 162,541 users, 59,047 movies (2019)",
+        ),
+        _variant(
+            "ml-32m",
+            "csv",
+            _HALF_STARS,
+            size=238_950_008,
+            md5="d472be332d4daa821edc399621853b57",
+            description="32,000,204 ratings, 200,948 users, 87,585 movies (2023)",
+        ),
+        _variant(
+            "ml-latest-small",
+            "csv",
+            _HALF_STARS,
+            size=978_202,
+            sha256="696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
+            description="about 100,000 ratings, 610 users, 9,742 movies (changes over time)",
+        ),
+        _variant(
+            "ml-latest",
+            "csv",
+            _HALF_STARS,
+            description="the full current dataset (changes over time; no fixed checksum)",
+        ),
     )
 }
 
@@ -162,18 +211,56 @@ def _get_variant(name: str) -> MovieLensVariant:
 
 # --- parsing -----------------------------------------------------------------------------
 _ML100K_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
-    "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 _ML1M_OCCUPATIONS = (
-    "other", "academic/educator", "artist", "clerical/admin", "college/grad student",
-    "customer service", "doctor/health care", "executive/managerial", "farmer", "homemaker",
-    "K-12 student", "lawyer", "programmer", "retired", "sales/marketing", "scientist",
-    "self-employed", "technician/engineer", "tradesman/craftsman", "unemployed", "writer",
+    "other",
+    "academic/educator",
+    "artist",
+    "clerical/admin",
+    "college/grad student",
+    "customer service",
+    "doctor/health care",
+    "executive/managerial",
+    "farmer",
+    "homemaker",
+    "K-12 student",
+    "lawyer",
+    "programmer",
+    "retired",
+    "sales/marketing",
+    "scientist",
+    "self-employed",
+    "technician/engineer",
+    "tradesman/craftsman",
+    "unemployed",
+    "writer",
 )
 _YEAR_IN_TITLE = r"\((\d{4})[^)]*\)\s*$"
-_RATINGS_SCHEMA = {"user_id": pl.Int64, "item_id": pl.Int64, "rating": pl.Float64, "timestamp": pl.Int64}
+_RATINGS_SCHEMA = {
+    "user_id": pl.Int64,
+    "item_id": pl.Int64,
+    "rating": pl.Float64,
+    "timestamp": pl.Int64,
+}
 
 
 def _decode(data: bytes) -> str:
@@ -195,9 +282,17 @@ def _year_from_title(titles: pl.Expr) -> pl.Expr:
     return titles.str.extract(_YEAR_IN_TITLE, 1).cast(pl.Int32, strict=False)
 
 
-def _ratings_frame(df: pl.DataFrame, *, file: str, scale: RatingScale, header_lines: int) -> pl.DataFrame:
-    check_columns(df, file=file, required=list(_RATINGS_SCHEMA), rating="rating", scale=scale,
-                  header_lines=header_lines)
+def _ratings_frame(
+    df: pl.DataFrame, *, file: str, scale: RatingScale, header_lines: int
+) -> pl.DataFrame:
+    check_columns(
+        df,
+        file=file,
+        required=list(_RATINGS_SCHEMA),
+        rating="rating",
+        scale=scale,
+        header_lines=header_lines,
+    )
     return df.select(list(_RATINGS_SCHEMA)).cast(_RATINGS_SCHEMA)  # type: ignore[arg-type]
 
 
@@ -212,18 +307,26 @@ def _parse_dat_items(path: Path) -> pl.DataFrame:
             continue
         parts = line.split("::")
         if len(parts) < 3:
-            raise DataError(f"expected 3 fields separated by '::', found {len(parts)}", file=str(path), line=lineno)
+            raise DataError(
+                f"expected 3 fields separated by '::', found {len(parts)}",
+                file=str(path),
+                line=lineno,
+            )
         try:
             ids.append(int(parts[0]))
         except ValueError:
-            raise DataError(f"movie id {parts[0]!r} is not an integer", file=str(path), line=lineno) from None
+            raise DataError(
+                f"movie id {parts[0]!r} is not an integer", file=str(path), line=lineno
+            ) from None
         titles.append("::".join(parts[1:-1]).strip())
         g = parts[-1].strip()
         genres.append([] if g in ("", "(no genres listed)") else g.split("|"))
     if not ids:
         raise DataError("empty file", file=str(path), line=1)
-    df = pl.DataFrame({"item_id": ids, "title": titles, "genres": genres},
-                      schema={"item_id": pl.Int64, "title": pl.String, "genres": pl.List(pl.String)})
+    df = pl.DataFrame(
+        {"item_id": ids, "title": titles, "genres": genres},
+        schema={"item_id": pl.Int64, "title": pl.String, "genres": pl.List(pl.String)},
+    )
     return df.with_columns(year=_year_from_title(pl.col("title")))
 
 
@@ -231,56 +334,98 @@ def _parse_100k(
     raw: Path, scale: RatingScale
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
     p = _need(raw, "u.data")
-    ratings = read_delimited(p, file=str(p), sep="\t", has_header=False, names=list(_RATINGS_SCHEMA),
-                             schema=_RATINGS_SCHEMA)
+    ratings = read_delimited(
+        p,
+        file=str(p),
+        sep="\t",
+        has_header=False,
+        names=list(_RATINGS_SCHEMA),
+        schema=_RATINGS_SCHEMA,
+    )
     ratings = _ratings_frame(ratings, file=str(p), scale=scale, header_lines=0)
 
     p = _need(raw, "u.item")
     genre_names = list(_ML100K_GENRES)
     if (raw / "u.genre").is_file():
-        rows = [ln.split("|") for ln in _decode((raw / "u.genre").read_bytes()).splitlines() if ln.strip()]
+        rows = [
+            ln.split("|")
+            for ln in _decode((raw / "u.genre").read_bytes()).splitlines()
+            if ln.strip()
+        ]
         genre_names = [r[0] for r in sorted(rows, key=lambda r: int(r[1]))] if rows else genre_names
-    names = ["item_id", "title", "release_date", "video_release_date", "imdb_url"] + [f"g{k}" for k in range(len(genre_names))]
+    names = ["item_id", "title", "release_date", "video_release_date", "imdb_url"] + [
+        f"g{k}" for k in range(len(genre_names))
+    ]
     data = _decode(p.read_bytes()).encode("utf-8")
-    items = read_delimited(data, file=str(p), sep="|", has_header=False, names=names,
-                           schema={"item_id": pl.Int64, **{f"g{k}": pl.Int8 for k in range(len(genre_names))}})
+    items = read_delimited(
+        data,
+        file=str(p),
+        sep="|",
+        has_header=False,
+        names=names,
+        schema={"item_id": pl.Int64, **{f"g{k}": pl.Int8 for k in range(len(genre_names))}},
+    )
     check_columns(items, file=str(p), required=["item_id"])
-    flags = pl.concat_list([pl.when(pl.col(f"g{k}") == 1).then(pl.lit(g)) for k, g in enumerate(genre_names)])
+    flags = pl.concat_list(
+        [pl.when(pl.col(f"g{k}") == 1).then(pl.lit(g)) for k, g in enumerate(genre_names)]
+    )
     items = items.select(
         "item_id",
         pl.col("title").str.strip_chars(),
         flags.list.drop_nulls().alias("genres"),
-        pl.coalesce(_year_from_title(pl.col("title")),
-                    pl.col("release_date").str.slice(-4).cast(pl.Int32, strict=False)).alias("year"),
+        pl.coalesce(
+            _year_from_title(pl.col("title")),
+            pl.col("release_date").str.slice(-4).cast(pl.Int32, strict=False),
+        ).alias("year"),
     )
 
     users = None
     if (raw / "u.user").is_file():
         p = raw / "u.user"
-        users = read_delimited(_decode(p.read_bytes()).encode(), file=str(p), sep="|", has_header=False,
-                               names=["user_id", "age", "gender", "occupation", "zip_code"],
-                               schema={"user_id": pl.Int64, "age": pl.Int32})
+        users = read_delimited(
+            _decode(p.read_bytes()).encode(),
+            file=str(p),
+            sep="|",
+            has_header=False,
+            names=["user_id", "age", "gender", "occupation", "zip_code"],
+            schema={"user_id": pl.Int64, "age": pl.Int32},
+        )
         check_columns(users, file=str(p), required=["user_id"])
     return ratings, items, users
 
 
-def _parse_dat(raw: Path, scale: RatingScale, with_users: bool) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
+def _parse_dat(
+    raw: Path, scale: RatingScale, with_users: bool
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
     p = _need(raw, "ratings.dat")
-    ratings = read_delimited(p, file=str(p), sep="::", has_header=False, names=list(_RATINGS_SCHEMA),
-                             schema=_RATINGS_SCHEMA)
+    ratings = read_delimited(
+        p,
+        file=str(p),
+        sep="::",
+        has_header=False,
+        names=list(_RATINGS_SCHEMA),
+        schema=_RATINGS_SCHEMA,
+    )
     ratings = _ratings_frame(ratings, file=str(p), scale=scale, header_lines=0)
     items = _parse_dat_items(_need(raw, "movies.dat"))
     users = None
     if with_users and (raw / "users.dat").is_file():
         p = raw / "users.dat"
-        users = read_delimited(_decode(p.read_bytes()).encode(), file=str(p), sep="::", has_header=False,
-                               names=["user_id", "gender", "age", "occupation", "zip_code"],
-                               schema={"user_id": pl.Int64, "age": pl.Int32, "occupation": pl.Int32})
+        users = read_delimited(
+            _decode(p.read_bytes()).encode(),
+            file=str(p),
+            sep="::",
+            has_header=False,
+            names=["user_id", "gender", "age", "occupation", "zip_code"],
+            schema={"user_id": pl.Int64, "age": pl.Int32, "occupation": pl.Int32},
+        )
         check_columns(users, file=str(p), required=["user_id"])
         users = users.with_columns(
-            pl.col("occupation").replace_strict(dict(enumerate(_ML1M_OCCUPATIONS)),
-                                                default=pl.col("occupation").cast(pl.String),
-                                                return_dtype=pl.String)
+            pl.col("occupation").replace_strict(
+                dict(enumerate(_ML1M_OCCUPATIONS)),
+                default=pl.col("occupation").cast(pl.String),
+                return_dtype=pl.String,
+            )
         ).select("user_id", "age", "gender", "occupation", "zip_code")
     return ratings, items, users
 
@@ -293,14 +438,24 @@ def _parse_csv(raw: Path, scale: RatingScale) -> tuple[pl.DataFrame, pl.DataFram
     ratings = _ratings_frame(ratings, file=str(p), scale=scale, header_lines=1)
 
     p = _need(raw, "movies.csv")
-    items = read_delimited(p, file=str(p), sep=",", has_header=True, quote_char='"', infer=False,
-                           schema={"movieId": pl.Int64, "title": pl.String, "genres": pl.String})
+    items = read_delimited(
+        p,
+        file=str(p),
+        sep=",",
+        has_header=True,
+        quote_char='"',
+        infer=False,
+        schema={"movieId": pl.Int64, "title": pl.String, "genres": pl.String},
+    )
     check_columns(items, file=str(p), required=["movieId"], header_lines=1)
     items = items.select(
         pl.col("movieId").alias("item_id"),
         pl.col("title").str.strip_chars(),
-        pl.when(pl.col("genres") == "(no genres listed)").then(pl.lit(""))
-        .otherwise(pl.col("genres")).str.split("|").list.eval(pl.element().filter(pl.element() != ""))
+        pl.when(pl.col("genres") == "(no genres listed)")
+        .then(pl.lit(""))
+        .otherwise(pl.col("genres"))
+        .str.split("|")
+        .list.eval(pl.element().filter(pl.element() != ""))
         .alias("genres"),
     ).with_columns(year=_year_from_title(pl.col("title")))
     return ratings, items, None
@@ -323,30 +478,58 @@ def _recbole_table(p: Path, schema: dict[str, Any]) -> pl.DataFrame:
     end = data.find(b"\n")
     header = (data if end < 0 else data[:end]).decode("utf-8").rstrip("\r").split("\t")
     plain = [h.split(":", 1)[0] for h in header]
-    body = b"" if end < 0 else data[end + 1:]
-    df = read_delimited(b"\t".join(h.encode() for h in plain) + b"\n" + body, file=str(p), sep="\t",
-                        has_header=True, schema=schema, infer=False)
+    body = b"" if end < 0 else data[end + 1 :]
+    df = read_delimited(
+        b"\t".join(h.encode() for h in plain) + b"\n" + body,
+        file=str(p),
+        sep="\t",
+        has_header=True,
+        schema=schema,
+        infer=False,
+    )
     return df
 
 
-def _parse_recbole(raw: Path, scale: RatingScale) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def _parse_recbole(
+    raw: Path, scale: RatingScale
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     p = _need(raw, "ml-100k.inter")
-    df = _recbole_table(p, {"user_id": pl.Int64, "item_id": pl.Int64, "rating": pl.Float64,
-                            "timestamp": pl.Float64})
-    check_columns(df, file=str(p), required=["user_id", "item_id", "rating", "timestamp"], rating="rating",
-                  scale=scale, header_lines=1)
+    df = _recbole_table(
+        p, {"user_id": pl.Int64, "item_id": pl.Int64, "rating": pl.Float64, "timestamp": pl.Float64}
+    )
+    check_columns(
+        df,
+        file=str(p),
+        required=["user_id", "item_id", "rating", "timestamp"],
+        rating="rating",
+        scale=scale,
+        header_lines=1,
+    )
     ratings = df.select(list(_RATINGS_SCHEMA)).cast(_RATINGS_SCHEMA)  # type: ignore[arg-type]
 
     p = _need(raw, "ml-100k.item")
-    it = _recbole_table(p, {"item_id": pl.Int64, "movie_title": pl.String, "release_year": pl.String,
-                            "class": pl.String})
+    it = _recbole_table(
+        p,
+        {
+            "item_id": pl.Int64,
+            "movie_title": pl.String,
+            "release_year": pl.String,
+            "class": pl.String,
+        },
+    )
     check_columns(it, file=str(p), required=["item_id"], header_lines=1)
     year = pl.col("release_year").str.strip_chars().cast(pl.Int32, strict=False)
     title = pl.col("movie_title").fill_null("").str.strip_chars()
     items = it.select(
         "item_id",
-        pl.when(year.is_not_null()).then(pl.format("{} ({})", title, year)).otherwise(title).alias("title"),
-        pl.col("class").fill_null("").str.split(" ").list.eval(pl.element().filter(pl.element() != ""))
+        pl.when(year.is_not_null())
+        .then(pl.format("{} ({})", title, year))
+        .otherwise(title)
+        .alias("title"),
+        pl.col("class")
+        .fill_null("")
+        .str.split(" ")
+        .list.eval(pl.element().filter(pl.element() != ""))
         .alias("genres"),
         year.alias("year"),
     )
@@ -358,7 +541,10 @@ def _parse_recbole(raw: Path, scale: RatingScale) -> tuple[pl.DataFrame, pl.Data
 
 
 def parse_raw(
-    raw: str | os.PathLike[str], layout: Layout | Literal["recbole"], *, scale: RatingScale | None = None
+    raw: str | os.PathLike[str],
+    layout: Layout | Literal["recbole"],
+    *,
+    scale: RatingScale | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
     """Parse an unpacked MovieLens folder into (ratings, items, users) polars frames.
 
@@ -382,8 +568,13 @@ def parse_raw(
 
 
 # --- fetching ----------------------------------------------------------------------------
-_NETWORK_ERRORS = (urllib.error.URLError, TimeoutError, ConnectionError, HTTPException,
-                   dl.IncompleteDownload)
+_NETWORK_ERRORS = (
+    urllib.error.URLError,
+    TimeoutError,
+    ConnectionError,
+    HTTPException,
+    dl.IncompleteDownload,
+)
 
 
 def _complete(target: Path) -> dict[str, Any] | None:
@@ -484,7 +675,13 @@ def fetch(
 
 
 def _obtain_raw(
-    variant: MovieLensVariant, root: Path, raw: Path, *, url: str | None, checksum: str | None, progress: bool
+    variant: MovieLensVariant,
+    root: Path,
+    raw: Path,
+    *,
+    url: str | None,
+    checksum: str | None,
+    progress: bool,
 ) -> dict[str, Any]:
     """Put the unpacked data into ``raw`` (atomically); return its source record."""
     if checksum is not None:
@@ -515,14 +712,20 @@ def _obtain_raw(
                 LensrecWarning,
                 stacklevel=3,
             )
-        info = {"source": SOURCE_GROUPLENS, "url": src_url, "checksums": digests,
-                "verified": sorted(expected)}
+        info = {
+            "source": SOURCE_GROUPLENS,
+            "url": src_url,
+            "checksums": digests,
+            "verified": sorted(expected),
+        }
         with dl.temp_dir(root, f".extract-{variant.name}-") as tmp:
             dl.safe_extract(archive, tmp)
             folder = tmp / variant.folder
             if not folder.is_dir():
                 found = [p.name for p in tmp.iterdir()]
-                raise DataError(f"archive has no folder {variant.folder!r} (found {found})", file=src_url)
+                raise DataError(
+                    f"archive has no folder {variant.folder!r} (found {found})", file=src_url
+                )
             dl.atomic_write_json(folder / ".lensrec-source.json", info)
             _move_into_place(folder, raw)
         return info
@@ -542,13 +745,26 @@ def _obtain_recbole(root: Path, raw: Path, *, timeout: float = 180.0) -> dict[st
     """ml-100k from the recbole==1.2.1 wheel, fetched with pip; every file checked by sha256."""
     with dl.temp_dir(root, ".recbole-") as tmp:
         wheel_dir = tmp / "wheel"
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--quiet", "recbole==1.2.1", "-d", str(wheel_dir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--quiet",
+            "recbole==1.2.1",
+            "-d",
+            str(wheel_dir),
+        ]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
-            raise DataError(f"GroupLens unreachable and `pip download recbole==1.2.1` took over {timeout:.0f}s",
-                            file=REGISTRY["ml-100k"].url) from None
+            raise DataError(
+                f"GroupLens unreachable and `pip download recbole==1.2.1` took over {timeout:.0f}s",
+                file=REGISTRY["ml-100k"].url,
+            ) from None
         wheel = wheel_dir / RECBOLE_WHEEL
         if proc.returncode != 0 or not wheel.is_file():
             last = (proc.stderr or proc.stdout or "").strip().splitlines()[-1:] or ["no output"]
@@ -556,16 +772,27 @@ def _obtain_recbole(root: Path, raw: Path, *, timeout: float = 180.0) -> dict[st
                 f"GroupLens unreachable and the recbole==1.2.1 wheel could not be downloaded ({last[0]})",
                 file=REGISTRY["ml-100k"].url,
             )
-        dl.verify(dl.file_digests(wheel, ("sha256",)), {"sha256": RECBOLE_WHEEL_SHA256}, what=str(wheel))
+        dl.verify(
+            dl.file_digests(wheel, ("sha256",)), {"sha256": RECBOLE_WHEEL_SHA256}, what=str(wheel)
+        )
         out = tmp / "raw"
         out.mkdir()
         for fname, sha in RECBOLE_FILES.items():
-            data = dl.read_bytes_checked(dl.zip_member(wheel, _RECBOLE_DIR + fname), sha,
-                                         what=f"{RECBOLE_WHEEL}:{_RECBOLE_DIR}{fname}")
+            data = dl.read_bytes_checked(
+                dl.zip_member(wheel, _RECBOLE_DIR + fname),
+                sha,
+                what=f"{RECBOLE_WHEEL}:{_RECBOLE_DIR}{fname}",
+            )
             (out / fname).write_bytes(data)
-        info = {"source": SOURCE_RECBOLE, "url": f"pip:recbole==1.2.1/{RECBOLE_WHEEL}",
-                "checksums": {"sha256": RECBOLE_WHEEL_SHA256, **{f: s for f, s in RECBOLE_FILES.items()}},
-                "verified": ["sha256"]}
+        info = {
+            "source": SOURCE_RECBOLE,
+            "url": f"pip:recbole==1.2.1/{RECBOLE_WHEEL}",
+            "checksums": {
+                "sha256": RECBOLE_WHEEL_SHA256,
+                **{f: s for f, s in RECBOLE_FILES.items()},
+            },
+            "verified": ["sha256"],
+        }
         dl.atomic_write_json(out / ".lensrec-source.json", info)
         _move_into_place(out, raw)
     return info
@@ -581,8 +808,14 @@ def _move_into_place(src: Path, raw: Path) -> None:
             raise
 
 
-def _write_cache(target: Path, variant: MovieLensVariant, info: dict[str, Any], ratings: pl.DataFrame,
-                 items: pl.DataFrame, users: pl.DataFrame | None) -> None:
+def _write_cache(
+    target: Path,
+    variant: MovieLensVariant,
+    info: dict[str, Any],
+    ratings: pl.DataFrame,
+    items: pl.DataFrame,
+    users: pl.DataFrame | None,
+) -> None:
     files = ["ratings.parquet", "items.parquet"]
     dl.atomic_write_parquet(target / "ratings.parquet", ratings)
     dl.atomic_write_parquet(target / "items.parquet", items)
@@ -643,7 +876,9 @@ def load_movielens(
     manifest = _complete(target)
     if manifest is None:
         if not download:
-            raise DataError(f"{name} is not in the cache; run `lensrec data fetch {name}`", file=str(target))
+            raise DataError(
+                f"{name} is not in the cache; run `lensrec data fetch {name}`", file=str(target)
+            )
         fetch(name, cache_dir, progress=progress)
         manifest = _complete(target)
         if manifest is None:  # pragma: no cover - fetch writes it
@@ -651,12 +886,25 @@ def load_movielens(
     try:
         ratings = pl.read_parquet(target / "ratings.parquet")
         items = pl.read_parquet(target / "items.parquet")
-        users = pl.read_parquet(target / "users.parquet") if "users.parquet" in manifest["files"] else None
+        users = (
+            pl.read_parquet(target / "users.parquet")
+            if "users.parquet" in manifest["files"]
+            else None
+        )
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DataError(f"corrupt cache entry ({exc}); delete the folder and fetch again", file=str(target)) from None
+        raise DataError(
+            f"corrupt cache entry ({exc}); delete the folder and fetch again", file=str(target)
+        ) from None
     inter = Interactions.from_frame(
-        ratings, user="user_id", item="item_id", rating="rating", timestamp="timestamp",
-        item_info=items, user_info=users, name=name, source=str(target / "ratings.parquet"),
+        ratings,
+        user="user_id",
+        item="item_id",
+        rating="rating",
+        timestamp="timestamp",
+        item_info=items,
+        user_info=users,
+        name=name,
+        source=str(target / "ratings.parquet"),
     )
     inter.stats.update(source=manifest["source"], url=manifest.get("url"), cache=str(target))
     return inter
@@ -682,14 +930,18 @@ def load_dataset(
     text = os.fspath(spec)
     if text in REGISTRY:
         if mapping:
-            raise DataError(f"column mapping {sorted(mapping)} does not apply to registry dataset {text!r}")
+            raise DataError(
+                f"column mapping {sorted(mapping)} does not apply to registry dataset {text!r}"
+            )
         return load_movielens(text, cache_dir, download=download, progress=progress)
     path = Path(text)
     if path.is_file():
         if "user" not in mapping or "item" not in mapping:
             mapping = {**_guess_mapping(path), **mapping}
         return load_table(path, **mapping)
-    raise DataError(f"{text!r} is neither a known dataset ({', '.join(REGISTRY)}) nor an existing file")
+    raise DataError(
+        f"{text!r} is neither a known dataset ({', '.join(REGISTRY)}) nor an existing file"
+    )
 
 
 def _guess_mapping(path: Path) -> dict[str, Any]:
@@ -706,16 +958,22 @@ def _guess_mapping(path: Path) -> dict[str, Any]:
         with open(path, "rb") as fh:
             first = fh.readline().decode("utf-8", "replace").strip()
         if not first:
-            raise DataError("the file is empty (or its first line is blank)", file=str(path), line=1)
+            raise DataError(
+                "the file is empty (or its first line is blank)", file=str(path), line=1
+            )
         cols = re.split(r"::|[,\t;|]", first)
         fields = [c.strip() for c in cols]
-        if len(fields) >= 2 and all(re.fullmatch(r"[-+]?\d+(\.\d*)?([eE][-+]?\d+)?", f) for f in fields):
+        if len(fields) >= 2 and all(
+            re.fullmatch(r"[-+]?\d+(\.\d*)?([eE][-+]?\d+)?", f) for f in fields
+        ):
             names = ("user", "item", "rating", "timestamp")
             return {"has_header": False, **{n: j for j, n in enumerate(names[: len(fields)])}}
     cols = [c.strip().strip('"') for c in cols]
-    for user, item, rating, ts in (("userId", "movieId", "rating", "timestamp"),
-                                   ("user_id", "item_id", "rating", "timestamp"),
-                                   ("user", "item", "rating", "timestamp")):
+    for user, item, rating, ts in (
+        ("userId", "movieId", "rating", "timestamp"),
+        ("user_id", "item_id", "rating", "timestamp"),
+        ("user", "item", "rating", "timestamp"),
+    ):
         if user in cols and item in cols:
             out: dict[str, Any] = {"user": user, "item": item}
             if rating in cols:
@@ -723,5 +981,9 @@ def _guess_mapping(path: Path) -> dict[str, Any]:
             if ts in cols:
                 out["timestamp"] = ts
             return out
-    raise DataError(f"no column mapping given and no user/item columns recognised in {cols}; "
-                    "pass user= and item= (CLI: --user-col/--item-col)", file=str(path), line=1)
+    raise DataError(
+        f"no column mapping given and no user/item columns recognised in {cols}; "
+        "pass user= and item= (CLI: --user-col/--item-col)",
+        file=str(path),
+        line=1,
+    )

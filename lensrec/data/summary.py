@@ -83,7 +83,11 @@ def describe(inter: Interactions) -> dict[str, Any]:
         out["rating_histogram"] = _histogram(r)
     if inter.timestamps is not None and n:
         lo, hi = int(inter.timestamps.min()), int(inter.timestamps.max())
-        out["time_span"] = {"first": _iso(lo), "last": _iso(hi), "days": round((hi - lo) / 86400, 1)}
+        out["time_span"] = {
+            "first": _iso(lo),
+            "last": _iso(hi),
+            "days": round((hi - lo) / 86400, 1),
+        }
     return out
 
 
@@ -97,14 +101,17 @@ def format_summary(d: dict[str, Any], *, width: int = 40) -> str:
       5    1  ####################
     """
     lines = [
-        f"dataset       {d.get('name') or 'unnamed'}" + (f"  ({d['source']})" if d.get("source") else ""),
+        f"dataset       {d.get('name') or 'unnamed'}"
+        + (f"  ({d['source']})" if d.get("source") else ""),
         f"users         {d['users']:,}",
         f"items         {d['items']:,}",
         f"interactions  {d['interactions']:,}" + ("" if d.get("ratings") else "  (implicit)"),
         f"density       {d['density']:.4%}",
     ]
     if d.get("duplicates_dropped"):
-        lines.append(f"duplicates    {d['duplicates_dropped']:,} dropped of {d.get('rows_read', 0):,} rows read")
+        lines.append(
+            f"duplicates    {d['duplicates_dropped']:,} dropped of {d.get('rows_read', 0):,} rows read"
+        )
     span = d.get("time_span")
     if span:
         lines.append(f"time span     {span['first']} .. {span['last']} ({span['days']:,} days)")

@@ -29,7 +29,9 @@ _T1 = 1_704_067_200  # 2024-01-01
 _CHUNK = 1 << 20
 
 
-def _user_targets(gen: np.random.Generator, n_users: int, n_items: int, total: int, sigma: float) -> np.ndarray:
+def _user_targets(
+    gen: np.random.Generator, n_users: int, n_items: int, total: int, sigma: float
+) -> np.ndarray:
     """Per-user interaction counts: log-normal, summing exactly to ``total``, within [1, cap]."""
     cap = max(1, n_items // 2)
     floor = 1 if total >= n_users else 0
@@ -49,7 +51,9 @@ def _user_targets(gen: np.random.Generator, n_users: int, n_items: int, total: i
             break
     if remaining > 0:  # hand out the rounding remainder one by one to users with room
         room = np.flatnonzero(counts < cap)
-        pick = gen.choice(room, size=min(remaining, room.size), replace=False, p=w[room] / w[room].sum())
+        pick = gen.choice(
+            room, size=min(remaining, room.size), replace=False, p=w[room] / w[room].sum()
+        )
         counts[pick] += 1
     if floor:
         zero = counts == 0
@@ -233,12 +237,17 @@ def synthetic(
         pu = gen.normal(0.0, 0.9 * scale, (n_users, dim)).astype(np.float32)
         qi = gen.normal(0.0, 0.9 * scale, (n_items, dim)).astype(np.float32)
         bu = gen.normal(0.0, 0.35, n_users).astype(np.float32)
-        bi = (gen.normal(0.0, 0.4, n_items) + 0.15 * (np.log(pop * n_items) / max(np.log(n_items), 1.0))).astype(np.float32)
+        bi = (
+            gen.normal(0.0, 0.4, n_items)
+            + 0.15 * (np.log(pop * n_items) / max(np.log(n_items), 1.0))
+        ).astype(np.float32)
         mu = np.float32(3.55)
         raw = np.empty(n, dtype=np.float32)
         for s in range(0, n, _CHUNK):
             u, i = users[s : s + _CHUNK], items[s : s + _CHUNK]
-            raw[s : s + _CHUNK] = mu + bu[u] + bi[i] + np.einsum("ij,ij->i", pu[u], qi[i]) * np.float32(dim ** 0.5)
+            raw[s : s + _CHUNK] = (
+                mu + bu[u] + bi[i] + np.einsum("ij,ij->i", pu[u], qi[i]) * np.float32(dim**0.5)
+            )
         raw += gen.normal(0.0, noise, n).astype(np.float32)
         ratings = np.clip(np.rint(raw), 1, 5).astype(np.float32)
 

@@ -52,7 +52,9 @@ class RatingScale:
             return value
         vals = tuple(float(v) for v in value)
         if len(vals) not in (2, 3) or vals[0] > vals[1]:
-            raise ValueError(f"rating_scale must be (low, high) or (low, high, step), got {value!r}")
+            raise ValueError(
+                f"rating_scale must be (low, high) or (low, high, step), got {value!r}"
+            )
         return cls(*vals)
 
     def __str__(self) -> str:
@@ -118,7 +120,9 @@ def read_delimited(
         missing = [c for c in schema if c not in header]
         if missing:
             raise DataError(
-                f"missing column(s) {', '.join(map(repr, missing))}; header has {header}", file=file, line=1
+                f"missing column(s) {', '.join(map(repr, missing))}; header has {header}",
+                file=file,
+                line=1,
             )
         kwargs["schema_overrides"] = schema
         if not infer:
@@ -131,8 +135,16 @@ def read_delimited(
         df = pl.read_csv(polars_input, **kwargs)
     except (pl.exceptions.PolarsError, pl.exceptions.NoDataError) as exc:
         data = src.read_bytes() if isinstance(src, Path) else src
-        _diagnose(data, file=file, sep=sep, has_header=has_header, names=names, schema=schema,
-                  quote_char=quote_char, exc=exc)
+        _diagnose(
+            data,
+            file=file,
+            sep=sep,
+            has_header=has_header,
+            names=names,
+            schema=schema,
+            quote_char=quote_char,
+            exc=exc,
+        )
         raise AssertionError("unreachable") from None  # _diagnose always raises
     df = _drop_trailing_blank(df)
     if df.height == 0:
@@ -143,8 +155,13 @@ def read_delimited(
 def _header(first: bytes, *, file: str, sep: str, quote_char: str | None) -> list[str]:
     first = first.split(b"\n", 1)[0]
     try:
-        return pl.read_csv(io.BytesIO(first + b"\n"), separator=sep, quote_char=quote_char,
-                           has_header=True, n_rows=0).columns
+        return pl.read_csv(
+            io.BytesIO(first + b"\n"),
+            separator=sep,
+            quote_char=quote_char,
+            has_header=True,
+            n_rows=0,
+        ).columns
     except pl.exceptions.PolarsError as exc:
         raise DataError(f"cannot read the header ({_first_line(exc)})", file=file, line=1) from None
 
@@ -207,11 +224,17 @@ def _diagnose(
         bad[:hdr] = False
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise DataError(f"expected {n_fields} fields, found {int(counts[row])}", file=file, line=row + 1)
+            raise DataError(
+                f"expected {n_fields} fields, found {int(counts[row])}", file=file, line=row + 1
+            )
     # read everything as text, then find the first value that does not convert
     try:
-        kwargs: dict[str, Any] = {"separator": sep, "quote_char": quote_char, "has_header": has_header,
-                                  "truncate_ragged_lines": True}
+        kwargs: dict[str, Any] = {
+            "separator": sep,
+            "quote_char": quote_char,
+            "has_header": has_header,
+            "truncate_ragged_lines": True,
+        }
         if has_header:
             kwargs["infer_schema"] = False
         else:
@@ -228,7 +251,11 @@ def _diagnose(
         if bad_mask.any():
             row = int(bad_mask.arg_true()[0])
             kind = "an integer" if dtype in (pl.Int64, pl.Int32) else "a number"
-            raise DataError(f"{_col_label(col)}: cannot read {raw[row]!r} as {kind}", file=file, line=row + 1 + hdr)
+            raise DataError(
+                f"{_col_label(col)}: cannot read {raw[row]!r} as {kind}",
+                file=file,
+                line=row + 1 + hdr,
+            )
     raise DataError(f"cannot parse ({_first_line(exc)})", file=file)
 
 
@@ -258,7 +285,9 @@ def check_columns(
     if null_rows:
         row, col = min(null_rows)
         blank = all(v is None for v in df.row(row))
-        reason = "empty line" if blank and row_word == "line" else f"missing value in {_col_label(col)}"
+        reason = (
+            "empty line" if blank and row_word == "line" else f"missing value in {_col_label(col)}"
+        )
         raise DataError(reason, file=file, line=row + off)
     if rating is None:
         return
@@ -279,7 +308,9 @@ def check_columns(
         off_scale = scale.violations(r)
         if off_scale.any():
             row = int(np.flatnonzero(off_scale)[0])
-            raise DataError(f"rating {r[row]:g} is outside the scale {scale}", file=file, line=row + off)
+            raise DataError(
+                f"rating {r[row]:g} is outside the scale {scale}", file=file, line=row + off
+            )
 
 
 def normalise_ids(col: pl.Series) -> pl.Series:
@@ -411,8 +442,10 @@ def load_table(
             raise DataError(f"cannot read Parquet ({_first_line(exc)})", file=file) from None
         missing = [c for c in wanted if c not in df.columns]
         if missing:
-            raise DataError(f"missing column(s) {', '.join(map(repr, missing))}; columns are {df.columns}",
-                            file=file)
+            raise DataError(
+                f"missing column(s) {', '.join(map(repr, missing))}; columns are {df.columns}",
+                file=file,
+            )
         if df.height == 0:
             raise DataError("empty file: no rows", file=file, line=1)
         header_lines = 0
@@ -430,15 +463,33 @@ def load_table(
             names = [f"column_{k + 1}" for k in range(n_fields)]
             missing = [c for c in wanted if c not in names]
             if missing:
-                raise DataError(f"missing column(s) {', '.join(map(repr, missing))}: "
-                                f"the first line has {n_fields} fields", file=file, line=1)
-        df = read_delimited(data, file=file, sep=sep, has_header=has_header, names=names, schema=schema,
-                            quote_char='"')
+                raise DataError(
+                    f"missing column(s) {', '.join(map(repr, missing))}: "
+                    f"the first line has {n_fields} fields",
+                    file=file,
+                    line=1,
+                )
+        df = read_delimited(
+            data,
+            file=file,
+            sep=sep,
+            has_header=has_header,
+            names=names,
+            schema=schema,
+            quote_char='"',
+        )
         header_lines = 1 if has_header else 0
         del data
 
-    check_columns(df, file=file, required=[user_c, item_c], rating=rating_c, scale=scale,
-                  header_lines=header_lines, row_word=row_word)
+    check_columns(
+        df,
+        file=file,
+        required=[user_c, item_c],
+        rating=rating_c,
+        scale=scale,
+        header_lines=header_lines,
+        row_word=row_word,
+    )
     cols = {user_c: normalise_ids(df[user_c]), item_c: normalise_ids(df[item_c])}
     if time_c is not None:
         cols[time_c] = _timestamps(df[time_c], file=file, header_lines=header_lines)

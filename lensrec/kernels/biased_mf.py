@@ -251,12 +251,32 @@ def adam_epoch(
             gu[k] += g + regb * wu * pu[k]
             gi[k] += g + regb * wi * qi[k]
         _adam_rows(
-            work_user_rows, n_u, user_params, work_user_grads, user_m1, user_m2, user_steps,
-            work_user_marks, learning_rate, beta1, beta2, eps,
+            work_user_rows,
+            n_u,
+            user_params,
+            work_user_grads,
+            user_m1,
+            user_m2,
+            user_steps,
+            work_user_marks,
+            learning_rate,
+            beta1,
+            beta2,
+            eps,
         )
         _adam_rows(
-            work_item_rows, n_i, item_params, work_item_grads, item_m1, item_m2, item_steps,
-            work_item_marks, learning_rate, beta1, beta2, eps,
+            work_item_rows,
+            n_i,
+            item_params,
+            work_item_grads,
+            item_m1,
+            item_m2,
+            item_steps,
+            work_item_marks,
+            learning_rate,
+            beta1,
+            beta2,
+            eps,
         )
     return total / max(n, 1)
 

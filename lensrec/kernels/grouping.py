@@ -32,7 +32,9 @@ def group_order(keys: np.ndarray, n_keys: int) -> np.ndarray:
 
 
 @nb.njit(cache=True, nogil=True)
-def sort_within_groups(order: np.ndarray, keys: np.ndarray, n_keys: int, values: np.ndarray) -> np.ndarray:
+def sort_within_groups(
+    order: np.ndarray, keys: np.ndarray, n_keys: int, values: np.ndarray
+) -> np.ndarray:
     """Stably re-sort each key's run of ``order`` by ``values`` (ties keep their place).
 
     ``order`` must list rows grouped by ascending key (as :func:`group_order` gives);

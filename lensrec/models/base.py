@@ -543,4 +543,3 @@ def load(path: str | os.PathLike[str]) -> Recommender:
         raise ModelFormatError(f"{path}: the file holds no fitted state")
     model._after_load()
     return model
-

@@ -108,7 +108,9 @@ def check_model(
     # batch equals single
     for u in users[:: max(1, len(users) // 5)]:
         one_ids, one_scores = model.recommend([u], k=k, exclude=seen)
-        assert np.array_equal(one_ids[0], ids[u]), f"{name}: batch row differs from single for user {u}"
+        assert np.array_equal(one_ids[0], ids[u]), (
+            f"{name}: batch row differs from single for user {u}"
+        )
         np.testing.assert_allclose(one_scores[0], scores[u], rtol=1e-5, atol=1e-6)
     # candidate restriction
     cand = np.arange(0, train.n_items, 2, dtype=np.int32)
@@ -122,7 +124,10 @@ def check_model(
     for row, it in enumerate(items):
         assert it not in sim_ids[row], f"{name}: similar_items returned the query item {it}"
     # unknown indices
-    for bad in (lambda: model.recommend([train.n_users], k=k), lambda: model.similar_items([-1], k=k)):
+    for bad in (
+        lambda: model.recommend([train.n_users], k=k),
+        lambda: model.similar_items([-1], k=k),
+    ):
         try:
             bad()
         except UnknownIdError:

@@ -83,9 +83,7 @@ def interactions(
 
 def int_ids(*, min_size: int = 1, max_size: int = 200) -> st.SearchStrategy[list[int]]:
     """Lists of unique integer ids spanning most of the int64 range."""
-    return st.lists(
-        st.integers(-(2**62), 2**62), min_size=min_size, max_size=max_size, unique=True
-    )
+    return st.lists(st.integers(-(2**62), 2**62), min_size=min_size, max_size=max_size, unique=True)
 
 
 def str_ids(*, min_size: int = 1, max_size: int = 200) -> st.SearchStrategy[list[str]]:

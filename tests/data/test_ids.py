@@ -12,7 +12,9 @@ from lensrec.errors import UnknownIdError
 from lensrec.testing.strategies import int_ids, str_ids, uuid_ids
 
 
-@pytest.mark.parametrize("ids", [int_ids(), str_ids(), uuid_ids()], ids=["ints", "strings", "uuids"])
+@pytest.mark.parametrize(
+    "ids", [int_ids(), str_ids(), uuid_ids()], ids=["ints", "strings", "uuids"]
+)
 def test_round_trip(ids):
     @settings(max_examples=60, deadline=None)
     @given(ids)
@@ -29,7 +31,13 @@ def test_round_trip(ids):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.sampled_from(["a", "b", "550e8400-e29b-41d4-a716-446655440000", "z"]), min_size=1, max_size=50))
+@given(
+    st.lists(
+        st.sampled_from(["a", "b", "550e8400-e29b-41d4-a716-446655440000", "z"]),
+        min_size=1,
+        max_size=50,
+    )
+)
 def test_build_codes_point_back_to_values(values):
     m, codes = IdMap.build(values, kind="item")
     assert len(m) == len(set(values))

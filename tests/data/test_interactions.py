@@ -12,12 +12,14 @@ from lensrec.errors import DataError, UnknownIdError
 
 def _frame() -> pl.DataFrame:
     # (u1, i1) appears three times: latest timestamp 30 has rating 2
-    return pl.DataFrame({
-        "user": [1, 1, 2, 1, 3, 1],
-        "item": [10, 20, 10, 10, 30, 10],
-        "rating": [5.0, 4.0, 3.0, 2.0, 1.0, 4.5],
-        "timestamp": [10, 11, 12, 30, 13, 20],
-    })
+    return pl.DataFrame(
+        {
+            "user": [1, 1, 2, 1, 3, 1],
+            "item": [10, 20, 10, 10, 30, 10],
+            "rating": [5.0, 4.0, 3.0, 2.0, 1.0, 4.5],
+            "timestamp": [10, 11, 12, 30, 13, 20],
+        }
+    )
 
 
 def test_duplicates_keep_latest_by_timestamp_and_are_counted():

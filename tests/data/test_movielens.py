@@ -51,11 +51,13 @@ SMALL_MOVIES = (
 
 @pytest.fixture
 def small_zip() -> bytes:
-    return make_zip({
-        "ml-latest-small/ratings.csv": SMALL_RATINGS,
-        "ml-latest-small/movies.csv": SMALL_MOVIES,
-        "ml-latest-small/README.txt": "test archive\n",
-    })
+    return make_zip(
+        {
+            "ml-latest-small/ratings.csv": SMALL_RATINGS,
+            "ml-latest-small/movies.csv": SMALL_MOVIES,
+            "ml-latest-small/README.txt": "test archive\n",
+        }
+    )
 
 
 def _flags(*on: int) -> str:
@@ -80,8 +82,16 @@ def _write_100k(d: Path, u_data: str | None = None) -> Path:
 
 # --- registry ------------------------------------------------------------------------------
 def test_registry_lists_every_variant_with_official_url_and_scale():
-    assert set(DATASETS) == {"ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-32m",
-                             "ml-latest-small", "ml-latest"}
+    assert set(DATASETS) == {
+        "ml-100k",
+        "ml-1m",
+        "ml-10m",
+        "ml-20m",
+        "ml-25m",
+        "ml-32m",
+        "ml-latest-small",
+        "ml-latest",
+    }
     for name, v in REGISTRY.items():
         assert v.url == f"https://files.grouplens.org/datasets/movielens/{name}.zip"
     assert REGISTRY["ml-10m"].folder == "ml-10M100K"
@@ -110,10 +120,13 @@ def test_parse_100k_keeps_row_order_genres_years_and_latin1(tmp_path):
 def test_parse_1m_with_double_colon_separator(tmp_path):
     d = tmp_path / "raw"
     d.mkdir()
-    (d / "ratings.dat").write_text("1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n")
+    (d / "ratings.dat").write_text(
+        "1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n"
+    )
     (d / "movies.dat").write_bytes(
-        "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n661::Señor: A Story: (1996)::Animation|Musical\n"
-        .encode("latin-1")
+        "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n661::Señor: A Story: (1996)::Animation|Musical\n".encode(
+            "latin-1"
+        )
     )
     (d / "users.dat").write_text("1::F::1::10::48067\n2::M::56::16::70072\n")
     ratings, items, users = parse_raw(d, "1m")
@@ -129,8 +142,12 @@ def test_parse_1m_with_double_colon_separator(tmp_path):
 def test_parse_10m_half_stars_and_no_users(tmp_path):
     d = tmp_path / "raw"
     d.mkdir()
-    (d / "ratings.dat").write_text("1::122::5::838985046\n1::185::4.5::838983525\n7::122::0.5::838983392\n")
-    (d / "movies.dat").write_text("122::Boomerang (1992)::Comedy|Romance\n185::Net, The (1995)::Action\n")
+    (d / "ratings.dat").write_text(
+        "1::122::5::838985046\n1::185::4.5::838983525\n7::122::0.5::838983392\n"
+    )
+    (d / "movies.dat").write_text(
+        "122::Boomerang (1992)::Comedy|Romance\n185::Net, The (1995)::Action\n"
+    )
     ratings, items, users = parse_raw(d, "10m")
     assert users is None
     assert ratings["rating"].to_list() == [5.0, 4.5, 0.5]
@@ -147,8 +164,11 @@ def test_parse_csv_layout_header_quotes_and_no_genres(tmp_path):
     assert ratings["user_id"].to_list() == [1, 1, 2, 2, 3, 3]
     assert ratings["rating"].to_list() == [4.0, 4.5, 3.0, 0.5, 5.0, 2.5]
     assert items["title"].to_list()[1] == "American President, The (1995)"
-    assert items["genres"].to_list() == [["Adventure", "Animation", "Children"],
-                                        ["Comedy", "Drama", "Romance"], []]
+    assert items["genres"].to_list() == [
+        ["Adventure", "Animation", "Children"],
+        ["Comedy", "Drama", "Romance"],
+        [],
+    ]
     assert items["year"].to_list() == [1995, 1995, None]
 
 
@@ -233,7 +253,9 @@ def _leftovers(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
-def test_fetch_downloads_verifies_converts_and_then_uses_the_cache(tmp_path, http_server, small_zip):
+def test_fetch_downloads_verifies_converts_and_then_uses_the_cache(
+    tmp_path, http_server, small_zip
+):
     url = http_server.add("/ml-latest-small.zip", small_zip)
     root = tmp_path / "cache"
     path = fetch("ml-latest-small", root, url=url, checksum=f"sha256:{sha256(small_zip)}")
@@ -241,7 +263,13 @@ def test_fetch_downloads_verifies_converts_and_then_uses_the_cache(tmp_path, htt
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["source"] == "grouplens"
     assert manifest["checksums"]["sha256"] == sha256(small_zip)
-    assert manifest["counts"] == {"ratings": 6, "users": 3, "items": 3, "item_rows": 3, "user_rows": 0}
+    assert manifest["counts"] == {
+        "ratings": 6,
+        "users": 3,
+        "items": 3,
+        "item_rows": 3,
+        "user_rows": 0,
+    }
     assert http_server.hits["/ml-latest-small.zip"] == 1
     # nothing temporary left behind in the cache root
     assert sorted(p.name for p in root.iterdir()) == ["ml-latest-small"]
@@ -255,7 +283,9 @@ def test_fetch_downloads_verifies_converts_and_then_uses_the_cache(tmp_path, htt
     assert inter.titles(inter.item_ids.index([20])) == ["American President, The (1995)"]
     # row order of the file is kept
     np.testing.assert_array_equal(inter.user_ids.ids[inter.users], [1, 1, 2, 2, 3, 3])
-    np.testing.assert_array_equal(inter.ratings, np.array([4.0, 4.5, 3.0, 0.5, 5.0, 2.5], np.float32))
+    np.testing.assert_array_equal(
+        inter.ratings, np.array([4.0, 4.5, 3.0, 0.5, 5.0, 2.5], np.float32)
+    )
 
 
 def test_checksum_mismatch_raises_and_leaves_nothing(tmp_path, http_server, small_zip):
@@ -283,7 +313,9 @@ def test_connection_closed_mid_body_raises_and_leaves_nothing(tmp_path, http_ser
 def test_http_404_and_bad_archive_leave_nothing(tmp_path, http_server):
     root = tmp_path / "cache"
     with pytest.raises(DataError, match="HTTP 404"):
-        fetch("ml-latest-small", root, url=http_server.url("/missing.zip"), checksum="md5:" + "0" * 32)
+        fetch(
+            "ml-latest-small", root, url=http_server.url("/missing.zip"), checksum="md5:" + "0" * 32
+        )
     assert _leftovers(root) == []
     junk = b"this is not a zip file"
     url = http_server.add("/junk.zip", junk)
@@ -308,10 +340,12 @@ def test_archive_without_expected_folder_or_with_unsafe_paths(tmp_path, http_ser
 
 
 def test_bad_data_inside_a_good_archive_is_reported_and_not_cached(tmp_path, http_server):
-    bad = make_zip({
-        "ml-latest-small/ratings.csv": "userId,movieId,rating,timestamp\n1,1,4.0,1\n1,2,9.0,2\n",
-        "ml-latest-small/movies.csv": SMALL_MOVIES,
-    })
+    bad = make_zip(
+        {
+            "ml-latest-small/ratings.csv": "userId,movieId,rating,timestamp\n1,1,4.0,1\n1,2,9.0,2\n",
+            "ml-latest-small/movies.csv": SMALL_MOVIES,
+        }
+    )
     url = http_server.add("/bad.zip", bad)
     root = tmp_path / "cache"
     with pytest.raises(DataError) as info:
@@ -323,7 +357,9 @@ def test_bad_data_inside_a_good_archive_is_reported_and_not_cached(tmp_path, htt
 
 
 def test_unverifiable_variant_downloads_with_a_warning(tmp_path, http_server, monkeypatch):
-    archive = make_zip({"ml-latest/ratings.csv": SMALL_RATINGS, "ml-latest/movies.csv": SMALL_MOVIES})
+    archive = make_zip(
+        {"ml-latest/ratings.csv": SMALL_RATINGS, "ml-latest/movies.csv": SMALL_MOVIES}
+    )
     url = http_server.add("/ml-latest.zip", archive)
     monkeypatch.setitem(REGISTRY, "ml-latest", replace(REGISTRY["ml-latest"], url=url))
     with pytest.warns(LensrecWarning, match="no published checksum"):
@@ -343,7 +379,9 @@ def test_registry_entry_is_injectable(tmp_path, http_server, small_zip, monkeypa
 
 def test_ml100k_falls_back_when_grouplens_is_unreachable(tmp_path, monkeypatch):
     # a closed local port: connection refused at once (no network needed)
-    monkeypatch.setitem(REGISTRY, "ml-100k", replace(REGISTRY["ml-100k"], url="http://127.0.0.1:9/ml-100k.zip"))
+    monkeypatch.setitem(
+        REGISTRY, "ml-100k", replace(REGISTRY["ml-100k"], url="http://127.0.0.1:9/ml-100k.zip")
+    )
     calls = []
 
     def fake_recbole(root: Path, raw: Path) -> dict:
@@ -393,11 +431,17 @@ def test_network_errors_are_classified_for_fallback():
 @pytest.mark.realdata
 def test_real_ml100k_via_recbole_wheel(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.mktemp("ml100k")
-    monkeypatch.setitem(REGISTRY, "ml-100k", replace(REGISTRY["ml-100k"], url="http://127.0.0.1:9/ml-100k.zip"))
+    monkeypatch.setitem(
+        REGISTRY, "ml-100k", replace(REGISTRY["ml-100k"], url="http://127.0.0.1:9/ml-100k.zip")
+    )
     try:
         path = fetch("ml-100k", root)
     except DataError as exc:
-        if "recbole" in str(exc) and "could not be downloaded" in str(exc) or "took over" in str(exc):
+        if (
+            "recbole" in str(exc)
+            and "could not be downloaded" in str(exc)
+            or "took over" in str(exc)
+        ):
             pytest.skip(f"package index unreachable: {exc}")
         raise
     inter = load_movielens("ml-100k", root, download=False)
@@ -427,8 +471,20 @@ def test_cli_fetch_from_a_local_archive(tmp_path, monkeypatch, capsys, small_zip
     assert "checksum mismatch" in err and err.count("\n") == 1
     assert _leftovers(root) == [] and not (root / "ml-latest-small").exists()
     # with its own checksum it is unpacked and converted like a download
-    assert main(["data", "fetch", "ml-latest-small", "--archive", str(archive),
-                 "--checksum", f"sha256:{sha256(small_zip)}"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "fetch",
+                "ml-latest-small",
+                "--archive",
+                str(archive),
+                "--checksum",
+                f"sha256:{sha256(small_zip)}",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "6 ratings, 3 users, 3 items, with titles" in out and "fetched" in out
     assert archive.is_file()  # the user's file is left alone

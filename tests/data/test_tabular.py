@@ -45,7 +45,9 @@ def test_integer_ids_become_int64(tmp_path):
 
 def test_parquet_and_duplicates_policy(tmp_path):
     p = tmp_path / "r.parquet"
-    pl.DataFrame({"u": [1, 1, 2], "i": ["a", "a", "b"], "r": [1.0, 5.0, 3.0], "t": [20, 10, 5]}).write_parquet(p)
+    pl.DataFrame(
+        {"u": [1, 1, 2], "i": ["a", "a", "b"], "r": [1.0, 5.0, 3.0], "t": [20, 10, 5]}
+    ).write_parquet(p)
     inter = load_table(p, user="u", item="i", rating="r", timestamp="t")
     assert len(inter) == 2
     assert inter.stats["duplicates_dropped"] == 1
@@ -123,8 +125,11 @@ def test_describe_and_format_summary_on_a_hand_counted_table(tmp_path):
     assert d["rating_mean"] == pytest.approx(3.5)
     assert d["duplicates_dropped"] == 1 and d["rows_read"] == 5
     assert d["user_counts"]["max"] == 2 and d["item_counts"]["max"] == 3
-    assert d["time_span"] == {"first": "1970-01-01T00:00:00+00:00", "last": "1970-01-03T00:00:00+00:00",
-                              "days": 2.0}
+    assert d["time_span"] == {
+        "first": "1970-01-01T00:00:00+00:00",
+        "last": "1970-01-03T00:00:00+00:00",
+        "days": 2.0,
+    }
     text = format_summary(d, width=10)
     bars = [line for line in text.splitlines() if line.rstrip().endswith("#")]
     assert [b.count("#") for b in bars] == [5, 10, 5]  # 1, 2, 1 ratings against width 10

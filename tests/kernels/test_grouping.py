@@ -15,7 +15,10 @@ from lensrec.kernels.grouping import (
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.integers(0, 9), max_size=200), st.lists(st.integers(-3, 3), min_size=200, max_size=200))
+@given(
+    st.lists(st.integers(0, 9), max_size=200),
+    st.lists(st.integers(-3, 3), min_size=200, max_size=200),
+)
 def test_group_order_and_within_match_reference(keys, values):
     k = np.array(keys, dtype=np.int32)
     v = np.array(values[: k.size], dtype=np.int64)

@@ -85,7 +85,12 @@ def test_interval_and_options():
 def test_repr_and_get_params():
     m = Popularity(damping=3.0)
     assert repr(m) == "Popularity(damping=3.0)"
-    assert m.get_params() == {"by": "count", "damping": 3.0, "min_rating": None, "random_state": None}
+    assert m.get_params() == {
+        "by": "count",
+        "damping": 3.0,
+        "min_rating": None,
+        "random_state": None,
+    }
 
 
 def test_load_refuses_foreign_class(tmp_path):
@@ -94,7 +99,12 @@ def test_load_refuses_foreign_class(tmp_path):
 
     path = tmp_path / "evil.lrec"
     with zipfile.ZipFile(path, "w") as zf:
-        header = {"format": "lensrec-model", "format_version": 1, "class": "os.system", "params": {}}
+        header = {
+            "format": "lensrec-model",
+            "format_version": 1,
+            "class": "os.system",
+            "params": {},
+        }
         zf.writestr("header.json", json.dumps(header))
     with pytest.raises(ModelFormatError, match="foreign"):
         load(path)

@@ -85,13 +85,20 @@ def test_epoch_kernel_matches_reference(rng, squash, batch_size):
         "work_item_rows": np.empty(batch_size, dtype=np.int32),
     }
     for epoch in range(3):
-        got = adam_epoch(users, items, ratings, 11 + epoch, *args.values(), *state.values(), *work.values())
-        want = _reference_adam_epoch(users, items, ratings, 11 + epoch, *args.values(), *ref.values())
+        got = adam_epoch(
+            users, items, ratings, 11 + epoch, *args.values(), *state.values(), *work.values()
+        )
+        want = _reference_adam_epoch(
+            users, items, ratings, 11 + epoch, *args.values(), *ref.values()
+        )
         assert got == pytest.approx(want, rel=1e-4)
     for name in state:
         np.testing.assert_allclose(state[name], ref[name], rtol=2e-4, atol=2e-6, err_msg=name)
     # the parameters moved, and the workspace is left clean
-    assert not np.allclose(state["user_params"], _kernel_state(n_users, n_items, k, np.random.default_rng(0))["user_params"])
+    assert not np.allclose(
+        state["user_params"],
+        _kernel_state(n_users, n_items, k, np.random.default_rng(0))["user_params"],
+    )
     assert not work["work_user_grads"].any() and not work["work_item_grads"].any()
     assert not work["work_user_marks"].any() and not work["work_item_marks"].any()
     np.testing.assert_array_equal(state["user_steps"], ref["user_steps"])
@@ -165,8 +172,12 @@ def test_each_parameter_changes_the_result(small, param, value):
 
 
 def test_regularisation_shrinks(small):
-    loose = BiasedMF(**FAST, reg_factors=0.0, reg_bias=0.0, valid_fraction=0, random_state=0).fit(small)
-    tight = BiasedMF(**FAST, reg_factors=1.0, reg_bias=1.0, valid_fraction=0, random_state=0).fit(small)
+    loose = BiasedMF(**FAST, reg_factors=0.0, reg_bias=0.0, valid_fraction=0, random_state=0).fit(
+        small
+    )
+    tight = BiasedMF(**FAST, reg_factors=1.0, reg_bias=1.0, valid_fraction=0, random_state=0).fit(
+        small
+    )
     assert np.linalg.norm(tight.user_factors_) < 0.5 * np.linalg.norm(loose.user_factors_)
     assert np.abs(tight.item_bias_).mean() < np.abs(loose.item_bias_).mean()
 
@@ -204,7 +215,10 @@ def test_refit_average_is_the_mean_of_the_two_models(planted, squash):
     avg = BiasedMF(**kw, refit="average").fit(train)
     first = BiasedMF(**kw, refit=False).fit(train)  # the early-stopped model
     full = BiasedMF(**kw, refit=True).fit(train)  # the refit on every rating
-    assert avg.user_factors_.shape == (train.n_users, 16) and avg.item_factors_.shape == (train.n_items, 16)
+    assert avg.user_factors_.shape == (train.n_users, 16) and avg.item_factors_.shape == (
+        train.n_items,
+        16,
+    )
     assert avg.best_epoch_ == first.best_epoch_ == full.best_epoch_
 
     def z(m):  # the sigmoid's input with squash, the prediction without
@@ -298,7 +312,9 @@ def test_squash_keeps_predictions_in_range(small):
     pred = model.predict(users, items)
     assert pred.min() >= 1.0 and pred.max() <= 5.0
     assert pred.max() - pred.min() > 1.0
-    raw = BiasedMF(**FAST, learning_rate=0.2, reg_factors=0.0, reg_bias=0.0, random_state=0).fit(small)
+    raw = BiasedMF(**FAST, learning_rate=0.2, reg_factors=0.0, reg_bias=0.0, random_state=0).fit(
+        small
+    )
     p_raw = raw.predict(users, items)
     assert p_raw.min() < 1.0 or p_raw.max() > 5.0  # the test is not vacuous
 
