@@ -353,25 +353,30 @@ class BiasedMF(RatingPredictor):
         # users / items without training ratings keep zero factors: they predict mu + bias
         up[user_counts == 0] = 0.0
         ip[item_counts == 0] = 0.0
+        # parameters and Adam moments side by side per row (see lensrec.kernels.biased_mf)
+        user_state = np.zeros((n_users, 3, k + 1), dtype=np.float32)
+        item_state = np.zeros((n_items, 3, k + 1), dtype=np.float32)
+        user_state[:, 0] = up
+        item_state[:, 0] = ip
+        up, ip = user_state[:, 0], item_state[:, 0]  # views: the kernel updates them
         state = dict(
-            user_m1=np.zeros_like(up),
-            user_m2=np.zeros_like(up),
-            item_m1=np.zeros_like(ip),
-            item_m2=np.zeros_like(ip),
+            user_state=user_state,
+            item_state=item_state,
             user_steps=np.zeros(n_users, dtype=np.int64),
             item_steps=np.zeros(n_items, dtype=np.int64),
             user_reg=_frequency_weights(user_counts, float(self.reg_frequency_exponent)),
             item_reg=_frequency_weights(item_counts, float(self.reg_frequency_exponent)),
         )
         bs = int(self.batch_size)
+        slots = min(bs, max(len(users), 1))  # a batch touches at most this many rows
         work = dict(
             work_order=np.empty(len(users), dtype=np.int32),
-            work_user_grads=np.zeros_like(up),
-            work_item_grads=np.zeros_like(ip),
-            work_user_marks=np.zeros(n_users, dtype=np.bool_),
-            work_item_marks=np.zeros(n_items, dtype=np.bool_),
-            work_user_rows=np.empty(min(bs, max(len(users), 1)), dtype=np.int32),
-            work_item_rows=np.empty(min(bs, max(len(users), 1)), dtype=np.int32),
+            work_user_slot=np.full(n_users, -1, dtype=np.int32),
+            work_item_slot=np.full(n_items, -1, dtype=np.int32),
+            work_user_grads=np.zeros((slots, k + 1), dtype=np.float32),
+            work_item_grads=np.zeros((slots, k + 1), dtype=np.float32),
+            work_user_rows=np.empty(slots, dtype=np.int32),
+            work_item_rows=np.empty(slots, dtype=np.int32),
         )
         v_out = np.empty(len(valid[0]) if valid is not None else 0, dtype=np.float32)
         squash = bool(self.squash)
@@ -391,7 +396,7 @@ class BiasedMF(RatingPredictor):
                 loss = adam_epoch(
                     users, items, ratings, seed_from(gen), bs, mu,
                     lr, float(self.reg_factors), float(self.reg_bias),
-                    squash, lo, hi, up, ip, **state, **work,
+                    squash, lo, hi, **state, **work,
                 )  # fmt: skip
                 lr *= float(self.learning_rate_decay)
                 if not np.isfinite(loss):
@@ -435,7 +440,7 @@ class BiasedMF(RatingPredictor):
 
         if valid is not None and best[1] > 0:
             return mu, best[2], best[3], history, int(best[1])
-        return mu, up, ip, history, 0
+        return mu, np.ascontiguousarray(up), np.ascontiguousarray(ip), history, 0
 
     # --- scoring -------------------------------------------------------------------------
     def _packed(self) -> tuple[np.ndarray, np.ndarray]:

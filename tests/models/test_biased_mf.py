@@ -64,6 +64,11 @@ def _kernel_state(n_users, n_items, k, rng):
     }
 
 
+def _pack(params, m1, m2):
+    """The kernel's ``[n, 3, k + 1]`` state from separate parameter and moment arrays."""
+    return np.ascontiguousarray(np.stack([params, m1, m2], axis=1))
+
+
 @pytest.mark.parametrize("squash", [False, True])
 @pytest.mark.parametrize("batch_size", [1, 4, 7, 100])
 def test_epoch_kernel_matches_reference(rng, squash, batch_size):
@@ -71,38 +76,44 @@ def test_epoch_kernel_matches_reference(rng, squash, batch_size):
     users = rng.integers(0, n_users, n).astype(np.int32)
     items = rng.integers(0, n_items, n).astype(np.int32)
     ratings = rng.integers(1, 6, n).astype(np.float32)
-    state = _kernel_state(n_users, n_items, k, rng)
-    ref = {name: arr.copy() for name, arr in state.items()}
+    ref = _kernel_state(n_users, n_items, k, rng)
+    init_up = ref["user_params"].copy()
+    user_state = _pack(ref["user_params"], ref["user_m1"], ref["user_m2"])
+    item_state = _pack(ref["item_params"], ref["item_m1"], ref["item_m2"])
+    steps = {"user_steps": ref["user_steps"].copy(), "item_steps": ref["item_steps"].copy()}
     args = dict(batch_size=batch_size, mu=3.1, learning_rate=0.05, reg_factors=0.1, reg_bias=0.03,
                 squash=squash, lo=0.9, hi=5.1)  # fmt: skip
+    slots = min(batch_size, n)
     work = {
         "work_order": np.empty(n, dtype=np.int32),
-        "work_user_grads": np.zeros_like(state["user_params"]),
-        "work_item_grads": np.zeros_like(state["item_params"]),
-        "work_user_marks": np.zeros(n_users, dtype=np.bool_),
-        "work_item_marks": np.zeros(n_items, dtype=np.bool_),
-        "work_user_rows": np.empty(batch_size, dtype=np.int32),
-        "work_item_rows": np.empty(batch_size, dtype=np.int32),
+        "work_user_slot": np.full(n_users, -1, dtype=np.int32),
+        "work_item_slot": np.full(n_items, -1, dtype=np.int32),
+        "work_user_grads": np.zeros((slots, k + 1), dtype=np.float32),
+        "work_item_grads": np.zeros((slots, k + 1), dtype=np.float32),
+        "work_user_rows": np.empty(slots, dtype=np.int32),
+        "work_item_rows": np.empty(slots, dtype=np.int32),
     }
     for epoch in range(3):
         got = adam_epoch(
-            users, items, ratings, 11 + epoch, *args.values(), *state.values(), *work.values()
-        )
+            users, items, ratings, 11 + epoch, *args.values(), user_state, item_state,
+            steps["user_steps"], steps["item_steps"], ref["user_reg"], ref["item_reg"],
+            *work.values(),
+        )  # fmt: skip
         want = _reference_adam_epoch(
             users, items, ratings, 11 + epoch, *args.values(), *ref.values()
         )
         assert got == pytest.approx(want, rel=1e-4)
-    for name in state:
-        np.testing.assert_allclose(state[name], ref[name], rtol=2e-4, atol=2e-6, err_msg=name)
+    for side, packed in (("user", user_state), ("item", item_state)):
+        for j, part in enumerate(("params", "m1", "m2")):
+            np.testing.assert_allclose(packed[:, j], ref[f"{side}_{part}"], rtol=2e-4, atol=2e-6,
+                                       err_msg=f"{side}_{part}")  # fmt: skip
     # the parameters moved, and the workspace is left clean
-    assert not np.allclose(
-        state["user_params"],
-        _kernel_state(n_users, n_items, k, np.random.default_rng(0))["user_params"],
-    )
+    assert not np.allclose(user_state[:, 0], init_up)
     assert not work["work_user_grads"].any() and not work["work_item_grads"].any()
-    assert not work["work_user_marks"].any() and not work["work_item_marks"].any()
-    np.testing.assert_array_equal(state["user_steps"], ref["user_steps"])
-    assert state["user_steps"].sum() > 0
+    assert (work["work_user_slot"] == -1).all() and (work["work_item_slot"] == -1).all()
+    np.testing.assert_array_equal(steps["user_steps"], ref["user_steps"])
+    np.testing.assert_array_equal(steps["item_steps"], ref["item_steps"])
+    assert steps["user_steps"].sum() > 0
 
 
 def test_predict_pairs_formula(rng):
