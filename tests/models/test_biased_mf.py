@@ -385,3 +385,22 @@ def test_quality_floor_ml100k_ua():
     # Surprise SVD with its defaults reaches 0.952 on ua.test, grid-tuned 0.928
     assert rmse < 0.935, rmse
     assert model.best_epoch_ < model.epochs
+
+
+def test_auto_batch_size(small, tmp_path):
+    from lensrec.models.biased_mf import _auto_batch_size
+
+    # n / 256 to the nearest power of two, within [1024, 16384]
+    assert [_auto_batch_size(n) for n in (0, 90_570, 400_000, 1_000_209, 5_000_000, 10**9)] == [
+        1024, 1024, 2048, 4096, 16384, 16384
+    ]  # fmt: skip
+    auto = BiasedMF(**FAST, random_state=0).fit(small)
+    fixed = BiasedMF(**FAST, batch_size=1024, random_state=0).fit(small)
+    assert auto.batch_size == "auto" and auto.batch_size_ == 1024
+    np.testing.assert_array_equal(auto.item_factors_, fixed.item_factors_)
+    assert BiasedMF(**FAST, batch_size=16, random_state=0).fit(small).batch_size_ == 16
+    back = load(auto.save(tmp_path / "m.lrec"))
+    assert back.batch_size_ == 1024 and back.get_params()["batch_size"] == "auto"
+    for bad in ("big", 0, 2.5):
+        with pytest.raises(ConfigError, match='batch_size must be an integer >= 1 or "auto"'):
+            BiasedMF(batch_size=bad).fit(small)
