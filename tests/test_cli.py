@@ -72,87 +72,18 @@ def test_evaluate_json_ranking(ratings_csv, tmp_path, capsys):
 
 
 def test_evaluate_several_k_and_chosen_metrics(ratings_csv, tmp_path, capsys):
-    runs = str(tmp_path / "runs")
-    assert (
-        main(
-            [
-                "evaluate",
-                *_cols(ratings_csv),
-                "--split",
-                "last:3",
-                "--model",
-                "popularity",
-                "--k",
-                "3,5",
-                "--metrics",
-                "ndcg,recall@7",
-                "--json",
-                "--runs-dir",
-                runs,
-            ]
-        )
-        == 0
-    )
+    base = ["evaluate", *_cols(ratings_csv), "--split", "last:3", "--model", "popularity",
+            "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
+    assert main([*base, "--k", "3,5", "--metrics", "ndcg,recall@7", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) - {"ci", "run"} == {"ndcg@3", "ndcg@5", "recall@7"}
     # the same list, asked one k at a time, gives the same values
-    assert (
-        main(
-            [
-                "evaluate",
-                *_cols(ratings_csv),
-                "--split",
-                "last:3",
-                "--model",
-                "popularity",
-                "--k",
-                "3",
-                "--metrics",
-                "ndcg",
-                "--json",
-                "--runs-dir",
-                runs,
-            ]
-        )
-        == 0
-    )
+    assert main([*base, "--k", "3", "--metrics", "ndcg", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["ndcg@3"] == out["ndcg@3"]
     for bad in ("0", "five", ""):
-        assert (
-            main(
-                [
-                    "evaluate",
-                    *_cols(ratings_csv),
-                    "--split",
-                    "last:3",
-                    "--model",
-                    "popularity",
-                    "--k",
-                    bad,
-                    "--runs-dir",
-                    runs,
-                ]
-            )
-            == 2
-        )
+        assert main([*base, "--k", bad]) == 2
         assert "--k" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "evaluate",
-                *_cols(ratings_csv),
-                "--split",
-                "last:3",
-                "--model",
-                "popularity",
-                "--metrics",
-                "ndgc",
-                "--runs-dir",
-                runs,
-            ]
-        )
-        == 2
-    )
+    assert main([*base, "--metrics", "ndgc"]) == 2
     assert "unknown metric 'ndgc'" in capsys.readouterr().err
 
 
