@@ -127,7 +127,9 @@ def test_matches_surprise_svd_with_its_init(rng):
     ur: dict[int, list] = {u: [] for u in range(25)}
     ir: dict[int, list] = {i: [] for i in range(18)}
     positions: dict[int, list] = {u: [] for u in range(25)}
-    for j, (u, i, r) in enumerate(zip(users.tolist(), items.tolist(), ratings.tolist())):
+    for j, (u, i, r) in enumerate(
+        zip(users.tolist(), items.tolist(), ratings.tolist(), strict=True)
+    ):
         ur[u].append((i, r))
         ir[i].append((u, r))
         positions[u].append(j)
