@@ -1,8 +1,11 @@
-"""Process-wide settings: the thread count and the random-state helper."""
+"""Process-wide settings: one thread count for numba, BLAS and torch; the random-state helpers."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -11,7 +14,7 @@ from .types import RandomState
 
 
 def n_threads() -> int:
-    """Threads for parallel kernels: ``LENSREC_THREADS`` or all cores."""
+    """Threads for parallel work: ``LENSREC_THREADS`` or all cores."""
     raw = os.environ.get("LENSREC_THREADS", "").strip()
     if not raw:
         return max(1, os.cpu_count() or 1)
@@ -24,23 +27,58 @@ def n_threads() -> int:
     return value
 
 
-def apply_threads() -> int:
-    """Set numba's thread count from :func:`n_threads` (capped at its pool); return it.
+_applied: int | None = None
 
-    Called by ``fit`` and ``recommend``, so ``LENSREC_THREADS`` changed at run time applies.
+
+def apply_threads() -> int:
+    """Apply :func:`n_threads` to numba (capped at its pool), BLAS and torch; return it.
+
+    Called by ``fit`` and ``recommend``, so a ``LENSREC_THREADS`` changed at run time applies.
+    BLAS is set through threadpoolctl (OpenBLAS, MKL, BLIS) and torch only when torch is
+    already imported (this never imports it).
     """
+    global _applied
     import numba
 
+    value = n_threads()
     # numba.config sets NUMBA_NUM_THREADS at import time; its stub does not declare it
-    value = min(n_threads(), numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
-    numba.set_num_threads(value)
+    numba.set_num_threads(min(value, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+    if value != _applied:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=value, user_api="blas")
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.set_num_threads(value)
+        _applied = value
     return value
 
 
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """BLAS pinned to one thread, e.g. around a numba ``parallel=True`` kernel that calls it
+    from every thread (without this, 2 cores x 2 BLAS threads oversubscribe the machine)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def rng(random_state: RandomState) -> np.random.Generator:
-    """Turn a ``random_state`` (None, int, Generator) into a Generator; no global RNG."""
+    """Turn a ``random_state`` (None, int, Generator) into a Generator; no global RNG.
+
+    This is the one place lensrec makes a Generator from a user's ``random_state``; anything
+    else (a float, a bool, a legacy ``RandomState``) is a :class:`ConfigError`.
+    """
     if isinstance(random_state, np.random.Generator):
         return random_state
+    if isinstance(random_state, (bool, np.bool_)) or not (
+        random_state is None or isinstance(random_state, (int, np.integer))
+    ):
+        raise ConfigError(
+            "random_state must be None, an int or a numpy Generator, "
+            f"got {type(random_state).__name__}"
+        )
     return np.random.default_rng(random_state)
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "NotFittedError",
     "ModelFormatError",
     "ConfigError",
+    "MissingExtraError",
     "LensrecWarning",
 ]
 
@@ -71,6 +72,22 @@ class ModelFormatError(LensrecError, ValueError):
 
 class ConfigError(LensrecError, ValueError):
     """A bad hyper-parameter, option or command-line setting."""
+
+
+class MissingExtraError(ConfigError):
+    """An optional dependency (an extra: torch, optuna, plots, redis, ...) is not installed.
+
+    The message names the extra and a command that installs it.
+    """
+
+    def __init__(self, what: str, extra: str, module: str | None = None):
+        self.extra = extra
+        self.module = module
+        missing = f" ({module} is not installed)" if module else ""
+        super().__init__(
+            f"{what} needs the '{extra}' extra{missing}: pip install 'lensrec[{extra}]' "
+            f"(from a clone: pip install -e '.[{extra}]')"
+        )
 
 
 class LensrecWarning(UserWarning):

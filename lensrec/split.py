@@ -30,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .data.interactions import Interactions
+from ._config import rng
 from .errors import ConfigError, DataError
 from .kernels.grouping import group_order, sort_within_groups
 from .types import RandomState
@@ -98,14 +99,7 @@ class Split:
         return f"Split({self.name or 'unnamed'}: {parts}, dropped={self.report.get('rows_dropped', 0):,})"
 
 
-def _rng(random_state: RandomState) -> np.random.Generator:
-    if isinstance(random_state, (bool, np.bool_)) or not (
-        random_state is None or isinstance(random_state, (int, np.integer, np.random.Generator))
-    ):
-        raise ConfigError(
-            f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}"
-        )
-    return np.random.default_rng(random_state)
+_rng = rng
 
 
 def _as_mask(n: int, rows: np.ndarray) -> np.ndarray:

@@ -138,9 +138,16 @@ def test_train_recommend_similar(ratings_csv, tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
     assert all(r["item"].startswith("item-") for r in rows)
-    assert main(["similar", str(model), "--item", "item-1", "-k", "3", "--json"]) == 0
+    # popularity has no item-item similarity: one line, exit 2
+    assert main(["similar", str(model), "--item", "item-1", "-k", "3", "--json"]) == 2
+    assert "no item-item similarity" in capsys.readouterr().err
+    mf = tmp_path / "mf.lrec"
+    args = ["train", *_cols(ratings_csv), "--split", "random:0.2", "--model", "biased-mf"]
+    assert main([*args, "--set", "epochs=3", "--out", str(mf)]) == 0
+    capsys.readouterr()
+    assert main(["similar", str(mf), "--item", "item-1", "-k", "3", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert "item-1" not in [r["item"] for r in rows]
+    assert "item-1" not in [r["item"] for r in rows] and len(rows) == 3
 
 
 def test_unknown_user_is_one_line_exit_2(ratings_csv, tmp_path, capsys):

@@ -3,6 +3,10 @@
 >>> from lensrec.evaluate import evaluate, ndcg_at_k, parse_metric
 """
 
+import sys as _sys
+import types as _types
+from typing import Any as _Any
+
 from .metrics import (
     METRICS,
     MetricInfo,
@@ -54,3 +58,18 @@ __all__ = [
     "paired_test",
     "PairedTest",
 ]
+
+
+class _CallableModule(_types.ModuleType):
+    """``lensrec.evaluate`` is both this package and the :func:`evaluate` function.
+
+    Importing a submodule (``lensrec.evaluate.metrics``) binds the package to the name
+    ``lensrec.evaluate``; making the package callable keeps ``lensrec.evaluate(model, ...)``
+    working whatever was imported first.
+    """
+
+    def __call__(self, *args: _Any, **kwargs: _Any) -> EvalResult:
+        return evaluate(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallableModule

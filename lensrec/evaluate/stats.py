@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as _sps
+from .._config import rng
 
 from ..types import RandomState
 
@@ -81,7 +81,7 @@ def bootstrap_cis(
     out = np.full((m, 2), np.nan)
     finite = ~np.isnan(v).any(axis=1)
     if n >= 2 and finite.any():
-        gen = np.random.default_rng(random_state)
+        gen = rng(random_state)
         out[finite] = _percentile_ci(_boot_means(v[finite], None, int(n_boot), gen), level)
     elif n == 1:
         out[:] = v[:, [0, 0]]
@@ -143,7 +143,7 @@ def bootstrap_ci(
         return float("nan"), float("nan")
     if v.size == 1:
         return float(v[0]), float(v[0])
-    gen = np.random.default_rng(random_state)
+    gen = rng(random_state)
     means = _boot_means(v[None, :], w, int(n_boot), gen)
     lo, hi = _percentile_ci(means, level)[0]
     return float(lo), float(hi)
@@ -197,6 +197,8 @@ def paired_test(
     if n < 2 or np.all(d == d[0]):
         p = float("nan")
     else:
-        p = float(_sps.ttest_rel(x, y).pvalue)
+        from scipy import stats  # imported here: scipy.stats costs ~0.4 s to import
+
+        p = float(stats.ttest_rel(x, y).pvalue)
     ci = bootstrap_ci(d, level=level, n_boot=n_boot, random_state=random_state)
     return PairedTest(float(d.mean()), p, ci, n)

@@ -1,7 +1,47 @@
-"""Models: every one follows the contract in :mod:`lensrec.models.base`."""
+"""Models: every one follows the contract in :mod:`lensrec.models.base`.
 
-from .base import MODELS, RatingPredictor, Recommender, load, register
-from .biased_mf import BiasedMF
-from .popularity import Popularity
+Model classes are imported on first use: ``lensrec.models.BiasedMF`` or
+``lensrec.models.MODELS["biased-mf"]`` imports that model's module (and only then whatever
+it needs, e.g. torch for NCF), so ``import lensrec.models`` stays light.
+"""
 
-__all__ = ["MODELS", "Recommender", "RatingPredictor", "load", "register", "Popularity", "BiasedMF"]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._registry import MODELS, Entry, Registry, make_model, register
+from ._trainer import EpochTrainer, TrainingDivergedError, TrainLog
+from .base import Capabilities, Query, RatingPredictor, Recommender, load, read_meta
+
+__all__ = [
+    "MODELS",
+    "Entry",
+    "Registry",
+    "register",
+    "make_model",
+    "Recommender",
+    "RatingPredictor",
+    "Capabilities",
+    "Query",
+    "load",
+    "read_meta",
+    "EpochTrainer",
+    "TrainLog",
+    "TrainingDivergedError",
+    "Popularity",
+    "BiasedMF",
+]
+
+
+def __getattr__(name: str) -> Any:
+    entry = MODELS.by_class_name(name)
+    if entry is None:
+        raise AttributeError(f"module 'lensrec.models' has no attribute {name!r}")
+    cls = MODELS[entry.name]
+    globals()[name] = cls
+    return cls
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .biased_mf import BiasedMF
+    from .popularity import Popularity

@@ -1,64 +1,166 @@
-"""The model contract: Recommender and RatingPredictor, save and load.
+"""The model contract: Recommender and RatingPredictor, the query, save and load.
 
-Public methods live here once (check fitted -> validate -> private hook -> shape output);
-models implement ``_fit`` and either ``_user_vectors`` + ``_item_vectors`` (factor models:
-scores are dot products) or ``_score`` (anything else), and ``_predict`` for ratings.
+Public methods live here once (check fitted -> validate -> private hook -> shape output).
+A model implements:
+
+- ``_fit(train, valid, gen, *, show_progress, callback)``: set the learned attributes (names
+  ending in ``_``); epoch-trained models run :class:`~lensrec.models._trainer.EpochTrainer`;
+- scoring, either as a factor model (``_user_vectors`` for known users, ``_item_vectors``, and
+  ``_fold_in`` for users given by their history: scores are dot products) or directly with
+  ``_score(query, items)``, which sees each row's history (item-item models, SVD++);
+- ``_predict(users, items)`` for rating models;
+- optionally ``_similar_scores`` / ``_similarity_vectors`` for ``similar_items``,
+  ``estimate_memory`` for models whose memory is not linear in the data, and ``warm_up``.
+
+Every model declares its :class:`Capabilities`; the conformance suite
+(:func:`lensrec.testing.check_model`) is parametrised by them.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import io
 import json
 import logging
 import os
-import tempfile
 import time
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self, TypeVar
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
 from .._config import apply_threads, rng
+from .._io import atomic_write_bytes, jsonable
 from ..data.ids import IdMap
 from ..data.interactions import Interactions
-from ..errors import LensrecWarning, ModelFormatError, NotFittedError, UnknownIdError
+from ..errors import (
+    ConfigError,
+    DataError,
+    LensrecWarning,
+    ModelFormatError,
+    NotFittedError,
+    UnknownIdError,
+)
 from ..kernels.topk import topk_rows
 from ..types import IndexArray, ScoreArray
 from ._params import check_params
+from ._registry import MODELS, register
+from ._state import decode_state, encode_state
+from ._trainer import Callback, TrainingDivergedError
 
-__all__ = ["Recommender", "RatingPredictor", "load", "read_meta", "register", "MODELS", "Callback"]
+__all__ = [
+    "Recommender",
+    "RatingPredictor",
+    "Capabilities",
+    "Query",
+    "load",
+    "read_meta",
+    "register",
+    "MODELS",
+    "Callback",
+    "available_memory",
+]
 
 _log = logging.getLogger(__name__)
 
 FORMAT = "lensrec-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 
-Callback = Callable[[int, float, dict[str, float]], bool | None]
-"""``callback(epoch, seconds, metrics)``; returning True stops training."""
-
-MODELS: dict[str, type[Recommender]] = {}
-"""Registered model classes by CLI name (``"biased-mf"``, ``"popularity"``, ...)."""
+ExcludeArg = Literal["seen"] | sp.spmatrix | sp.sparray | None
 
 
-_M = TypeVar("_M", bound="type[Recommender]")
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model needs and offers, declared on the class.
+
+    Attributes
+    ----------
+    needs_ratings : bool
+        Trains only on explicit ratings (False: any interactions, ratings or not).
+    predicts_ratings : bool
+        Has ``predict(users, items)`` giving ratings on the training scale.
+    folds_in : bool
+        Recommends for users it never saw, from their history, without refitting.
+    fold_in_needs_ratings : bool
+        Its fold-in uses the history's ratings (rating models), not just which items.
+    uses_history : bool
+        Scores every user from their history (item-item models, SVD++), so a known user's
+        scores come from the training rows the model keeps.
+    uses_validation : bool
+        Early-stops only on a ``valid`` set passed to ``fit`` (the CLI then carves one);
+        models that hold out their own leave it False.
+    epoch_trained : bool
+        Trained by the shared epoch trainer (history, early stopping, callbacks).
+    similar_items : bool
+        ``similar_items`` means something (False: it raises ConfigError, e.g. Popularity).
+    personalized : bool
+        Different users get different lists (False for popularity baselines).
+    extra : str or None
+        The optional dependency group it needs (``"torch"``), or None for the core.
+    """
+
+    needs_ratings: bool = False
+    predicts_ratings: bool = False
+    folds_in: bool = False
+    fold_in_needs_ratings: bool = False
+    uses_history: bool = False
+    uses_validation: bool = False
+    epoch_trained: bool = False
+    similar_items: bool = True
+    personalized: bool = True
+    extra: str | None = None
 
 
-def register(name: str) -> Callable[[_M], _M]:
-    """Class decorator: make a model known to the CLI, tuning and :func:`load`."""
+@dataclass(frozen=True)
+class Query:
+    """Who to score: a batch of users, each a known user index or a history (or both).
 
-    def deco(cls: _M) -> _M:
-        cls.name = name
-        MODELS[name] = cls
-        return cls
+    Attributes
+    ----------
+    users : int32 [n]
+        Training user indices; ``-1`` for a user the model never saw.
+    history : CSR float32 [n, n_items] or None
+        The batch's histories, row ``r`` for ``users[r]`` (values: ratings, counts or 1).
+        Inside a model's ``_score`` / ``_fold_in`` it is never None: rows of known users
+        without a given history are their training rows.
+    """
 
-    return deco
+    users: IndexArray
+    history: sp.csr_matrix | None
+
+    def __len__(self) -> int:
+        return int(self.users.shape[0])
+
+    @property
+    def known(self) -> np.ndarray:
+        """Boolean mask of rows whose user the model was trained on."""
+        return self.users >= 0
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (MemAvailable, else total physical)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 1 << 62
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB"
 
 
 class Recommender:
@@ -71,14 +173,21 @@ class Recommender:
     ----------
     user_ids_, item_ids_ : IdMap
         The training data's id maps; indices in ``recommend`` / ``predict`` refer to them.
+    user_items_ : CSR float32 [n_users, n_items]
+        The training interactions (ratings, or 1), kept for excluding seen items, for
+        models that score from histories, and saved with the model.
+    item_titles_ : str array [n_items] or absent
+        Item titles, when the training data had them (for people, not for scoring).
+    fit_seconds_ : float
+        Wall time of the last ``fit``.
     """
 
     name: ClassVar[str] = ""
-    #: True for models that early-stop only on a ``valid`` set passed to ``fit``: the CLI then
-    #: carves one from train. Models that hold out their own (BiasedMF's ``valid_fraction``,
-    #: followed by a refit on all of train) leave it False.
-    uses_validation: ClassVar[bool] = False
+    capabilities: ClassVar[Capabilities] = Capabilities()
     _constraints: ClassVar[dict[str, Any]] = {}
+    #: hyper-parameter search space for tuning: name -> ("int" | "float", low, high, "log" |
+    #: "linear") or ("choice", [values]); read by lensrec's tuning, never by fit
+    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {}
     #: score block budget (floats) for one chunk of users in ``recommend``
     _block_floats: ClassVar[int] = 1 << 22
 
@@ -92,14 +201,18 @@ class Recommender:
             if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
         ]
 
+    @classmethod
+    def param_defaults(cls) -> dict[str, Any]:
+        """Each hyper-parameter's default, from the constructor's signature."""
+        sig = inspect.signature(cls.__init__)
+        return {name: sig.parameters[name].default for name in cls._param_names()}
+
     def get_params(self) -> dict[str, Any]:
         """Hyper-parameters as given to the constructor."""
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params: Any) -> Self:
         """Set hyper-parameters (unknown names raise ``ConfigError``); takes effect at next ``fit``."""
-        from ..errors import ConfigError
-
         names = set(self._param_names())
         for key, value in params.items():
             if key not in names:
@@ -110,13 +223,33 @@ class Recommender:
         return self
 
     def __repr__(self) -> str:
-        sig = inspect.signature(type(self).__init__)
+        defaults = self.param_defaults()
         parts = []
         for name, value in self.get_params().items():
-            default = sig.parameters[name].default
+            default = defaults[name]
             if default is inspect.Parameter.empty or value is not default and value != default:
                 parts.append(f"{name}={value!r}")
         return f"{type(self).__name__}({', '.join(parts)})"
+
+    # --- memory --------------------------------------------------------------------------
+    def estimate_memory(self, n_users: int, n_items: int, nnz: int) -> int:
+        """Peak bytes ``fit`` will need for this data shape (beyond the data itself).
+
+        The default counts the kept training matrix and 64 float32 numbers per user and
+        item; models quadratic in the catalogue override it so that ``fit`` refuses up front.
+        """
+        return int(12 * nnz + 4 * 64 * (n_users + n_items))
+
+    def _check_memory(self, train: Interactions) -> None:
+        need = self.estimate_memory(train.n_users, train.n_items, len(train))
+        have = available_memory()
+        if need > 0.9 * have:
+            raise ConfigError(
+                f"{type(self).__name__} would need about {_gib(need)} for {train.n_users:,} "
+                f"users x {train.n_items:,} items ({len(train):,} interactions), but only "
+                f"{_gib(have)} is available; keep fewer items (e.g. --kcore, or the model's "
+                "own item limit) or use a model whose memory is linear in the data"
+            )
 
     # --- fitting -------------------------------------------------------------------------
     def fit(
@@ -131,35 +264,57 @@ class Recommender:
 
         Starts from scratch every time; the same data and ``random_state`` give the same
         model (bitwise with ``LENSREC_THREADS=1``). ``valid`` must share ``train``'s IdMaps.
+        A ``fit`` that raises leaves the model as it was (unfitted, or its previous fit).
+        ``callback(epoch, seconds, metrics)`` is called after each epoch of epoch-trained
+        models and may return True to stop; ``show_progress`` shows a bar over epochs.
         """
         if not isinstance(train, Interactions):
             raise TypeError(f"train must be Interactions, got {type(train).__name__}")
         if len(train) == 0:
-            from ..errors import DataError
-
             raise DataError(f"{type(self).__name__}.fit: the training data is empty")
         if valid is not None and (
             valid.user_ids is not train.user_ids and valid.user_ids != train.user_ids
         ):
-            from ..errors import ConfigError
-
             raise ConfigError("valid must share train's IdMaps (make both with lensrec.split)")
+        caps = self.capabilities
+        if caps.needs_ratings and train.ratings is None:
+            raise ConfigError(
+                f"{type(self).__name__} needs explicit ratings; the training data is implicit "
+                "(use a ranking model such as als, bpr or ease, or data with a rating column)"
+            )
         check_params(type(self).__name__, self.get_params(), self._constraints)
-        for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
+        self._check_memory(train)
+        old = self._fitted_state()
+        old_derived = self.__dict__.get("_derived")
+        for attr in old:
             delattr(self, attr)
-        self.user_ids_ = train.user_ids
-        self.item_ids_ = train.item_ids
-        apply_threads()
-        t0 = time.perf_counter()
-        self._fit(
-            train,
-            valid,
-            rng(getattr(self, "random_state", None)),
-            show_progress=show_progress,
-            callback=callback,
-        )
-        self.fit_seconds_ = time.perf_counter() - t0
-        self._check_finite()
+        self._derived: dict[str, Any] = {}
+        try:
+            self.user_ids_ = train.user_ids
+            self.item_ids_ = train.item_ids
+            values = "rating" if train.ratings is not None else "binary"
+            self.user_items_ = train.csr(values)
+            titles = _titles(train)
+            if titles is not None:
+                self.item_titles_ = titles
+            apply_threads()
+            t0 = time.perf_counter()
+            self._fit(
+                train,
+                valid,
+                rng(getattr(self, "random_state", None)),
+                show_progress=show_progress,
+                callback=callback,
+            )
+            self.fit_seconds_ = time.perf_counter() - t0
+            self._check_finite()
+        except BaseException:
+            for attr in self._fitted_state():
+                delattr(self, attr)
+            for attr, value in old.items():
+                setattr(self, attr, value)
+            self._derived = old_derived if old_derived is not None else {}
+            raise
         return self
 
     def _fit(
@@ -185,9 +340,7 @@ class Recommender:
         for name, value in vars(self).items():
             if name.endswith("_") and isinstance(value, np.ndarray) and value.dtype.kind == "f":
                 if not np.all(np.isfinite(value)):
-                    from ..errors import LensrecError
-
-                    raise LensrecError(
+                    raise TrainingDivergedError(
                         f"{type(self).__name__}: training diverged ({name} has non-finite values); "
                         "lower learning_rate or raise the regularisation"
                     )
@@ -211,20 +364,82 @@ class Recommender:
         self._require_fitted()
         return len(self.item_ids_)
 
-    def _check_indices(self, idx: npt.ArrayLike, kind: str) -> np.ndarray:
+    def _cached(self, key: str, make: Any) -> Any:
+        """Derived state (normalised vectors, packed arrays) built once after fit or load."""
+        derived = self.__dict__.setdefault("_derived", {})
+        if key not in derived:
+            derived[key] = make()
+        return derived[key]
+
+    def _check_indices(
+        self, idx: npt.ArrayLike, kind: str, *, allow_unknown: bool = False
+    ) -> np.ndarray:
         arr = np.asarray(idx)
         if arr.ndim == 0:
             arr = arr.reshape(1)
+        if arr.ndim != 1:
+            raise ValueError(f"{kind} indices must be a 1-d array, got shape {arr.shape}")
         if arr.size and arr.dtype.kind not in "iu":
             raise TypeError(
                 f"{kind} indices must be integers (translate external ids with model.{kind}_ids_.index)"
             )
         arr = arr.astype(np.int64, copy=False)
         n = self.n_users if kind == "user" else self.n_items
-        bad = (arr < 0) | (arr >= n)
+        bad = (arr >= n) | (arr < (-1 if allow_unknown else 0))
         if bad.any():
             raise UnknownIdError(f"{kind} index", arr[bad].tolist(), count=int(bad.sum()))
         return arr.astype(np.int32)
+
+    # --- queries -------------------------------------------------------------------------
+    def _history_csr(self, history: Any, n_rows: int | None) -> sp.csr_matrix:
+        """A batch-aligned float32 CSR from a sparse matrix or a list of item-index arrays."""
+        if sp.issparse(history):
+            h = sp.csr_matrix(history, dtype=np.float32)
+        else:
+            rows = list(history)
+            lengths = [len(np.atleast_1d(r)) for r in rows]
+            indices = (
+                np.concatenate([np.atleast_1d(np.asarray(r)) for r in rows])
+                if rows
+                else np.zeros(0, dtype=np.int64)
+            )
+            if indices.size and indices.dtype.kind not in "iu":
+                raise TypeError(
+                    "history rows must hold item indices (translate ids with model.item_ids_.index)"
+                )
+            indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+            h = sp.csr_matrix(
+                (np.ones(indices.size, dtype=np.float32), indices.astype(np.int64), indptr),
+                shape=(len(rows), self.n_items),
+            )
+        if h.shape[1] != self.n_items:
+            raise ValueError(f"history must have {self.n_items} item columns, got {h.shape[1]}")
+        if n_rows is not None and h.shape[0] != n_rows:
+            raise ValueError(f"history has {h.shape[0]} rows for a batch of {n_rows} users")
+        if h.nnz and (h.indices.min() < 0 or h.indices.max() >= self.n_items):
+            raise UnknownIdError("item index", [int(h.indices.max())])
+        if h.nnz and not np.all(np.isfinite(h.data)):
+            raise ValueError("history values must be finite")
+        h.sum_duplicates()
+        h.sort_indices()
+        return h
+
+    def _make_query(self, users: npt.ArrayLike | None, history: Any) -> Query:
+        if users is None:
+            if history is None:
+                raise ConfigError("give users, a history, or both")
+            h = self._history_csr(history, None)
+            return Query(np.full(h.shape[0], -1, dtype=np.int32), h)
+        u = self._check_indices(users, "user", allow_unknown=history is not None)
+        h = None if history is None else self._history_csr(history, len(u))
+        return Query(u, h)
+
+    def _check_fold_in(self, query: Query) -> None:
+        if (~query.known).any() and not self.capabilities.folds_in:
+            raise ConfigError(
+                f"{type(self).__name__} cannot score users it never saw (no fold-in); refit it "
+                "with them, or use a model that folds in (see `lensrec models`)"
+            )
 
     # --- scoring hooks -------------------------------------------------------------------
     def _user_vectors(self, users: IndexArray) -> np.ndarray:
@@ -233,33 +448,58 @@ class Recommender:
     def _item_vectors(self) -> np.ndarray:
         raise NotImplementedError
 
-    def _score(self, users: IndexArray, items: IndexArray | None) -> ScoreArray:
-        """Dense float32 scores ``[len(users), n_items or len(items)]``; higher is better."""
-        iv = self._item_vectors()
+    def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
+        """User vectors ``[m, d]`` (matching ``_item_vectors``) from history rows."""
+        raise NotImplementedError
+
+    def _query_vectors(self, query: Query) -> np.ndarray:
+        """User vectors for a query: learned rows for known users, fold-in for the rest."""
+        known = query.known
+        if known.all():
+            return self._user_vectors(query.users)
+        assert query.history is not None  # unknown users come with a history (_make_query)
+        first = self._fold_in(query.history[~known])
+        out = np.empty((len(query), first.shape[1]), dtype=np.float32)
+        out[~known] = first
+        if known.any():
+            out[known] = self._user_vectors(query.users[known])
+        return out
+
+    def _score(self, query: Query, items: IndexArray | None) -> ScoreArray:
+        """Dense float32 scores ``[len(query), n_items or len(items)]``; higher is better."""
+        iv = self._cached("item_vectors", lambda: np.ascontiguousarray(self._item_vectors()))
         if items is not None:
             iv = iv[items]
-        return np.ascontiguousarray(self._user_vectors(users) @ iv.T, dtype=np.float32)
+        return np.ascontiguousarray(self._query_vectors(query) @ iv.T, dtype=np.float32)
 
     # --- public ranking API --------------------------------------------------------------
     def recommend(
         self,
-        users: npt.ArrayLike,
+        users: npt.ArrayLike | None,
         k: int = 10,
         *,
-        exclude: sp.spmatrix | sp.sparray | None = None,
+        history: sp.spmatrix | sp.sparray | Sequence[npt.ArrayLike] | None = None,
+        exclude: ExcludeArg = "seen",
         items: npt.ArrayLike | None = None,
     ) -> tuple[IndexArray, ScoreArray]:
-        """Top-``k`` items for each user index, best first.
+        """Top-``k`` items for each user of a batch, best first.
 
         Parameters
         ----------
-        users : int array
-            User indices (``model.user_ids_.index(external_ids)`` translates).
+        users : int array or None
+            Training user indices (``model.user_ids_.index(external_ids)`` translates);
+            ``-1`` (or ``users=None`` for the whole batch) marks users the model never
+            saw, which need ``history``.
         k : int
             List length.
-        exclude : CSR users x items, optional
-            Items not to recommend, e.g. ``train.csr()`` for seen items. It is indexed by
-            user: row ``users[i]`` applies to ``users[i]`` (pass the full matrix).
+        history : CSR [n, n_items] or list of item-index arrays, optional
+            The batch's histories, row ``r`` for user ``r`` (values: ratings, counts or 1).
+            Users the model never saw are scored from it (fold-in; see
+            ``capabilities.folds_in``); item-item models score every row from it.
+        exclude : "seen", None or CSR, default "seen"
+            ``"seen"``: not the items in each row's history (given, or the user's training
+            items). None: nothing. A CSR users x items: row ``users[i]`` of it (e.g. a
+            whole ``train.csr()``; rows of unknown users exclude nothing).
         items : int array, optional
             Restrict candidates to these item indices.
 
@@ -271,51 +511,109 @@ class Recommender:
             Their scores, padded with -inf.
         """
         self._require_fitted()
-        u = self._check_indices(users, "user")
-        if not isinstance(k, (int, np.integer)) or k < 1:
-            from ..errors import ConfigError
-
-            raise ConfigError(f"k must be a positive integer, got {k!r}")
-        k = int(k)
+        query = self._make_query(users, history)
+        self._check_fold_in(query)
+        k = _check_k(k)
         cand = None if items is None else np.unique(self._check_indices(items, "item"))
-        excl = None
-        if exclude is not None:
-            excl = sp.csr_matrix(exclude)
-            if excl.shape[1] != self.n_items or excl.shape[0] < self.n_users:
+        excl_full = None
+        if exclude is not None and not (isinstance(exclude, str) and exclude == "seen"):
+            if isinstance(exclude, str) or not sp.issparse(exclude):
+                raise ConfigError(
+                    f"exclude must be 'seen', None or a sparse matrix, got {exclude!r}"
+                )
+            excl_full = sp.csr_matrix(exclude)
+            if excl_full.shape[1] != self.n_items or excl_full.shape[0] < self.n_users:
                 raise ValueError(
                     f"exclude must be users x items with shape ({self.n_users}, {self.n_items}), "
-                    f"got {excl.shape}"
+                    f"got {excl_full.shape}"
                 )
+        return self._rank(query, k, exclude, excl_full, cand)
+
+    def recommend_for_history(
+        self,
+        items: npt.ArrayLike | Sequence[npt.ArrayLike],
+        k: int = 10,
+        *,
+        ratings: npt.ArrayLike | Sequence[npt.ArrayLike] | None = None,
+        exclude_history: bool = True,
+        candidates: npt.ArrayLike | None = None,
+    ) -> tuple[IndexArray, ScoreArray]:
+        """Recommend for users the model never saw, from the items they interacted with.
+
+        ``items`` is one user's item indices (1-d) or a list of them (one per user);
+        ``ratings``, aligned, is needed by rating models (``capabilities.fold_in_needs_ratings``).
+        No refit: factor models fold the history into a user vector (exact least squares for
+        ALS and rating MF, a few gradient steps for BPR / WARP), item-item models score it
+        directly. Returns ``[n, k]`` ids and scores as :meth:`recommend`.
+        """
+        self._require_fitted()
+        single = _is_single_row(items)
+        rows = [items] if single else list(items)  # type: ignore[list-item]
+        h = self._history_csr(rows, None)
+        if ratings is not None:
+            rrows = [ratings] if single else list(ratings)  # type: ignore[list-item]
+            values = np.concatenate([np.atleast_1d(np.asarray(r, dtype=np.float32)) for r in rrows])
+            lengths = np.array([len(np.atleast_1d(r)) for r in rows])
+            if values.size != lengths.sum():
+                raise ValueError("ratings must align with items")
+            h = sp.csr_matrix(
+                (values, np.concatenate([np.atleast_1d(r) for r in rows]).astype(np.int64),
+                 np.concatenate([[0], np.cumsum(lengths)])),
+                shape=(len(rows), self.n_items),
+            )  # fmt: skip
+            h.sum_duplicates()
+            h.sort_indices()
+        elif self.capabilities.fold_in_needs_ratings:
+            raise ConfigError(
+                f"{type(self).__name__} folds in from ratings: pass ratings= aligned with items"
+            )
+        return self.recommend(
+            None, k, history=h, exclude="seen" if exclude_history else None, items=candidates
+        )
+
+    def _rank(
+        self,
+        query: Query,
+        k: int,
+        exclude: ExcludeArg,
+        excl_full: sp.csr_matrix | None,
+        cand: np.ndarray | None,
+    ) -> tuple[IndexArray, ScoreArray]:
+        n = len(query)
         cand_pos = None
         if cand is not None:
             cand_pos = np.full(self.n_items, -1, dtype=np.int64)
             cand_pos[cand] = np.arange(cand.size)
         n_cols = self.n_items if cand is None else cand.size
-        chunk = max(1, min(len(u) or 1, self._block_floats // max(n_cols, 1)))
-        out_ids = np.full((len(u), k), -1, dtype=np.int32)
-        out_scores = np.full((len(u), k), -np.inf, dtype=np.float32)
+        chunk = max(1, min(n or 1, self._block_floats // max(n_cols, 1)))
+        out_ids = np.full((n, k), -1, dtype=np.int32)
+        out_scores = np.full((n, k), -np.inf, dtype=np.float32)
+        needs_history = self.capabilities.uses_history
+        seen = isinstance(exclude, str) and exclude == "seen"
         apply_threads()
-        for start in range(0, len(u), chunk):
-            block_users = u[start : start + chunk]
-            scores = self._score(block_users, cand)
-            if excl is not None:
-                rows = excl[block_users]
-                rows.sort_indices()
-                indptr = rows.indptr.astype(np.int64)
-                indices = rows.indices.astype(np.int32)
-                if cand_pos is not None:  # set exactly when cand is
-                    # move exclusions to candidate positions, dropping non-candidates
-                    mapped = cand_pos[indices]
-                    keep = mapped >= 0
-                    row_of = np.repeat(np.arange(len(block_users)), np.diff(indptr))
-                    counts = np.bincount(row_of[keep], minlength=len(block_users))
-                    indices = mapped[keep].astype(np.int32)
-                    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        for start in range(0, n, chunk):
+            block = Query(
+                query.users[start : start + chunk],
+                None if query.history is None else query.history[start : start + chunk],
+            )
+            if needs_history or seen:
+                block = self._filled_rows(block)
+            scores = self._score(block, cand)
+            if seen:
+                assert block.history is not None
+                rows = block.history
+            elif excl_full is not None:
+                safe = np.maximum(block.users, 0)
+                rows = excl_full[safe]
+                if (block.users < 0).any():
+                    rows = sp.diags((block.users >= 0).astype(np.float32)) @ rows
+                    rows = sp.csr_matrix(rows)
+                    rows.eliminate_zeros()
             else:
-                indptr = np.zeros(len(block_users) + 1, dtype=np.int64)
-                indices = np.zeros(0, dtype=np.int32)
-            bi = np.empty((len(block_users), k), dtype=np.int32)
-            bs = np.empty((len(block_users), k), dtype=np.float32)
+                rows = None
+            indptr, indices = _exclusion_rows(rows, len(block), cand_pos)
+            bi = np.empty((len(block), k), dtype=np.int32)
+            bs = np.empty((len(block), k), dtype=np.float32)
             topk_rows(np.ascontiguousarray(scores, dtype=np.float32), k, indptr, indices, bi, bs)
             if cand is not None:
                 bi = np.where(bi >= 0, cand[np.maximum(bi, 0)], -1).astype(np.int32)
@@ -323,17 +621,33 @@ class Recommender:
             out_scores[start : start + chunk] = bs
         return out_ids, out_scores
 
+    def _filled_rows(self, block: Query) -> Query:
+        """History for every row of a block: given rows, else known users' training rows."""
+        if block.history is not None:
+            return block
+        seen = getattr(self, "user_items_", None)
+        if seen is None:
+            raise ConfigError(
+                f"this {type(self).__name__} holds no training interactions (saved by an older "
+                "lensrec): pass history= or exclude=None, or refit and save it again"
+            )
+        return Query(block.users, seen[block.users])
+
+    # --- similar items -------------------------------------------------------------------
     def _similarity_vectors(self) -> np.ndarray:
         """Item vectors whose cosine gives item-item similarity (factor models)."""
         return self._item_vectors()
 
     def _similar_scores(self, items: IndexArray) -> ScoreArray:
         """Dense ``[len(items), n_items]`` similarity; default: cosine of item vectors."""
+        vn = self._cached("unit_item_vectors", self._unit_vectors)
+        return np.ascontiguousarray(vn[items] @ vn.T, dtype=np.float32)
+
+    def _unit_vectors(self) -> np.ndarray:
         v = np.asarray(self._similarity_vectors(), dtype=np.float32)
         norms = np.linalg.norm(v, axis=1)
         norms[norms == 0] = 1.0
-        vn = v / norms[:, None]
-        return np.ascontiguousarray(vn[items] @ vn.T, dtype=np.float32)
+        return np.ascontiguousarray(v / norms[:, None])
 
     def similar_items(self, items: npt.ArrayLike, k: int = 10) -> tuple[IndexArray, ScoreArray]:
         """The ``k`` items most similar to each item index, never the item itself.
@@ -341,17 +655,31 @@ class Recommender:
         Returns int32 ``[n, k]`` item indices and float32 similarities, padded -1 / -inf.
         """
         self._require_fitted()
+        if not self.capabilities.similar_items:
+            raise ConfigError(
+                f"{type(self).__name__} has no item-item similarity; use item-knn, ease, als "
+                "or another model that has one (see `lensrec models`)"
+            )
+        k = _check_k(k)
         it = self._check_indices(items, "item")
         out_ids = np.full((len(it), k), -1, dtype=np.int32)
         out_scores = np.full((len(it), k), -np.inf, dtype=np.float32)
         chunk = max(1, self._block_floats // max(self.n_items, 1))
+        apply_threads()
         for start in range(0, len(it), chunk):
             block = it[start : start + chunk]
             scores = self._similar_scores(block)
             indptr = np.arange(len(block) + 1, dtype=np.int64)
             bi = np.empty((len(block), k), dtype=np.int32)
             bs = np.empty((len(block), k), dtype=np.float32)
-            topk_rows(scores, int(k), indptr, block.astype(np.int32), bi, bs)
+            topk_rows(
+                np.ascontiguousarray(scores, dtype=np.float32),
+                k,
+                indptr,
+                block.astype(np.int32),
+                bi,
+                bs,
+            )
             out_ids[start : start + chunk] = bi
             out_scores[start : start + chunk] = bs
         return out_ids, out_scores
@@ -368,63 +696,41 @@ class Recommender:
         }
 
     def save(self, path: str | os.PathLike[str], *, meta: dict[str, Any] | None = None) -> Path:
-        """Write the model to one file atomically: numpy arrays (no pickle) + a JSON header.
+        """Write the model to one file atomically: typed arrays (no pickle) + a JSON header.
 
-        ``meta`` (JSON-able) is kept in the header, e.g. the dataset and split trained on;
-        :func:`read_meta` reads it back without loading the arrays.
+        The file holds the hyper-parameters, every fitted attribute (dense arrays, sparse
+        matrices, id maps, tensors, JSON values), the training interactions (for seen-item
+        exclusion) and the titles when known. ``meta`` (JSON-able) is kept in the header,
+        e.g. the dataset and split trained on; :func:`read_meta` reads it back cheaply.
         """
         self._require_fitted()
         from .. import __version__
 
-        path = Path(path)
-        arrays: dict[str, np.ndarray] = {}
-        attrs: dict[str, Any] = {}
-        idmaps: dict[str, str] = {}
-        for name, value in self._fitted_state().items():
-            if isinstance(value, IdMap):
-                arrays[f"idmap:{name}"] = value.ids
-                idmaps[name] = value.kind
-            elif isinstance(value, np.ndarray):
-                if value.dtype == object:
-                    raise ModelFormatError(f"cannot save object array {name}")
-                arrays[f"array:{name}"] = value
-            else:
-                attrs[name] = _jsonable(value)
+        desc, arrays = encode_state(self._fitted_state())
         header = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "lensrec_version": __version__,
-            "class": f"{type(self).__module__}.{type(self).__qualname__}",
-            "name": self.name,
-            "params": _jsonable(self.get_params()),
-            "attrs": attrs,
-            "idmaps": idmaps,
-            "meta": _jsonable(meta or {}),
+            "class": f"{type(self).__module__}:{type(self).__qualname__}",
+            "name": self.name or MODELS.name_of(type(self)),
+            "params": jsonable(self.get_params()),
+            "state": desc,
+            "meta": jsonable(meta or {}),
         }
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
             zf.writestr("header.json", json.dumps(header, sort_keys=True))
-            for key, arr in arrays.items():
-                member = io.BytesIO()
-                np.save(member, np.ascontiguousarray(arr), allow_pickle=False)
-                zf.writestr(key.replace(":", "/") + ".npy", member.getvalue())
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(buf.getvalue())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+            for member, arr in arrays.items():
+                out = io.BytesIO()
+                np.save(out, arr, allow_pickle=False)
+                zf.writestr(member, out.getvalue())
+        return atomic_write_bytes(path, buf.getvalue(), what="the model file")
 
 
 class RatingPredictor(Recommender):
     """A recommender that also predicts explicit ratings."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(needs_ratings=True, predicts_ratings=True)
 
     def _predict(self, users: IndexArray, items: IndexArray) -> ScoreArray:
         raise NotImplementedError
@@ -442,14 +748,20 @@ class RatingPredictor(Recommender):
         ``missing="nan"`` gives NaN there; never a silent global mean.
         """
         self._require_fitted()
+        if missing not in ("raise", "nan"):
+            raise ValueError(f"missing must be 'raise' or 'nan', got {missing!r}")
         u = np.asarray(users).reshape(-1)
         i = np.asarray(items).reshape(-1)
         if u.shape != i.shape:
             raise ValueError(f"users and items must align, got {u.shape} and {i.shape}")
+        for arr, kind in ((u, "user"), (i, "item")):
+            if arr.size and arr.dtype.kind not in "iu":
+                raise TypeError(
+                    f"{kind} indices must be integers (translate external ids with "
+                    f"model.{kind}_ids_.index)"
+                )
         if missing == "raise":
             return self._predict(self._check_indices(u, "user"), self._check_indices(i, "item"))
-        if missing != "nan":
-            raise ValueError(f"missing must be 'raise' or 'nan', got {missing!r}")
         ok = (u >= 0) & (u < self.n_users) & (i >= 0) & (i < self.n_items)
         out = np.full(u.shape, np.nan, dtype=np.float32)
         if ok.any():
@@ -457,35 +769,104 @@ class RatingPredictor(Recommender):
         return out
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.random.Generator):
+def _is_single_row(items: Any) -> bool:
+    """One user's item indices (a 1-d array or a list of scalars) vs a list of such rows."""
+    if isinstance(items, np.ndarray):
+        return items.ndim == 1 and items.dtype != object
+    seq = list(items)
+    return not seq or np.isscalar(seq[0])
+
+
+def _check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConfigError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def _titles(train: Interactions) -> np.ndarray | None:
+    info = train.item_info
+    if info is None or "title" not in info.columns or "item_id" not in info.columns:
         return None
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    raise ModelFormatError(f"cannot save a value of type {type(value).__name__}")
+    return np.asarray(train.titles(np.arange(train.n_items)), dtype=str)
+
+
+def _exclusion_rows(
+    rows: sp.csr_matrix | None, n: int, cand_pos: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(indptr, indices)`` of the items to skip per row, in candidate positions."""
+    if rows is None or rows.nnz == 0:
+        return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int32)
+    rows = sp.csr_matrix(rows)
+    rows.sort_indices()
+    indptr = rows.indptr.astype(np.int64)
+    indices = rows.indices.astype(np.int32)
+    if cand_pos is not None:
+        # move exclusions to candidate positions, dropping non-candidates
+        mapped = cand_pos[indices]
+        keep = mapped >= 0
+        row_of = np.repeat(np.arange(n), np.diff(indptr))
+        counts = np.bincount(row_of[keep], minlength=n)
+        indices = mapped[keep].astype(np.int32)
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return indptr, indices
+
+
+def _read_header(zf: zipfile.ZipFile, path: Path) -> dict[str, Any]:
+    try:
+        header = json.loads(zf.read("header.json"))
+    except (KeyError, ValueError, zipfile.BadZipFile, OSError) as exc:
+        raise ModelFormatError(f"{path}: missing or corrupt header ({exc})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ModelFormatError(f"{path}: not a lensrec model file")
+    return header
 
 
 def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``meta`` dict a model file was saved with (empty when none)."""
+    path = Path(path)
     try:
         with zipfile.ZipFile(path) as zf:
-            header = json.loads(zf.read("header.json"))
+            header = _read_header(zf, path)
     except FileNotFoundError:
         raise
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError) as exc:
         raise ModelFormatError(f"{path}: not a lensrec model file ({exc})") from None
-    meta = header.get("meta") if isinstance(header, dict) else None
+    meta = header.get("meta")
     return meta if isinstance(meta, dict) else {}
 
 
+def _resolve_class(header: dict[str, Any], path: Path) -> type[Recommender]:
+    """The model class named by a header: only registered classes are ever imported."""
+    raw = str(header.get("class", ""))
+    module, sep, qual = raw.partition(":")
+    if not sep:  # format 1: "module.Class"
+        module, _, qual = raw.rpartition(".")
+    target = f"{module}:{qual}"
+    name = header.get("name")
+    entry = None
+    if isinstance(name, str) and name in MODELS and MODELS.entry(name).target == target:
+        entry = MODELS.entry(name)
+    elif module.startswith("lensrec."):
+        entry = MODELS.by_class_name(qual)
+        if entry is not None and entry.target != target:
+            entry = None
+    if entry is None:
+        raise ModelFormatError(
+            f"{path}: model class {raw!r} is not registered; import the module that registers "
+            "it (lensrec.models.register) before loading"
+        )
+    cls = MODELS[entry.name]
+    if not (isinstance(cls, type) and issubclass(cls, Recommender)):
+        raise ModelFormatError(f"{path}: {raw!r} is not a lensrec model")
+    return cls
+
+
 def load(path: str | os.PathLike[str]) -> Recommender:
-    """Read a model written by ``save``; refuse a corrupt or foreign file with ModelFormatError."""
+    """Read a model written by ``save``; refuse a corrupt or foreign file with ModelFormatError.
+
+    Only registered model classes are imported (built-in ones, or classes registered with
+    :func:`lensrec.models.register` before the call); arrays are read without pickle.
+    """
     from .. import __version__
 
     path = Path(path)
@@ -493,53 +874,59 @@ def load(path: str | os.PathLike[str]) -> Recommender:
         zf = zipfile.ZipFile(path)
     except FileNotFoundError:
         raise
+    except IsADirectoryError:
+        raise ModelFormatError(f"{path}: is a directory, not a model file") from None
     except (zipfile.BadZipFile, OSError) as exc:
         raise ModelFormatError(f"{path}: not a lensrec model file ({exc})") from None
     with zf:
-        try:
-            header = json.loads(zf.read("header.json"))
-        except (KeyError, ValueError) as exc:
-            raise ModelFormatError(f"{path}: missing or corrupt header ({exc})") from None
-        if not isinstance(header, dict) or header.get("format") != FORMAT:
-            raise ModelFormatError(f"{path}: not a lensrec model file")
-        if header.get("format_version") != FORMAT_VERSION:
+        header = _read_header(zf, path)
+        version = header.get("format_version")
+        if version not in _READABLE_VERSIONS:
             raise ModelFormatError(
-                f"{path}: model format version {header.get('format_version')} is not supported "
-                f"(this lensrec reads version {FORMAT_VERSION})"
+                f"{path}: model format version {version} is not supported "
+                f"(this lensrec reads versions {', '.join(map(str, _READABLE_VERSIONS))})"
             )
-        cls_path = str(header.get("class", ""))
-        module, _, qual = cls_path.rpartition(".")
-        if not module.startswith("lensrec."):
-            raise ModelFormatError(f"{path}: refusing foreign model class {cls_path!r}")
-        try:
-            cls = getattr(importlib.import_module(module), qual)
-        except (ImportError, AttributeError):
-            raise ModelFormatError(f"{path}: unknown model class {cls_path!r}") from None
-        if not (isinstance(cls, type) and issubclass(cls, Recommender)):
-            raise ModelFormatError(f"{path}: {cls_path!r} is not a lensrec model")
+        cls = _resolve_class(header, path)
         if header.get("lensrec_version") != __version__:
             warnings.warn(
                 f"{path} was saved by lensrec {header.get('lensrec_version')}, this is {__version__}",
                 LensrecWarning,
                 stacklevel=2,
             )
-        model = cls(**header.get("params", {}))
         try:
-            for member in zf.namelist():
-                if not member.endswith(".npy"):
-                    continue
-                kind, _, name = member[: -len(".npy")].partition("/")
-                with zf.open(member) as fh:
-                    arr = np.load(io.BytesIO(fh.read()), allow_pickle=False)
-                if kind == "idmap":
-                    setattr(model, name, IdMap(arr, kind=header["idmaps"][name]))
-                elif kind == "array":
-                    setattr(model, name, arr)
-        except (ValueError, KeyError, zipfile.BadZipFile, OSError) as exc:
-            raise ModelFormatError(f"{path}: corrupt model data ({exc})") from None
-        for name, value in header.get("attrs", {}).items():
-            setattr(model, name, value)
+            model = cls(**header.get("params", {}))
+        except TypeError as exc:
+            raise ModelFormatError(
+                f"{path}: parameters do not fit {cls.__name__} ({exc})"
+            ) from None
+        if version == 1:
+            state = _decode_v1(zf, header, path)
+        else:
+            state = decode_state(zf, header.get("state", {}))
+    for name, value in state.items():
+        setattr(model, name, value)
     if not model.is_fitted:
         raise ModelFormatError(f"{path}: the file holds no fitted state")
+    model._derived = {}
     model._after_load()
     return model
+
+
+def _decode_v1(zf: zipfile.ZipFile, header: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Format 1 (lensrec 0.1 before the typed state): ``idmap/`` and ``array/`` members."""
+    out: dict[str, Any] = {}
+    try:
+        for member in zf.namelist():
+            if not member.endswith(".npy"):
+                continue
+            kind, _, name = member[: -len(".npy")].partition("/")
+            with zf.open(member) as fh:
+                arr = np.load(io.BytesIO(fh.read()), allow_pickle=False)
+            if kind == "idmap":
+                out[name] = IdMap(arr, kind=header["idmaps"][name])
+            elif kind == "array":
+                out[name] = arr
+    except (ValueError, KeyError, zipfile.BadZipFile, OSError) as exc:
+        raise ModelFormatError(f"{path}: corrupt model data ({exc})") from None
+    out.update(header.get("attrs", {}))
+    return out

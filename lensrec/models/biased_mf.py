@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 
 from .._config import seed_from
 from ..data.interactions import Interactions
@@ -14,7 +14,8 @@ from ..errors import ConfigError
 from ..kernels.biased_mf import adam_epoch, predict_pairs
 from ..types import IndexArray, RandomState, ScoreArray
 from ._params import Interval, Options
-from .base import Callback, RatingPredictor, register
+from ._trainer import EpochTrainer, TrainLog, holdout_then_refit
+from .base import Callback, Capabilities, Query, RatingPredictor, register
 
 __all__ = ["BiasedMF"]
 
@@ -200,7 +201,21 @@ class BiasedMF(RatingPredictor):
     """
 
     # early stopping uses its own hold-out (valid_fraction) and then refits: the CLI carves none
-    uses_validation: ClassVar[bool] = False
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        needs_ratings=True,
+        predicts_ratings=True,
+        folds_in=True,
+        fold_in_needs_ratings=True,
+        epoch_trained=True,
+    )
+    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
+        "factors": ("int", 8, 256, "log"),
+        "learning_rate": ("float", 0.003, 0.1, "log"),
+        "reg_factors": ("float", 0.005, 0.5, "log"),
+        "reg_bias": ("float", 0.001, 0.1, "log"),
+        "learning_rate_decay": ("float", 0.7, 1.0, "linear"),
+        "reg_frequency_exponent": ("float", 0.0, 0.75, "linear"),
+    }
     _constraints: ClassVar[dict[str, Any]] = {
         "factors": Interval(int, 1),
         "learning_rate": Interval(float, 0.0, low_open=True),
@@ -259,7 +274,7 @@ class BiasedMF(RatingPredictor):
     @classmethod
     def warm_up(cls) -> None:
         """Compile the training and prediction kernels (both squash variants) on tiny data."""
-        from ..testing import make_ratings
+        from ..data.planted import make_ratings
 
         data = make_ratings(n_users=8, n_items=6, density=0.8, random_state=0)
         for squash in (False, True):
@@ -300,43 +315,55 @@ class BiasedMF(RatingPredictor):
             _auto_batch_size(len(users)) if self.batch_size == "auto" else int(self.batch_size)
         )
 
-        # validation: given, carved from train, or none
-        full = (users, items, ratings)
-        carved = False
+        shape = (train.n_users, train.n_items)
         valid_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        if valid is not None:
+        if valid is not None and len(valid):
             valid_arrays = (
                 np.ascontiguousarray(valid.users, dtype=np.int32),
                 np.ascontiguousarray(valid.items, dtype=np.int32),
                 np.asarray(valid.ratings, dtype=np.float64),
             )
-        elif self.valid_fraction > 0 and len(users) >= 20:
-            n_valid = max(1, int(round(self.valid_fraction * len(users))))
-            perm = gen.permutation(len(users))
-            hold, keep = np.sort(perm[:n_valid]), np.sort(perm[n_valid:])
-            valid_arrays = (users[hold], items[hold], ratings[hold].astype(np.float64))
-            users, items, ratings = users[keep], items[keep], ratings[keep]
-            carved = True
-        if valid_arrays is not None and len(valid_arrays[0]) == 0:
-            valid_arrays = None
 
-        shape = (train.n_users, train.n_items)
-        mu, up, ip, history, best_epoch = self._train(
-            users, items, ratings, shape, lo, hi, gen, int(self.epochs), valid_arrays,
-            show_progress=show_progress, callback=callback,
-        )  # fmt: skip
+        def train_on(
+            rows: np.ndarray | None, hold: np.ndarray | None, epochs: int, is_refit: bool
+        ) -> tuple[tuple[float, np.ndarray, np.ndarray], TrainLog]:
+            if rows is None:
+                arrays = (users, items, ratings)
+                check = valid_arrays if not is_refit else None
+            else:
+                arrays = (users[rows], items[rows], ratings[rows])
+                assert hold is not None
+                check = (users[hold], items[hold], ratings[hold].astype(np.float64))
+            return self._train(
+                *arrays, shape, lo, hi, gen, epochs, check,
+                show_progress=show_progress and not is_refit,
+                callback=None if is_refit else callback,
+            )  # fmt: skip
+
+        first, log, again = holdout_then_refit(
+            train_on,
+            n_rows=len(users),
+            epochs=int(self.epochs),
+            valid_given=valid is not None,
+            valid_fraction=float(self.valid_fraction),
+            refit=bool(self.refit),
+            gen=gen,
+        )
+        mu, up, ip = first
         k = int(self.factors)
-        if self.refit and carved and best_epoch > 0:
-            # the hold-out only chose the number of epochs: train again on every rating
-            mu2, up2, ip2, _, _ = self._train(*full, shape, lo, hi, gen, best_epoch, None,
-                                              show_progress=False, callback=None)  # fmt: skip
+        if again is not None:
+            # the hold-out only chose the number of epochs: the refit saw every rating
             if self.refit == "average":
-                mu, up, ip = _average_models((mu, up, ip), (mu2, up2, ip2), k)
+                mu, up, ip = _average_models(first, again, k)
                 k = 2 * k
             else:
-                mu, up, ip = mu2, up2, ip2
+                mu, up, ip = again
+        history = {"train_loss": log.history.get("train_loss", []),
+                   "valid_rmse": log.history.get("valid_rmse", [])}  # fmt: skip
         self.global_mean_ = mu
-        self.best_epoch_ = best_epoch if best_epoch > 0 else len(history["train_loss"])
+        counts = np.bincount(users, minlength=train.n_users)
+        self.mean_user_count_ = float(counts[counts > 0].mean())
+        self.best_epoch_ = log.best_epoch if log.best_epoch > 0 else log.epochs_run
         self.history_ = history
         self.user_factors_ = np.ascontiguousarray(up[:, :k])
         self.item_factors_ = np.ascontiguousarray(ip[:, :k])
@@ -357,11 +384,11 @@ class BiasedMF(RatingPredictor):
         *,
         show_progress: bool,
         callback: Callback | None,
-    ) -> tuple[float, np.ndarray, np.ndarray, dict[str, list[float]], int]:
-        """Initialise and train on one set of ratings; return ``(mu, up, ip, history, best_epoch)``.
+    ) -> tuple[tuple[float, np.ndarray, np.ndarray], TrainLog]:
+        """Initialise and train on one set of ratings; return ``((mu, up, ip), log)``.
 
-        With ``valid`` the best epoch's parameters are returned (``best_epoch`` 1-based);
-        without it the last epoch's and ``best_epoch == 0``.
+        With ``valid`` the best epoch's parameters are returned (``log.best_epoch``
+        1-based); without it the last epoch's.
         """
         k = int(self.factors)
         n_users, n_items = shape
@@ -407,73 +434,54 @@ class BiasedMF(RatingPredictor):
         )
         v_out = np.empty(len(valid[0]) if valid is not None else 0, dtype=np.float32)
         squash = bool(self.squash)
-        lr = float(self.learning_rate)
+        lr = [float(self.learning_rate)]
+        # predicting the mean costs about 0.5 * variance per rating: far above that is divergence
+        variance = float(np.var(ratings.astype(np.float64))) if len(ratings) else 1.0
+        ceiling = 1e3 * max(0.5 * variance, 1e-3) + 1e3
 
-        history: dict[str, list[float]] = {"train_loss": [], "valid_rmse": []}
-        best = (np.inf, 0, up, ip)
-        counted = (np.inf, 0)  # last epoch that improved on the best by more than tol
-        bar = None
-        if show_progress:
-            from tqdm.auto import tqdm
+        def step(epoch: int) -> float:
+            loss = adam_epoch(
+                users, items, ratings, seed_from(gen), bs, mu,
+                lr[0], float(self.reg_factors), float(self.reg_bias),
+                squash, lo, hi, **state, **work,
+            )  # fmt: skip
+            lr[0] *= float(self.learning_rate_decay)
+            return float(loss)
 
-            bar = tqdm(total=epochs, desc="BiasedMF", unit="epoch")
-        try:
-            for epoch in range(1, epochs + 1):
-                t0 = time.perf_counter()
-                loss = adam_epoch(
-                    users, items, ratings, seed_from(gen), bs, mu,
-                    lr, float(self.reg_factors), float(self.reg_bias),
-                    squash, lo, hi, **state, **work,
-                )  # fmt: skip
-                lr *= float(self.learning_rate_decay)
-                if not np.isfinite(loss):
-                    from ..errors import LensrecError
+        def validate() -> float:
+            assert valid is not None
+            predict_pairs(valid[0], valid[1], mu, up, ip, squash, lo, hi, v_out)
+            return float(np.sqrt(np.mean((v_out - valid[2]) ** 2)))
 
-                    raise LensrecError(
-                        f"BiasedMF: training diverged at epoch {epoch} (loss {loss}); "
-                        "lower learning_rate or raise reg_factors / reg_bias"
-                    )
-                metrics = {"train_loss": float(loss)}
-                history["train_loss"].append(float(loss))
-                stop = False
-                if valid is not None:
-                    predict_pairs(valid[0], valid[1], mu, up, ip, squash, lo, hi, v_out)
-                    rmse = float(np.sqrt(np.mean((v_out - valid[2]) ** 2)))
-                    metrics["valid_rmse"] = rmse
-                    history["valid_rmse"].append(rmse)
-                    if rmse < best[0]:
-                        best = (rmse, epoch, up.copy(), ip.copy())
-                    if rmse < counted[0] - float(self.tol):
-                        counted = (rmse, epoch)
-                    elif epoch - counted[1] >= self.patience:
-                        stop = True
-                seconds = time.perf_counter() - t0
-                _log.info(
-                    "BiasedMF epoch %d: %s (%.3fs)",
-                    epoch,
-                    ", ".join(f"{k_}={v:.5f}" for k_, v in metrics.items()),
-                    seconds,
-                )
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(metrics)
-                if callback is not None and callback(epoch, seconds, metrics):
-                    stop = True
-                if stop:
-                    break
-        finally:
-            if bar is not None:
-                bar.close()
-
-        if valid is not None and best[1] > 0:
-            return mu, best[2], best[3], history, int(best[1])
-        return mu, np.ascontiguousarray(up), np.ascontiguousarray(ip), history, 0
+        trainer: EpochTrainer[tuple[np.ndarray, np.ndarray]] = EpochTrainer(
+            "BiasedMF",
+            epochs=epochs,
+            patience=int(self.patience),
+            tol=float(self.tol),
+            mode="min",
+            metric="valid_rmse",
+            loss_ceiling=ceiling,
+            hint="lower learning_rate or raise reg_factors / reg_bias",
+            show_progress=show_progress,
+            callback=callback,
+        )
+        log, best = trainer.run(
+            step,
+            validate if valid is not None else None,
+            lambda: (up.copy(), ip.copy()),
+        )
+        if best is not None:
+            return (mu, best[0], best[1]), log
+        return (mu, np.ascontiguousarray(up), np.ascontiguousarray(ip)), log
 
     # --- scoring -------------------------------------------------------------------------
     def _packed(self) -> tuple[np.ndarray, np.ndarray]:
-        up = np.concatenate([self.user_factors_, self.user_bias_[:, None]], axis=1)
-        ip = np.concatenate([self.item_factors_, self.item_bias_[:, None]], axis=1)
-        return np.ascontiguousarray(up, np.float32), np.ascontiguousarray(ip, np.float32)
+        def pack() -> tuple[np.ndarray, np.ndarray]:
+            up = np.concatenate([self.user_factors_, self.user_bias_[:, None]], axis=1)
+            ip = np.concatenate([self.item_factors_, self.item_bias_[:, None]], axis=1)
+            return np.ascontiguousarray(up, np.float32), np.ascontiguousarray(ip, np.float32)
+
+        return self._cached("packed", pack)  # type: ignore[no-any-return]
 
     def _predict(self, users: IndexArray, items: IndexArray) -> ScoreArray:
         up, ip = self._packed()
@@ -513,9 +521,42 @@ class BiasedMF(RatingPredictor):
         out[:, -1] = self.item_bias_
         return out
 
-    def _score(self, users: IndexArray, items: IndexArray | None) -> ScoreArray:
+    def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
+        """Exact ridge fold-in: ``p_u, b_u`` minimising the training loss on the history's
+        ratings with the items fixed (the same per-occurrence, frequency-weighted L2)."""
+        k = self.item_factors_.shape[1]
+        mu = float(self.global_mean_)
+        lo, hi = self._range()
+        mean_count = float(getattr(self, "mean_user_count_", 0.0)) or 1.0
+        e = float(self.reg_frequency_exponent)
+        out = np.zeros((history.shape[0], k + 2), dtype=np.float32)
+        out[:, -2] = mu
+        out[:, -1] = 1.0
+        for r in range(history.shape[0]):
+            lo_p, hi_p = history.indptr[r], history.indptr[r + 1]
+            items = history.indices[lo_p:hi_p]
+            if items.size == 0:
+                continue
+            y = history.data[lo_p:hi_p].astype(np.float64)
+            if self.squash:
+                frac = np.clip((y - lo) / (hi - lo), 1e-3, 1 - 1e-3)
+                y = np.log(frac / (1.0 - frac))
+            y = y - mu - self.item_bias_[items]
+            x = np.empty((items.size, k + 1))
+            x[:, :k] = self.item_factors_[items]
+            x[:, k] = 1.0
+            n = items.size
+            w = (n / mean_count) ** -e
+            lam = np.full(k + 1, n * w * float(self.reg_factors))
+            lam[k] = n * w * float(self.reg_bias)
+            sol = np.linalg.solve(x.T @ x + np.diag(lam), x.T @ y)
+            out[r, :k] = sol[:k]
+            out[r, -2] = mu + sol[k]
+        return out
+
+    def _score(self, query: Query, items: IndexArray | None) -> ScoreArray:
         """Predicted ratings for every (user, candidate) pair (squashed when ``squash``)."""
-        scores = super()._score(users, items)
+        scores = super()._score(query, items)
         if self.squash:
             lo, hi = self._range()
             scores = (lo + (hi - lo) / (1.0 + np.exp(-scores))).astype(np.float32)

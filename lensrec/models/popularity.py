@@ -7,9 +7,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..data.interactions import Interactions
+from ..errors import ConfigError
 from ..types import IndexArray, RandomState, ScoreArray
 from ._params import Interval, Options
-from .base import Callback, Recommender, register
+from .base import Callback, Capabilities, Query, Recommender, register
 
 __all__ = ["Popularity"]
 
@@ -44,6 +45,11 @@ class Popularity(Recommender):
     ['a', 'b']
     """
 
+    capabilities: ClassVar[Capabilities] = Capabilities(folds_in=True, similar_items=False, personalized=False)
+    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
+        "by": ("choice", ["count", "rating"]),
+        "damping": ("float", 0.0, 100.0, "linear"),
+    }
     _constraints: ClassVar[dict[str, Any]] = {
         "by": Options(("count", "rating")),
         "damping": Interval(float, 0.0),
@@ -82,17 +88,12 @@ class Popularity(Recommender):
             scores = counts
         else:
             if ratings is None:
-                from ..errors import ConfigError
-
                 raise ConfigError("Popularity(by='rating') needs ratings; the data is implicit")
             sums = np.bincount(items, weights=ratings, minlength=train.n_items)
             mean = float(ratings.mean()) if ratings.size else 0.0
             scores = (sums + self.damping * mean) / (counts + self.damping + 1e-12)
         self.item_scores_ = scores.astype(np.float32)
 
-    def _score(self, users: IndexArray, items: IndexArray | None) -> ScoreArray:
+    def _score(self, query: Query, items: IndexArray | None) -> ScoreArray:
         s = self.item_scores_ if items is None else self.item_scores_[items]
-        return np.broadcast_to(s, (len(users), s.size))
-
-    def _similar_scores(self, items: IndexArray) -> ScoreArray:
-        return np.broadcast_to(self.item_scores_, (len(items), self.item_scores_.size))
+        return np.broadcast_to(s, (len(query), s.size))

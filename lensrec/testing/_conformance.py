@@ -1,4 +1,4 @@
-"""The conformance suite every model must pass."""
+"""The conformance suite every model must pass, parametrised by its declared capabilities."""
 
 from __future__ import annotations
 
@@ -10,94 +10,85 @@ from typing import Any
 import numpy as np
 
 from ..data.interactions import Interactions
-from ..errors import ModelFormatError, NotFittedError, UnknownIdError
+from ..data.planted import make_blocks, make_checkerboard, make_ratings
+from ..errors import ConfigError, ModelFormatError, NotFittedError, UnknownIdError
 from ..models.base import RatingPredictor, Recommender, load
 
+__all__ = [
+    "check_model",
+    "check_known_answers",
+    "make_ratings",
+    "make_checkerboard",
+    "make_blocks",
+]
 
-def make_ratings(
-    n_users: int = 60,
-    n_items: int = 40,
-    density: float = 0.3,
-    *,
-    factors: int = 3,
-    random_state: int = 0,
-    string_ids: bool = False,
-) -> Interactions:
-    """Small explicit ratings from a planted low-rank model (1..5 scale), with timestamps."""
-    gen = np.random.default_rng(random_state)
-    p = gen.normal(size=(n_users, factors))
-    q = gen.normal(size=(n_items, factors))
-    mask = gen.random((n_users, n_items)) < density
-    mask[np.arange(n_users), gen.integers(0, n_items, n_users)] = True  # every user rates
-    mask[gen.integers(0, n_users, n_items), np.arange(n_items)] = True  # every item is rated
-    u, i = np.nonzero(mask)
-    raw = (p[u] * q[i]).sum(1) + gen.normal(scale=0.3, size=u.size)
-    r = np.clip(np.round(3 + raw), 1, 5)
-    t = 1_000_000 + gen.permutation(u.size)
-    users = np.array([f"u-{x}" for x in u]) if string_ids else u + 100
-    items = np.array([f"i-{x}" for x in i]) if string_ids else i + 1000
-    return Interactions.from_arrays(users, items, r, t, name="planted")
+Factory = Callable[..., Recommender]
 
 
-def make_checkerboard(n: int = 20) -> Interactions:
-    """Implicit checkerboard: user u likes item i when u + i is even (known answer)."""
-    u, i = np.nonzero((np.add.outer(np.arange(n), np.arange(n)) % 2) == 0)
-    return Interactions.from_arrays(u, i, name="checkerboard")
-
-
-def _fresh(factory: Callable[..., Recommender], **kw: Any) -> Recommender:
-    return factory(**kw)
+def _raises(exc: type[BaseException], call: Callable[[], Any], message: str) -> None:
+    try:
+        call()
+    except exc:
+        return
+    raise AssertionError(message)
 
 
 def check_model(
-    factory: Callable[..., Recommender],
-    train: Interactions,
+    factory: Factory,
+    train: Interactions | None = None,
     *,
     k: int = 5,
     deterministic: bool = True,
+    known_answers: bool = True,
 ) -> None:
     """Run every contract check on a model class or factory taking ``random_state=``.
 
-    Raises AssertionError naming the broken rule. Checks: unfitted use raises
-    NotFittedError; fit returns self; the same seed gives the same output; a batch row
-    equals the single-user answer; excluded items never appear; ``items=`` restricts
-    candidates; padding is -1 / -inf and scores are sorted; similar_items never returns the
-    query item; unknown indices raise UnknownIdError; get_params/set_params round-trip;
-    save/load gives identical output; a foreign or corrupt file raises ModelFormatError;
-    ``warm_up`` runs on its own.
+    Raises AssertionError naming the broken rule. ``train`` defaults to planted ratings when
+    the model needs ratings and planted implicit blocks otherwise; the contract checks run
+    on it, and (``known_answers``) :func:`check_known_answers` runs on data whose right
+    answer is known. Checks: unfitted use raises NotFittedError; fit returns self and keeps
+    the hyper-parameters; the same seed gives the same output and a refit starts from
+    scratch; a fit that raises leaves the model as it was; a batch row equals the single-user
+    answer; seen items are excluded by default and with an explicit matrix; ``items=``
+    restricts candidates; padding is -1 / -inf and scores are sorted; k <= 0 and unknown
+    indices are errors; similar_items never returns the query item (or is refused when the
+    model declares none); users never seen are scored from a history when the model folds
+    in, and refused otherwise; rating models predict finite float32 values and honour
+    ``missing="nan"``; get_params/set_params and save/load round-trip (seen items and all);
+    a foreign or corrupt file raises ModelFormatError; ``warm_up`` runs on its own.
     """
-    model = _fresh(factory, random_state=42)
-    name = type(model).__name__
-    type(model).warm_up()  # must run before any fit, on its own data, without error
+    model = factory(random_state=42)
+    cls = type(model)
+    name = cls.__name__
+    caps = cls.capabilities
+    if train is None:
+        train = make_ratings() if caps.needs_ratings else make_blocks(noise=0.05)[0]
+    cls.warm_up()  # must run before any fit, on its own data, without error
     assert not model.is_fitted, f"{name}: warm_up must not touch instances"
 
     # unfitted use
     for call in (lambda: model.recommend([0], k=k), lambda: model.similar_items([0], k=k)):
-        try:
-            call()
-        except NotFittedError:
-            pass
-        else:
-            raise AssertionError(f"{name}: use before fit must raise NotFittedError")
+        _raises(NotFittedError, call, f"{name}: use before fit must raise NotFittedError")
 
     params = model.get_params()
     assert model.fit(train) is model, f"{name}: fit must return self"
     assert model.get_params() == params, f"{name}: fit must not change hyper-parameters"
-    clone = type(model)(**params)
+    clone = cls(**params)
     assert clone.get_params() == params, f"{name}: get_params does not round-trip"
 
     users = np.arange(train.n_users, dtype=np.int32)
     seen = train.csr()
-    ids, scores = model.recommend(users, k=k, exclude=seen)
+    ids, scores = model.recommend(users, k=k)
     assert ids.shape == (train.n_users, k) and ids.dtype == np.int32, f"{name}: ids shape/dtype"
     assert scores.shape == (train.n_users, k) and scores.dtype == np.float32, f"{name}: scores"
-    # sorted, padded, no NaN
     assert not np.isnan(scores).any(), f"{name}: NaN scores"
     finite = np.isfinite(scores)
     s = np.where(finite, scores, -np.inf)
     assert np.all(s[:, :-1] >= s[:, 1:]), f"{name}: scores not sorted best first"
     assert np.array_equal(ids < 0, ~finite), f"{name}: padding must be -1 with -inf"
-    # exclusion
+    # seen items are excluded by default, and by an explicit matrix alike
+    e_ids, _ = model.recommend(users, k=k, exclude=seen)
+    assert np.array_equal(e_ids, ids), f"{name}: exclude=train.csr() differs from the default"
     for row, u in enumerate(users):
         got = ids[row][ids[row] >= 0]
         seen_u = seen.indices[seen.indptr[u] : seen.indptr[u + 1]]
@@ -105,9 +96,12 @@ def check_model(
         assert np.unique(got).size == got.size, f"{name}: duplicate items in a list"
         n_unseen = train.n_items - seen_u.size
         assert got.size <= min(k, n_unseen), f"{name}: list longer than the unseen catalogue"
+    # without exclusion, lists may contain seen items but stay well-formed
+    n_ids, _ = model.recommend(users[:5], k=k, exclude=None)
+    assert (n_ids >= 0).all(), f"{name}: exclude=None must fill every list"
     # batch equals single
     for u in users[:: max(1, len(users) // 5)]:
-        one_ids, one_scores = model.recommend([u], k=k, exclude=seen)
+        one_ids, one_scores = model.recommend([u], k=k)
         assert np.array_equal(one_ids[0], ids[u]), (
             f"{name}: batch row differs from single for user {u}"
         )
@@ -117,48 +111,136 @@ def check_model(
     c_ids, _ = model.recommend(users[:5], k=k, items=cand)
     got = c_ids[c_ids >= 0]
     assert np.isin(got, cand).all(), f"{name}: items= not respected"
+    # bad k and unknown indices
+    for bad_k in (0, -1):
+        _raises(ConfigError, lambda: model.recommend([0], k=bad_k), f"{name}: k={bad_k} accepted")
+        if caps.similar_items:
+            _raises(
+                ConfigError,
+                lambda: model.similar_items([0], k=bad_k),
+                f"{name}: similar_items k={bad_k} accepted",
+            )
+    for bad in (lambda: model.recommend([train.n_users], k=k), lambda: model.recommend([-1], k=k)):
+        _raises(UnknownIdError, bad, f"{name}: an unknown user index must raise UnknownIdError")
     # similar items
     items = np.arange(min(train.n_items, 10), dtype=np.int32)
-    sim_ids, sim_scores = model.similar_items(items, k=k)
-    assert sim_ids.shape == (items.size, k), f"{name}: similar_items shape"
-    for row, it in enumerate(items):
-        assert it not in sim_ids[row], f"{name}: similar_items returned the query item {it}"
-    # unknown indices
-    for bad in (
-        lambda: model.recommend([train.n_users], k=k),
-        lambda: model.similar_items([-1], k=k),
-    ):
-        try:
-            bad()
-        except UnknownIdError:
-            pass
-        else:
-            raise AssertionError(f"{name}: an unknown index must raise UnknownIdError")
+    if caps.similar_items:
+        sim_ids, _ = model.similar_items(items, k=k)
+        assert sim_ids.shape == (items.size, k), f"{name}: similar_items shape"
+        for row, it in enumerate(items):
+            assert it not in sim_ids[row], f"{name}: similar_items returned the query item {it}"
+        _raises(
+            UnknownIdError,
+            lambda: model.similar_items([-1], k=k),
+            f"{name}: similar_items on an unknown index must raise UnknownIdError",
+        )
+    else:
+        _raises(
+            ConfigError,
+            lambda: model.similar_items(items, k=k),
+            f"{name}: declares no similar_items, so it must refuse with ConfigError",
+        )
+    _check_history_queries(model, train, ids, k)
     if isinstance(model, RatingPredictor):
-        pred = model.predict(train.users, train.items)
-        assert pred.dtype == np.float32 and pred.shape == (len(train),), f"{name}: predict shape"
-        assert np.isfinite(pred).all(), f"{name}: predict gave non-finite values"
-        try:
-            model.predict([train.n_users], [0])
-        except UnknownIdError:
-            pass
-        else:
-            raise AssertionError(f"{name}: predict on an unknown user must raise UnknownIdError")
-        nan = model.predict([train.n_users, 0], [0, 0], missing="nan")
-        assert np.isnan(nan[0]) and np.isfinite(nan[1]), f"{name}: predict(missing='nan')"
+        _check_predict(model, train)
+
+    # a fit that raises leaves the model as it was
+    def broken_fit(*args: Any, **kwargs: Any) -> None:
+        model.user_factors_ = np.zeros(3)  # half-written state
+        raise RuntimeError("boom")
+
+    model._fit = broken_fit  # type: ignore[method-assign]
+    try:
+        _raises(RuntimeError, lambda: model.fit(train), f"{name}: the failing fit did not raise")
+    finally:
+        del model._fit
+    t_ids, _ = model.recommend(users, k=k)
+    assert np.array_equal(t_ids, ids), f"{name}: a fit that raised changed the fitted model"
+    unfitted = factory(random_state=42)
+    unfitted._fit = broken_fit  # type: ignore[method-assign]
+    _raises(RuntimeError, lambda: unfitted.fit(train), f"{name}: the failing fit did not raise")
+    assert not unfitted.is_fitted and not unfitted._fitted_state(), (
+        f"{name}: a first fit that raised left fitted state behind"
+    )
 
     # determinism
     if deterministic:
-        again = _fresh(factory, random_state=42).fit(train)
-        ids2, scores2 = again.recommend(users, k=k, exclude=seen)
+        again = factory(random_state=42).fit(train)
+        ids2, scores2 = again.recommend(users, k=k)
         assert np.array_equal(ids, ids2), f"{name}: same seed gave different recommendations"
         np.testing.assert_allclose(scores, scores2, rtol=1e-6, atol=1e-6)
-        # refit of the same object starts from scratch
         model.fit(train)
-        ids3, _ = model.recommend(users, k=k, exclude=seen)
+        ids3, _ = model.recommend(users, k=k)
         assert np.array_equal(ids, ids3), f"{name}: refit did not start from scratch"
 
-    # save / load
+    _check_save_load(model, train, users, k)
+    if known_answers:
+        check_known_answers(factory)
+
+
+def _check_history_queries(
+    model: Recommender, train: Interactions, ids: np.ndarray, k: int
+) -> None:
+    name = type(model).__name__
+    caps = type(model).capabilities
+    values = "rating" if caps.fold_in_needs_ratings else "binary"
+    hist = train.csr(values)[:4]
+    if not caps.folds_in:
+        _raises(
+            ConfigError,
+            lambda: model.recommend(None, k=k, history=hist),
+            f"{name}: declares no fold-in, so users it never saw must be refused",
+        )
+        return
+    h_ids, h_scores = model.recommend(None, k=k, history=hist)
+    assert h_ids.shape == (4, k), f"{name}: history query shape"
+    assert np.isfinite(h_scores[h_ids >= 0]).all(), f"{name}: history query gave non-finite scores"
+    for r in range(4):
+        got = h_ids[r][h_ids[r] >= 0]
+        assert not np.isin(got, hist.indices[hist.indptr[r] : hist.indptr[r + 1]]).any(), (
+            f"{name}: an item of the history was recommended back"
+        )
+    # the same histories through recommend_for_history and with -1 user markers
+    rows = [hist.indices[hist.indptr[r] : hist.indptr[r + 1]] for r in range(4)]
+    ratings = [hist.data[hist.indptr[r] : hist.indptr[r + 1]] for r in range(4)]
+    f_ids, _ = model.recommend_for_history(
+        rows, k=k, ratings=ratings if caps.fold_in_needs_ratings else None
+    )
+    assert np.array_equal(f_ids, h_ids), f"{name}: recommend_for_history differs from history="
+    m_ids, _ = model.recommend([-1, -1, -1, -1], k=k, history=hist)
+    assert np.array_equal(m_ids, h_ids), f"{name}: users=-1 with history differs from users=None"
+    # known users with their own training rows as history: the same lists when the model
+    # scores from histories (item-item) - factor models keep their learned vectors
+    mixed = np.array([0, -1, 2, -1], dtype=np.int32)
+    x_ids, _ = model.recommend(mixed, k=k, history=hist)
+    assert np.array_equal(x_ids[1], h_ids[1]) and np.array_equal(x_ids[3], h_ids[3]), (
+        f"{name}: a batch mixing known and new users changed the new users' lists"
+    )
+    if caps.uses_history:
+        assert np.array_equal(x_ids[0], ids[0]), f"{name}: scoring from history != fitted user"
+
+
+def _check_predict(model: RatingPredictor, train: Interactions) -> None:
+    name = type(model).__name__
+    pred = model.predict(train.users, train.items)
+    assert pred.dtype == np.float32 and pred.shape == (len(train),), f"{name}: predict shape"
+    assert np.isfinite(pred).all(), f"{name}: predict gave non-finite values"
+    _raises(
+        UnknownIdError,
+        lambda: model.predict([train.n_users], [0]),
+        f"{name}: predict on an unknown user must raise UnknownIdError",
+    )
+    nan = model.predict([train.n_users, 0], [0, 0], missing="nan")
+    assert np.isnan(nan[0]) and np.isfinite(nan[1]), f"{name}: predict(missing='nan')"
+    _raises(
+        TypeError,
+        lambda: model.predict([0.5], [0], missing="nan"),
+        f"{name}: predict(missing='nan') must reject non-integer indices",
+    )
+
+
+def _check_save_load(model: Recommender, train: Interactions, users: np.ndarray, k: int) -> None:
+    name = type(model).__name__
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.lrec"
         model.save(path)
@@ -166,8 +248,8 @@ def check_model(
         assert type(back) is type(model), f"{name}: load gave {type(back).__name__}"
         assert back.get_params() == model.get_params(), f"{name}: params lost in save/load"
         assert back.user_ids_ == model.user_ids_ and back.item_ids_ == model.item_ids_
-        b_ids, b_scores = back.recommend(users, k=k, exclude=seen)
-        m_ids, m_scores = model.recommend(users, k=k, exclude=seen)
+        b_ids, b_scores = back.recommend(users, k=k)
+        m_ids, m_scores = model.recommend(users, k=k)
         assert np.array_equal(b_ids, m_ids), f"{name}: loaded model recommends differently"
         np.testing.assert_array_equal(b_scores, m_scores)
         if isinstance(model, RatingPredictor):
@@ -175,16 +257,110 @@ def check_model(
             np.testing.assert_array_equal(
                 back.predict(train.users, train.items), model.predict(train.users, train.items)
             )
-        # corrupt and foreign files
         raw = path.read_bytes()
         corrupt = Path(tmp) / "corrupt.lrec"
         corrupt.write_bytes(raw[: len(raw) // 2])
+        flipped = Path(tmp) / "flipped.lrec"
+        flipped.write_bytes(_flip_last_byte_of_largest_member(raw))
         foreign = Path(tmp) / "foreign.lrec"
         foreign.write_bytes(b"PK\x03\x04 not really a zip")
-        for bad_path in (corrupt, foreign):
-            try:
-                load(bad_path)
-            except ModelFormatError:
-                pass
-            else:
-                raise AssertionError(f"{name}: loading {bad_path.name} must raise ModelFormatError")
+        for bad_path in (corrupt, flipped, foreign):
+            _raises(
+                ModelFormatError,
+                lambda: load(bad_path),
+                f"{name}: loading {bad_path.name} must raise ModelFormatError",
+            )
+
+
+def _flip_last_byte_of_largest_member(raw: bytes) -> bytes:
+    """A copy of a zip whose largest member has one flipped byte (its CRC no longer matches)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+        info = max(zf.infolist(), key=lambda i: i.file_size)
+    local = raw[info.header_offset : info.header_offset + 30]
+    name_len = int.from_bytes(local[26:28], "little")
+    extra_len = int.from_bytes(local[28:30], "little")
+    pos = info.header_offset + 30 + name_len + extra_len + info.compress_size - 1
+    data = bytearray(raw)
+    data[pos] ^= 0xFF
+    return bytes(data)
+
+
+def check_known_answers(factory: Factory, *, k: int = 5) -> None:
+    """Quality checks whose right answer is known in advance.
+
+    - Personalised models, on planted groups (users interact inside their group, plus a
+      little noise; for rating models the noise is rated 1-2 and the group 4-5): at least 80% of the top-``k`` unseen items of each user come from
+      the user's own group; and, when the model folds in, so do the lists of users given
+      only by their history.
+    - Non-personalised models: the list follows the planted popularity order.
+    - Rating models, on a planted low-rank matrix plus noise: held-out RMSE at most 0.85x
+      that of predicting the training mean.
+
+    A model that scores everything 0, or at random, fails.
+    """
+    model = factory(random_state=42)
+    name = type(model).__name__
+    caps = type(model).capabilities
+    data, user_group, item_group = make_blocks(
+        n_groups=4, users_per_group=15, items_per_group=12, density=0.5,
+        # rating models learn "not my group" from low ratings: give them some to see
+        noise=0.3 if caps.needs_ratings else 0.02, ratings=caps.needs_ratings, random_state=7,
+    )  # fmt: skip
+    if caps.personalized:
+        model.fit(data)
+        ids, _ = model.recommend(np.arange(data.n_users, dtype=np.int32), k=k)
+        share = _own_group_share(ids, user_group, item_group)
+        assert share >= 0.8, (
+            f"{name}: only {share:.0%} of the recommendations come from the user's planted "
+            "group (at least 80% expected): the model does not learn the structure"
+        )
+        if caps.folds_in:
+            values = "rating" if caps.fold_in_needs_ratings else "binary"
+            hist = data.csr(values)
+            f_ids, _ = model.recommend(None, k=k, history=hist)
+            f_share = _own_group_share(f_ids, user_group, item_group)
+            assert f_share >= 0.8, (
+                f"{name}: fold-in lists come from the user's planted group only {f_share:.0%} "
+                "of the time (at least 80% expected)"
+            )
+    else:
+        gen = np.random.default_rng(3)
+        counts = np.array([40, 30, 20, 10, 5])
+        users = np.concatenate([gen.choice(60, size=c, replace=False) for c in counts])
+        items = np.repeat(np.arange(5), counts)
+        pop = Interactions.from_arrays(users, items + 100, name="popularity order")
+        model.fit(pop)
+        ids, _ = model.recommend(None, k=5, history=[[]], exclude=None)
+        want = pop.item_ids.index(np.arange(5) + 100)
+        assert np.array_equal(ids[0], want), f"{name}: lists do not follow the planted popularity"
+    if isinstance(model, RatingPredictor):
+        ratings = make_ratings(n_users=80, n_items=50, density=0.4, factors=2, noise=0.3)
+        gen = np.random.default_rng(11)
+        test_rows = gen.random(len(ratings)) < 0.2
+        tr = ratings.subset(~test_rows)
+        te = ratings.subset(test_rows)
+        model.fit(tr)
+        assert tr.ratings is not None and te.ratings is not None
+        ok = (np.bincount(tr.users, minlength=tr.n_users)[te.users] > 0) & (
+            np.bincount(tr.items, minlength=tr.n_items)[te.items] > 0
+        )
+        pred = model.predict(te.users[ok], te.items[ok])
+        truth = te.ratings[ok]
+        rmse = float(np.sqrt(np.mean((pred - truth) ** 2)))
+        base = float(np.sqrt(np.mean((float(tr.ratings.mean()) - truth) ** 2)))
+        assert rmse <= 0.85 * base, (
+            f"{name}: held-out RMSE {rmse:.3f} on a planted low-rank matrix is not clearly "
+            f"below the global mean's {base:.3f} (at most {0.85 * base:.3f} expected)"
+        )
+
+
+def _own_group_share(ids: np.ndarray, user_group: np.ndarray, item_group: np.ndarray) -> float:
+    rows = np.repeat(np.arange(ids.shape[0]), ids.shape[1])
+    flat = ids.reshape(-1)
+    ok = flat >= 0
+    if not ok.any():
+        return 0.0
+    return float(np.mean(item_group[flat[ok]] == user_group[rows[ok]]))

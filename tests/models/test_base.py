@@ -106,7 +106,7 @@ def test_load_refuses_foreign_class(tmp_path):
             "params": {},
         }
         zf.writestr("header.json", json.dumps(header))
-    with pytest.raises(ModelFormatError, match="foreign"):
+    with pytest.raises(ModelFormatError, match="not registered"):
         load(path)
     path2 = tmp_path / "future.lrec"
     with zipfile.ZipFile(path2, "w") as zf:

@@ -1,22 +1,46 @@
-"""Every registered model passes the conformance suite."""
+"""Every registered model passes the conformance suite, on the data its capabilities allow."""
 
 from __future__ import annotations
 
 import pytest
 
 from lensrec.models import MODELS
-from lensrec.testing import check_model, make_ratings
+from lensrec.testing import check_known_answers, check_model, make_blocks, make_ratings
 
-# fast settings so the suite stays quick; keys are CLI names
+# fast settings so the contract checks stay quick; keys are CLI names. The known-answer
+# checks run with each model's defaults: those are what users get.
 FAST: dict[str, dict] = {
     "biased-mf": {"epochs": 5},
 }
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-@pytest.mark.parametrize("string_ids", [False, True])
-def test_conformance(name, string_ids):
+def _factory(name: str, fast: bool):
     cls = MODELS[name]
-    extra = {k: v for k, v in FAST.get(name, {}).items() if k in cls._param_names()}
-    train = make_ratings(string_ids=string_ids)
-    check_model(lambda **kw: cls(**extra, **kw), train)
+    extra = FAST.get(name, {}) if fast else {}
+    return lambda **kw: cls(**extra, **kw)
+
+
+def _datasets(name: str):
+    caps = MODELS[name].capabilities
+    out = [
+        ("explicit-int", lambda: make_ratings()),
+        ("explicit-str", lambda: make_ratings(string_ids=True)),
+    ]
+    if not caps.needs_ratings:
+        out.append(("implicit-str", lambda: make_blocks(noise=0.05, string_ids=True)[0]))
+    return out
+
+
+CASES = [(name, label, make) for name in sorted(MODELS) for label, make in _datasets(name)]
+
+
+@pytest.mark.parametrize(
+    ("name", "label", "make"), CASES, ids=[f"{n}-{lab}" for n, lab, _ in CASES]
+)
+def test_conformance(name, label, make):
+    check_model(_factory(name, fast=True), make(), known_answers=False)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_known_answers(name):
+    check_known_answers(_factory(name, fast=False))
