@@ -16,12 +16,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import platform
 import re
 import secrets
 import subprocess
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -32,6 +30,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ._io import atomic_write, jsonable
 from .errors import ConfigError, LensrecWarning
 
 __all__ = [
@@ -200,40 +199,12 @@ def _num(x: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON types: numpy scalars and arrays unwrapped, non-finite floats to None."""
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, (str, int, bool)) or obj is None:
-        return obj
-    if isinstance(obj, Path):
-        return str(obj)
-    return repr(obj)
+_jsonable = jsonable
 
 
-# --- files -----------------------------------------------------------------------------------
-def _atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then move the finished file over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def _atomic_write(path: Path, write: Any, what: str = "--runs-dir") -> None:
+    """Call ``write(tmp_path)`` then move the finished file over ``path`` (see lensrec._io)."""
+    atomic_write(path, write, what=what)
 
 
 def save_run(
@@ -355,16 +326,47 @@ def _changed_params(model: str, params: Mapping[str, Any]) -> str:
     return _key_params(changed) or "defaults"
 
 
-def leaderboard(runs_dir: str | Path = "runs", metric: str | None = None) -> pl.DataFrame:
-    """One row per run record: ``run_id``, ``created``, ``dataset``, ``split``, ``model``,
-    ``params`` (the hyper-parameters as ``name=value`` text, seeds left out), ``changed``
-    (only those that differ from the model's defaults, or ``"defaults"``), one column per
-    metric, ``n_users`` and ``fit_seconds``. Runs are grouped by dataset and split (numbers
-    are only comparable within one), best first by ``metric`` inside each group.
+#: protocol columns: runs are comparable only when all of these agree
+PROTOCOL_COLUMNS = ("dataset", "filters", "split", "seed", "k", "relevance")
 
-    ``metric`` defaults to the first ``ndcg@k``, else ``rmse``, else the first metric name.
-    rmse, mae and mse sort ascending, every other metric descending; runs without the metric
-    come last.
+
+def _protocol_of(r: RunRecord) -> dict[str, Any]:
+    """A record's protocol; older records without one get what can be read back."""
+    proto = r.extra.get("protocol")
+    if isinstance(proto, dict):
+        return {c: proto.get(c) for c in PROTOCOL_COLUMNS}
+    filters = r.extra.get("filters") or {}
+    ks = sorted({int(m.split("@")[1]) for m in r.metrics if "@" in m and m.split("@")[1].isdigit()})
+    return {
+        "dataset": r.dataset,
+        "filters": filter_text(filters.get("min_rating"), filters.get("kcore")),
+        "split": r.split,
+        "seed": r.extra.get("seed"),
+        "k": ",".join(map(str, ks)) or "10",  # the CLI's default k before records kept it
+        "relevance": relevance_rule(None),
+    }
+
+
+def leaderboard(
+    runs_dir: str | Path = "runs",
+    metric: str | None = None,
+    *,
+    latest_only: bool = True,
+    run_ids: Iterable[str] | None = None,
+) -> pl.DataFrame:
+    """One row per run record, grouped by protocol, best first inside each group.
+
+    Columns: ``run_id``, ``created``, the protocol (``dataset``, ``filters``, ``split``,
+    ``seed``, ``k``, ``relevance``: numbers are comparable only within one protocol),
+    ``model``, ``params`` (``name=value`` text, seeds left out), ``changed`` (only those that
+    differ from the model's defaults, or ``"defaults"``), one column per metric, ``n_users``,
+    ``fit_seconds`` and ``config_key``.
+
+    ``latest_only`` keeps the latest run of each identical configuration (protocol, model,
+    parameters); the others stay in the records. ``run_ids`` restricts the table to those
+    runs (e.g. the runs of one ``lensrec benchmark``). ``metric`` defaults to the first
+    ``ndcg@k``, else ``rmse``, else the first metric name; rmse, mae and mse sort
+    ascending, every other metric descending; runs without the metric come last.
 
     Raises
     ------
@@ -372,34 +374,40 @@ def leaderboard(runs_dir: str | Path = "runs", metric: str | None = None) -> pl.
         When ``metric`` is given and no run has it (the message lists the metrics there are).
     """
     records = load_runs(runs_dir)
+    if run_ids is not None:
+        wanted = set(run_ids)
+        records = [r for r in records if r.run_id in wanted]
+    if latest_only:
+        latest: dict[str, RunRecord] = {}
+        for r in records:  # oldest first: later ones replace earlier ones
+            latest[str(r.extra.get("config_key") or r.run_id)] = r
+        records = sorted(latest.values(), key=lambda r: (r.created, r.run_id))
     names = sorted({m for r in records for m in r.metrics})
     rows = []
     for r in records:
-        row: dict[str, Any] = {
-            "run_id": r.run_id,
-            "created": r.created,
-            "dataset": r.dataset,
-            "split": r.split,
-            "model": r.model,
-            "params": _key_params(r.params),
-            "changed": _changed_params(r.model, r.params),
-        }
+        row: dict[str, Any] = {"run_id": r.run_id, "created": r.created}
+        proto = _protocol_of(r)
+        row.update({c: None if proto[c] is None else str(proto[c]) for c in PROTOCOL_COLUMNS})
+        row["model"] = r.model
+        row["params"] = _key_params(r.params)
+        row["changed"] = _changed_params(r.model, r.params)
         for m in names:
             row[m] = r.metrics.get(m)
         row["n_users"] = r.n_users_evaluated
         row["fit_seconds"] = r.timings.get("fit_seconds")
+        row["config_key"] = r.extra.get("config_key")
         rows.append(row)
     schema: dict[str, Any] = {
         "run_id": pl.Utf8,
         "created": pl.Utf8,
-        "dataset": pl.Utf8,
-        "split": pl.Utf8,
+        **{c: pl.Utf8 for c in PROTOCOL_COLUMNS},
         "model": pl.Utf8,
         "params": pl.Utf8,
         "changed": pl.Utf8,
         **{m: pl.Float64 for m in names},
         "n_users": pl.Int64,
         "fit_seconds": pl.Float64,
+        "config_key": pl.Utf8,
     }
     df = pl.DataFrame(rows, schema=schema)
     if metric is not None and metric not in names:
@@ -408,9 +416,10 @@ def leaderboard(runs_dir: str | Path = "runs", metric: str | None = None) -> pl.
         )
     key = metric or _default_metric(names)
     if key is not None and df.height:
+        group = list(PROTOCOL_COLUMNS)
         df = df.sort(
-            ["dataset", "split", key, "created"],
-            descending=[False, False, not _lower_is_better(key), False],
+            [*group, key, "created"],
+            descending=[False] * len(group) + [not _lower_is_better(key), False],
             nulls_last=True,
         )
     return df
@@ -419,51 +428,420 @@ def leaderboard(runs_dir: str | Path = "runs", metric: str | None = None) -> pl.
 def write_leaderboard_csv(df: pl.DataFrame, path: str | Path) -> Path:
     """Write the leaderboard as CSV, atomically; returns the path."""
     out = Path(path)
-    _atomic_write(out, lambda p: df.write_csv(p))
+    _atomic_write(out, lambda p: df.write_csv(p), what="the leaderboard CSV")
     return out
 
 
-def format_leaderboard(df: pl.DataFrame, *, digits: int = 4, max_params: int = 48) -> str:
-    """A plain-text table of the leaderboard (rank, dataset, split, model, params, metrics, fit s).
+#: metrics shown in the text table, in this order, when a group has them (the CSV has all)
+_SHOWN = ("rmse", "mae", "ndcg", "recall", "precision", "hit_rate", "map", "mrr")
 
-    The params column shows what differs from the model's defaults (the CSV has them all).
+
+def _shown_metrics(df: pl.DataFrame, metric_cols: list[str], max_metrics: int) -> list[str]:
+    present = [c for c in metric_cols if df[c].drop_nulls().len() > 0]
+    ks = sorted({int(c.split("@")[1]) for c in present if "@" in c and c.split("@")[1].isdigit()})
+    first_k = ks[0] if ks else None
+    out = []
+    for base in _SHOWN:
+        for c in present:
+            name, _, kk = c.partition("@")
+            if name == base and (not kk or (kk.isdigit() and int(kk) == first_k)):
+                out.append(c)
+    return out[:max_metrics]
+
+
+def format_leaderboard(
+    df: pl.DataFrame, *, digits: int = 4, max_params: int = 28, max_metrics: int = 5
+) -> str:
+    """A plain-text leaderboard, one block per protocol, readable in 100 columns.
+
+    Each block starts with its protocol (dataset, filters, split, seed, k, relevance rule);
+    rows give rank, model, the parameters that differ from the model's defaults, a few
+    metrics (rmse, mae, then ndcg, recall, precision, ... at the group's first k) and the
+    fit seconds. Every metric and parameter is in the CSV.
     """
-    metric_cols = [
-        c
-        for c in df.columns
-        if c
-        not in (
-            "run_id",
-            "created",
-            "dataset",
-            "split",
-            "model",
-            "params",
-            "changed",
-            "n_users",
-            "fit_seconds",
+    fixed = {"run_id", "created", *PROTOCOL_COLUMNS, "model", "params", "changed"}
+    fixed |= {"n_users", "fit_seconds", "config_key"}
+    metric_cols = [c for c in df.columns if c not in fixed]
+    out: list[str] = []
+    group_cols = [c for c in PROTOCOL_COLUMNS if c in df.columns]
+    for _, part in df.group_by(group_cols, maintain_order=True):
+        first = part.row(0, named=True)
+        proto = (
+            f"{first.get('dataset')} | filters: {first.get('filters') or 'none'} | "
+            f"split: {first.get('split')} | seed: {first.get('seed')}"
         )
-    ]
-    header = ["#", "dataset", "split", "model", "params", *metric_cols, "users", "fit s"]
-    lines = [header]
-    for rank, row in enumerate(df.iter_rows(named=True), start=1):
-        params = (row["changed"] if "changed" in row else row["params"]) or ""
-        if len(params) > max_params:
-            params = params[: max_params - 3] + "..."
-        cells = [str(rank), row["dataset"], row["split"], row["model"], params]
-        cells += ["-" if row[m] is None else f"{row[m]:.{digits}f}" for m in metric_cols]
-        cells.append(str(row["n_users"]))
-        cells.append("-" if row["fit_seconds"] is None else f"{row['fit_seconds']:.2f}")
-        lines.append(cells)
-    numeric = {0, *range(5, len(header))}
-    widths = [max(len(line[j]) for line in lines) for j in range(len(header))]
-    text = []
-    for n, line in enumerate(lines):
-        cells = [
-            c.rjust(w) if j in numeric else c.ljust(w)
-            for j, (c, w) in enumerate(zip(line, widths, strict=True))
-        ]
-        text.append("  ".join(cells).rstrip())
-        if n == 0:
-            text.append("  ".join("-" * w for w in widths))
-    return "\n".join(text)
+        shown = _shown_metrics(part, metric_cols, max_metrics)
+        if any("@" in c for c in shown):
+            proto += f" | relevant: {first.get('relevance')}"
+        if out:
+            out.append("")
+        out.append(proto)
+        header = ["#", "model", "params", *shown, "users", "fit s"]
+        lines = [header]
+        for rank, row in enumerate(part.iter_rows(named=True), start=1):
+            params = (row.get("changed") or row.get("params")) or ""
+            if len(params) > max_params:
+                params = params[: max_params - 3] + "..."
+            cells = [str(rank), row["model"], params]
+            cells += ["-" if row[m] is None else f"{row[m]:.{digits}f}" for m in shown]
+            cells.append(str(row["n_users"]))
+            cells.append("-" if row["fit_seconds"] is None else f"{row['fit_seconds']:.2f}")
+            lines.append(cells)
+        numeric = {0, *range(3, len(header))}
+        widths = [max(len(line[j]) for line in lines) for j in range(len(header))]
+        for n, line in enumerate(lines):
+            cells = [
+                c.rjust(w) if j in numeric else c.ljust(w)
+                for j, (c, w) in enumerate(zip(line, widths, strict=True))
+            ]
+            out.append("  ".join(cells).rstrip())
+            if n == 0:
+                out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+# --- running an evaluation from a spec ------------------------------------------------------
+DROPPED_WARN_SHARE = 0.2
+"""Warn when a split drops more than this share of its test part as cold rows."""
+
+
+def relevance_rule(threshold: float | None) -> str:
+    """What counts as relevant, in words: ``"every test item"`` or ``"rating >= 4"``."""
+    return "every test item" if threshold is None else f"rating >= {threshold:g}"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One evaluation to run: dataset, filters, split, model, parameters, cut-offs.
+
+    The same spec gives the same run (the seed drives the split and the model). ``tune``,
+    ``benchmark``, ``report`` and the CLI's ``evaluate`` all go through :func:`run_spec`.
+
+    Attributes
+    ----------
+    dataset : str
+        A MovieLens name (``"ml-100k"``) or a file path.
+    split : str
+        A split spec (``"ua"``, ``"last:3"``, ``"temporal:0.1"``, ...).
+    model : str
+        A registered model name (``"biased-mf"``, ``"popularity"``, ...).
+    params : dict
+        Hyper-parameters (``random_state`` defaults to ``seed``).
+    k : tuple of int
+        Cut-offs for ranking metrics.
+    seed : int or None
+        Seeds the split (where chance enters) and the model.
+    min_rating, kcore : optional
+        Filters applied before the split: keep ratings >= ``min_rating`` (positives);
+        iterative ``kcore`` on users and items.
+    metrics : tuple of str or None
+        Metric names; None for every metric that applies.
+    relevance_threshold : float or None
+        A test item is relevant when its rating is >= this; None: every test item.
+    load_options : dict
+        Column mapping and parsing options for file datasets (see ``load_table``).
+    """
+
+    dataset: str = "ml-100k"
+    split: str = "ua"
+    model: str = "biased-mf"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    k: tuple[int, ...] = (10,)
+    seed: int | None = 42
+    min_rating: float | None = None
+    kcore: int | None = None
+    metrics: tuple[str, ...] | None = None
+    relevance_threshold: float | None = None
+    load_options: Mapping[str, Any] = field(default_factory=dict)
+
+    _KEYS = (
+        "dataset split model params k seed min_rating kcore metrics relevance_threshold"
+    ).split()
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any], *, where: str = "run") -> RunSpec:
+        """Build from a config mapping (a benchmark TOML ``[[runs]]`` table), checking it.
+
+        Raises :class:`ConfigError` naming ``where``, the key and what was expected.
+        """
+        unknown = sorted(set(raw) - set(cls._KEYS))
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(cls._KEYS)}"
+            )
+        if "model" not in raw:
+            raise ConfigError(f"{where}: missing key 'model' (e.g. model = \"popularity\")")
+        values: dict[str, Any] = {}
+        for key in ("dataset", "split", "model"):
+            if key in raw:
+                if not isinstance(raw[key], str) or not raw[key].strip():
+                    raise ConfigError(
+                        f"{where}: {key} must be a non-empty string, got {raw[key]!r}"
+                    )
+                values[key] = raw[key].strip()
+        if "params" in raw:
+            if not isinstance(raw["params"], Mapping):
+                raise ConfigError(
+                    f"{where}: params must be a table of name = value, got {raw['params']!r}"
+                )
+            values["params"] = dict(raw["params"])
+        if "k" in raw:
+            values["k"] = parse_ks(raw["k"], where=f"{where}: k")
+        if "seed" in raw:
+            seed = raw["seed"]
+            if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+                raise ConfigError(f"{where}: seed must be an integer, got {seed!r}")
+            values["seed"] = seed
+        for key in ("min_rating", "relevance_threshold"):
+            if raw.get(key) is not None:
+                v = raw[key]
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise ConfigError(f"{where}: {key} must be a number, got {v!r}")
+                values[key] = float(v)
+        if raw.get("kcore") is not None:
+            if (
+                isinstance(raw["kcore"], bool)
+                or not isinstance(raw["kcore"], int)
+                or raw["kcore"] < 1
+            ):
+                raise ConfigError(
+                    f"{where}: kcore must be a positive integer, got {raw['kcore']!r}"
+                )
+            values["kcore"] = raw["kcore"]
+        if raw.get("metrics") is not None:
+            values["metrics"] = parse_metric_names(raw["metrics"], where=f"{where}: metrics")
+        return cls(**values)
+
+    def filters(self) -> dict[str, Any]:
+        """The filters applied before the split (part of the protocol)."""
+        return {"min_rating": self.min_rating, "kcore": self.kcore}
+
+    def protocol(self) -> dict[str, Any]:
+        """What makes two runs comparable: dataset, filters, split, seed, k, relevance rule."""
+        return {
+            "dataset": self.dataset,
+            "filters": filter_text(self.min_rating, self.kcore),
+            "split": self.split,
+            "seed": self.seed,
+            "k": ",".join(map(str, self.k)),
+            "relevance": relevance_rule(self.relevance_threshold),
+        }
+
+
+def filter_text(min_rating: float | None, kcore: int | None) -> str:
+    """Filters in words: ``"none"``, ``"rating>=4"``, ``"rating>=4, kcore=10"``."""
+    parts = []
+    if min_rating is not None:
+        parts.append(f"rating>={min_rating:g}")
+    if kcore:
+        parts.append(f"kcore={kcore}")
+    return ", ".join(parts) or "none"
+
+
+def parse_ks(value: Any, *, where: str = "--k") -> tuple[int, ...]:
+    """``10``, ``"5,10,20"`` or ``[5, 10]`` as a sorted tuple of positive ints (ConfigError)."""
+    if isinstance(value, bool):
+        items: list[Any] = [value]
+    elif isinstance(value, int):
+        items = [value]
+    elif isinstance(value, str):
+        items = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        items = [value]
+    ks: list[int] = []
+    for item in items:
+        try:
+            if isinstance(item, bool) or isinstance(item, float):
+                raise ValueError
+            ks.append(int(item))
+        except (TypeError, ValueError):
+            ks = []
+            break
+    if not ks or min(ks) < 1:
+        raise ConfigError(f"{where} takes positive integers (10, or 5,10,20), got {value!r}")
+    return tuple(sorted(set(ks)))
+
+
+def parse_metric_names(value: Any, *, where: str = "--metrics") -> tuple[str, ...]:
+    """Metric names from ``"ndcg,recall@20"`` or a list; each checked (ConfigError)."""
+    from .evaluate.metrics import parse_metric
+
+    if isinstance(value, str):
+        names = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        names = [v.strip() for v in value if v.strip()]
+    else:
+        raise ConfigError(f"{where} takes metric names such as ndcg,recall@20, got {value!r}")
+    if not names:
+        raise ConfigError(
+            f"{where} names no metric (e.g. ndcg,recall@20,map_k,rmse), got {value!r}"
+        )
+    for name in names:
+        parse_metric(name)  # raises ConfigError naming the known metrics
+    return tuple(names)
+
+
+@dataclass
+class RunOutcome:
+    """What :func:`run_spec` did: the record written, the evaluation, the split, the model."""
+
+    record: RunRecord
+    path: Path
+    result: Any
+    split: Any
+    model: Any
+    fit_seconds: float
+    compile_seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        """The report a person reads: split, fit, metrics, relevance rule and notes."""
+        spec = self.record
+        lines = [
+            f"{spec.model} on {spec.dataset} / {spec.split} "
+            f"(filters: {spec.extra.get('protocol', {}).get('filters', 'none')})",
+            f"split  {self.split.summary()}",
+            f"fit    {self.fit_seconds:.2f}s"
+            + (f" (+{self.compile_seconds:.2f}s kernel compilation, not counted)"
+               if self.compile_seconds >= 0.05 else ""),
+            self.result.format(),
+        ]  # fmt: skip
+        if any("@" in m for m in self.result.metrics):
+            lines.append(f"relevant: {spec.extra.get('protocol', {}).get('relevance')}")
+        lines += [f"note: {n}" for n in self.notes]
+        lines.append(f"run record: {self.path}")
+        return "\n".join(lines)
+
+
+def load_spec_data(spec: RunSpec, *, progress: bool = False) -> Any:
+    """The spec's dataset, loaded and filtered (the part a benchmark can share across runs)."""
+    from . import split as splits
+    from .data import load_dataset
+
+    inter = load_dataset(spec.dataset, progress=progress, **dict(spec.load_options))
+    if spec.min_rating is not None:
+        inter = splits.min_rating(inter, spec.min_rating)
+    if spec.kcore:
+        inter = splits.kcore(inter, spec.kcore)
+    return inter
+
+
+def run_spec(
+    spec: RunSpec,
+    *,
+    data: Any = None,
+    runs_dir: str | Path | None = "runs",
+    show_progress: bool = False,
+) -> RunOutcome:
+    """Load (unless ``data`` is given, already filtered), split, fit, evaluate, record.
+
+    Raises :class:`ConfigError` for an empty test part or a relevance rule that leaves no
+    relevant item (never NaN metrics); warns (:class:`LensrecWarning`) when the split drops
+    more than a fifth of its test part as cold rows. ``runs_dir=None`` writes no record.
+    """
+    import time
+
+    from . import split as splits
+    from .evaluate import evaluate
+    from .models import MODELS
+
+    cls = MODELS[spec.model]
+    params = dict(spec.params)
+    if "random_state" in cls._param_names() and "random_state" not in params:
+        params["random_state"] = spec.seed
+    model = cls().set_params(**params)
+    if spec.metrics is not None:
+        parse_metric_names(list(spec.metrics))
+    if data is None:
+        data = load_spec_data(spec, progress=show_progress)
+    sp = splits.make_split(data, spec.split, random_state=spec.seed)
+    if cls.capabilities.uses_validation and sp.valid is None:
+        sp = splits.carve_validation(sp, random_state=spec.seed)
+    if len(sp.test) == 0:
+        raise ConfigError(
+            f"split {spec.split!r} leaves no test rows on {spec.dataset} "
+            f"({sp.summary()}); choose a smaller test part"
+        )
+    notes: list[str] = []
+    if sp.test_dropped_share > DROPPED_WARN_SHARE:
+        msg = (
+            f"split {spec.split!r} dropped {sp.test_dropped_share:.0%} of its test part as cold "
+            "users or items: the metrics describe only the rest"
+        )
+        warnings.warn(msg, LensrecWarning, stacklevel=2)
+        notes.append(msg)
+    t0 = time.perf_counter()
+    _quiet_warm_up(cls)
+    compile_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    model.fit(sp.train, sp.valid, show_progress=show_progress)
+    fit_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result = evaluate(
+        model,
+        sp.train,
+        sp.test,
+        k=list(spec.k),
+        metrics=list(spec.metrics) if spec.metrics is not None else None,
+        relevance_threshold=spec.relevance_threshold,
+    )
+    eval_seconds = time.perf_counter() - t0
+    ranking = any("@" in m for m in result.metrics)
+    if ranking and result.n_users == 0:
+        raise ConfigError(
+            f"no test user has a relevant item ({relevance_rule(spec.relevance_threshold)}); "
+            "lower --relevance-threshold or choose another split"
+        )
+    if ranking and cls.capabilities.predicts_ratings:
+        notes.append(
+            f"{spec.model} predicts ratings; ranked over the whole catalogue by predicted rating "
+            "it usually loses to popularity on top-N metrics (it never learned which items "
+            "people choose to rate). For top-N use a ranking model (als, bpr, ease, item-knn)."
+        )
+    protocol = spec.protocol()
+    record = RunRecord.create(
+        dataset=spec.dataset,
+        split=spec.split,
+        model=spec.model,
+        params=model.get_params(),
+        metrics=result.metrics,
+        ci={name: list(v) for name, v in result.ci.items()},
+        n_users_evaluated=int(result.n_users),
+        timings={
+            "fit_seconds": fit_seconds,
+            "compile_seconds": compile_seconds,
+            "eval_seconds": eval_seconds,
+        },
+        extra={
+            "filters": spec.filters(),
+            "split_report": sp.report,
+            "seed": spec.seed,
+            "protocol": protocol,
+            "config_key": config_key(protocol, spec.model, model.get_params()),
+        },
+    )
+    path = Path("-")
+    if runs_dir is not None:
+        path = save_run(record, runs_dir, per_user=result.per_user)
+    return RunOutcome(record, path, result, sp, model, fit_seconds, compile_seconds, notes)
+
+
+def _quiet_warm_up(cls: Any) -> None:
+    """Compile a model's kernels without logging the warm-up fits as if they were fits."""
+    root = logging.getLogger("lensrec")
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        cls.warm_up()
+    finally:
+        root.setLevel(level)
+
+
+def config_key(protocol: Mapping[str, Any], model: str, params: Mapping[str, Any]) -> str:
+    """A short hash of protocol + model + parameters: identical configurations share it."""
+    import hashlib
+
+    blob = json.dumps(jsonable([protocol, model, dict(params)]), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -92,6 +92,42 @@ class Split:
     name: str = ""
     report: dict[str, Any] = field(default_factory=dict)
 
+    def summary(self) -> str:
+        """One line a person reads: the parts' sizes and what the split threw away.
+
+        >>> # "ua: train 90,570 rows; test 9,428 rows, 943 users (2 rows of 2 cold items dropped)"
+        """
+        r = self.report
+        test_rows = int(r.get("test_rows", len(self.test)))
+        cold_u_rows = int(r.get("test_cold_user_rows", 0))
+        cold_i_rows = int(r.get("test_cold_item_rows", 0))
+        held = test_rows + cold_u_rows + cold_i_rows
+        users = int(np.unique(self.test.users).size)
+        text = (
+            f"{self.name or 'split'}: train {len(self.train):,} rows "
+            f"({self.train.n_users:,} users, {self.train.n_items:,} items); "
+            f"test {test_rows:,} rows, {users:,} users"
+        )
+        if self.valid is not None:
+            text += f"; valid {len(self.valid):,} rows"
+        drops = []
+        if cold_u_rows:
+            drops.append(f"{cold_u_rows:,} rows of {int(r.get('test_cold_users', 0)):,} cold users")
+        if cold_i_rows:
+            drops.append(f"{cold_i_rows:,} rows of {int(r.get('test_cold_items', 0)):,} cold items")
+        if drops:
+            share = (cold_u_rows + cold_i_rows) / held if held else 0.0
+            text += f" (dropped {' and '.join(drops)}: {share:.0%} of the test part)"
+        return text
+
+    @property
+    def test_dropped_share(self) -> float:
+        """Share of the held-out test rows dropped as cold (user or item unseen in train)."""
+        r = self.report
+        dropped = int(r.get("test_cold_user_rows", 0)) + int(r.get("test_cold_item_rows", 0))
+        held = int(r.get("test_rows", len(self.test))) + dropped
+        return dropped / held if held else 0.0
+
     def __repr__(self) -> str:
         parts = f"train={len(self.train):,}, test={len(self.test):,}"
         if self.valid is not None:

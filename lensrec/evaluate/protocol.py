@@ -308,6 +308,16 @@ def evaluate(
     """
     t0 = time.perf_counter()
     _check_pair(train, test)
+    for attr, kind, ids in (
+        ("user_ids_", "user", train.user_ids),
+        ("item_ids_", "item", train.item_ids),
+    ):
+        fitted = getattr(model, attr, None)
+        if fitted is not None and fitted is not ids and fitted != ids:
+            raise ConfigError(
+                f"the model's {kind} ids are not train's ({len(fitted):,} vs {len(ids):,} "
+                f"{kind}s): evaluate a model on the split it was fitted on"
+            )
     ks = _ks(k)
     if batch_size is None:
         batch_size = DEFAULT_BATCH_SIZE
