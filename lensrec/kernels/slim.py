@@ -1,0 +1,488 @@
+"""SLIM: sparse linear item-item weights by non-negative ElasticNet per item.
+
+Ning & Karypis (2011), "SLIM: Sparse linear methods for top-N recommender systems". For every
+target item ``j`` the column ``w_j`` of ``W`` solves
+
+    min_w  1/2 ||x_j - X w||^2 + l1 * |w|_1 + 1/2 * l2 * ||w||^2   s.t.  w >= 0,  w_j = 0
+
+where ``X`` is the user x item matrix and ``x_j`` its column ``j``. Expanding the square, only
+the item Gram matrix ``G = X^T X`` enters: ``1/2 w^T G w - G[:, j]^T w`` (+ const), so each
+target is a small quadratic program solved here by cyclic coordinate descent (Friedman,
+Hastie & Tibshirani 2010, "Regularization paths for generalized linear models via coordinate
+descent"), with glmnet's active-set strategy: a full sweep, then sweeps over the nonzero
+weights until they settle, then a full sweep again to let the KKT conditions of the zero
+weights be checked. A coordinate update is ``w_k = max(0, (r_k + G_kk w_k - l1) / (G_kk + l2))``
+with the residual gradient ``r = G[:, j] - G w`` kept up to date.
+
+Two ways to get ``G``:
+
+* :func:`slim_from_gram`: the full dense Gram matrix (float32 is enough; ``n_items^2`` values,
+  the caller checks the memory). Exact SLIM.
+* :func:`slim_from_candidates`: fsSLIM (Ning & Karypis 2011, section 4.3): each target may only
+  use the items of its candidate list (e.g. its top-N neighbours from
+  :func:`lensrec.kernels.knn.item_knn`), and the Gram matrix restricted to those items is built
+  per target from the interactions. Memory ``O(N^2)`` per thread; for large catalogues.
+
+The stopping rule is scikit-learn's: a sweep whose largest weight change is at most
+``tol * max|w|``. ``max_iter`` bounds the sweeps (full or over the active set).
+
+Mapping from scikit-learn's ``ElasticNet(alpha, l1_ratio, positive=True, fit_intercept=False)``
+(the SLIM of RecBole and of Ferrari Dacrema et al.), whose loss is this one divided by
+``n_users``: ``l1 = alpha * l1_ratio * n_users``, ``l2 = alpha * (1 - l1_ratio) * n_users``.
+
+Result orientation: ``W`` is ``[n_items, n_items]`` with rows = source (history) items and
+columns = target items; a user's scores are ``history_row @ W``. ``W`` has a zero diagonal and
+only positive entries.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numba as nb
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from ..errors import ConfigError
+
+__all__ = [
+    "SlimResult",
+    "slim_from_gram",
+    "slim_from_candidates",
+    "_reference_slim",
+    "_kkt_violation",
+]
+
+_BLOCK_BYTES = 64 << 20  # dense output buffer per block of targets in slim_from_gram
+
+
+class SlimResult(NamedTuple):
+    """SLIM weights as a CSR ``W`` (rows: source items, columns: target items)."""
+
+    indptr: npt.NDArray[np.int64]
+    """``[n_items + 1]``."""
+    indices: npt.NDArray[np.int32]
+    """Target item of each weight, sorted within a row."""
+    data: npt.NDArray[np.float32]
+    """The positive weights."""
+    sweeps: npt.NDArray[np.int32]
+    """``[n_items]`` sweeps used per target; ``max_iter`` means the tolerance was not met."""
+
+
+@nb.njit(cache=True, nogil=True)
+def _update(a, c, r, w, l1, l2):
+    """One coordinate step on ``c``; returns the change of ``w[c]`` (``r`` not touched)."""
+    acc = np.float64(a[c, c])
+    den = acc + l2
+    if den <= 0.0:  # an item with no interactions and no l2: its weight stays 0
+        return 0.0
+    old = w[c]
+    new = (r[c] + acc * old - l1) / den
+    if new < 0.0:
+        new = 0.0
+    w[c] = new
+    return new - old
+
+
+@nb.njit(cache=True, nogil=True)
+def _cd(a, b, m, excl, l1, l2, max_iter, tol, w, r, act):
+    """Coordinate descent for ``min 1/2 w'Aw - b'w + l1|w|_1 + l2/2 |w|^2, w >= 0``.
+
+    ``a`` is ``[>= m, >= m]`` (only ``a[:m, :m]`` is used), ``b`` ``[>= m]``; coordinate
+    ``excl`` (or -1) is held at 0. ``w``, ``r`` (float64) and ``act`` (int) are work arrays of
+    length ``>= m``; ``w[:m]`` holds the solution. Returns the number of sweeps.
+    """
+    for t in range(m):
+        w[t] = 0.0
+        r[t] = b[t]
+    sweeps = 0
+    while sweeps < max_iter:
+        # full sweep: every coordinate, full residual kept
+        sweeps += 1
+        max_d = 0.0
+        max_w = 0.0
+        na = 0
+        for c in range(m):
+            if c == excl:
+                continue
+            d = _update(a, c, r, w, l1, l2)
+            if d != 0.0:
+                row = a[c]
+                for t in range(m):
+                    r[t] -= d * row[t]
+                if abs(d) > max_d:
+                    max_d = abs(d)
+            if w[c] > 0.0:
+                act[na] = c
+                na += 1
+                if w[c] > max_w:
+                    max_w = w[c]
+        if max_d <= tol * max_w:
+            break
+        # active set: only the nonzero weights, residual kept on them only
+        while sweeps < max_iter:
+            sweeps += 1
+            max_d = 0.0
+            max_w = 0.0
+            for s in range(na):
+                c = act[s]
+                d = _update(a, c, r, w, l1, l2)
+                if d != 0.0:
+                    row = a[c]
+                    for s2 in range(na):
+                        t = act[s2]
+                        r[t] -= d * row[t]
+                    if abs(d) > max_d:
+                        max_d = abs(d)
+                if w[c] > max_w:
+                    max_w = w[c]
+            if max_d <= tol * max_w:
+                break
+        # the inactive residuals are stale: recompute r = b - A w from the active weights
+        for t in range(m):
+            r[t] = b[t]
+        for s in range(na):
+            c = act[s]
+            wc = w[c]
+            if wc != 0.0:
+                row = a[c]
+                for t in range(m):
+                    r[t] -= wc * row[t]
+    return sweeps
+
+
+@nb.njit(cache=True, parallel=True, nogil=True)
+def slim_gram_kernel(gram, start, stop, l1, l2, max_iter, tol, n_blocks, out, sweeps):
+    """Targets ``start..stop-1`` on the dense Gram matrix ``gram`` ``[n, n]`` (symmetric).
+
+    Row ``j - start`` of ``out`` ``[stop - start, n]`` (float32) receives ``w_j``; ``sweeps[j]``
+    the sweeps used. Targets are dealt round-robin to ``n_blocks`` work blocks; each target
+    depends only on ``gram``, so the result is the same for any thread count.
+    """
+    n = gram.shape[0]
+    for blk in nb.prange(n_blocks):
+        w = np.empty(n, dtype=np.float64)
+        r = np.empty(n, dtype=np.float64)
+        act = np.empty(n, dtype=np.int64)
+        for j in range(start + blk, stop, n_blocks):
+            sweeps[j] = _cd(gram, gram[j], n, j, l1, l2, max_iter, tol, w, r, act)
+            o = out[j - start]
+            for t in range(n):
+                o[t] = w[t]
+
+
+@nb.njit(cache=True, parallel=True, nogil=True)
+def slim_candidates_kernel(
+    user_indptr,
+    user_items,
+    user_values,
+    item_indptr,
+    item_users,
+    item_values,
+    cand_indptr,
+    cand_items,
+    max_cand,
+    l1,
+    l2,
+    max_iter,
+    tol,
+    n_blocks,
+    out,
+    sweeps,
+):
+    """fsSLIM: target ``j`` may only use ``cand_items[cand_indptr[j]:cand_indptr[j+1]]``.
+
+    Candidates must be distinct and must not contain ``j``; ``max_cand`` is the longest list.
+    For each target the Gram matrix of ``candidates + [j]`` is summed over the users of those
+    items (each user once: a stamp array marks the users seen for ``j``), then solved by
+    :func:`_cd`. ``out`` (float32, aligned with ``cand_items``) receives the weights,
+    ``sweeps[j]`` the sweeps used. Same result for any thread count.
+    """
+    n_items = item_indptr.size - 1
+    n_users = user_indptr.size - 1
+    for blk in nb.prange(n_blocks):
+        size = max_cand + 1
+        g = np.empty((size, size), dtype=np.float64)
+        bvec = np.empty(size, dtype=np.float64)
+        w = np.empty(size, dtype=np.float64)
+        r = np.empty(size, dtype=np.float64)
+        act = np.empty(size, dtype=np.int64)
+        lp = np.empty(size, dtype=np.int64)
+        lv = np.empty(size, dtype=np.float64)
+        pos = np.full(n_items, -1, dtype=np.int64)
+        stamp = np.full(n_users, -1, dtype=np.int64)
+        for j in range(blk, n_items, n_blocks):
+            c0 = cand_indptr[j]
+            m = cand_indptr[j + 1] - c0
+            if m == 0:
+                sweeps[j] = 0
+                continue
+            for t in range(m):
+                pos[cand_items[c0 + t]] = t
+            pos[j] = m
+            for s in range(m + 1):
+                for t in range(m + 1):
+                    g[s, t] = 0.0
+            # Gram of candidates + [j], one pass per user who has any of them
+            for s in range(m + 1):
+                a = j if s == m else cand_items[c0 + s]
+                for p in range(item_indptr[a], item_indptr[a + 1]):
+                    u = item_users[p]
+                    if stamp[u] == j:
+                        continue
+                    stamp[u] = j
+                    nl = 0
+                    for q in range(user_indptr[u], user_indptr[u + 1]):
+                        pb = pos[user_items[q]]
+                        if pb >= 0:
+                            lp[nl] = pb
+                            lv[nl] = user_values[q]
+                            nl += 1
+                    for x in range(nl):
+                        gx = g[lp[x]]
+                        vx = lv[x]
+                        for y in range(nl):
+                            gx[lp[y]] += vx * lv[y]
+            for t in range(m):
+                bvec[t] = g[m, t]
+            sweeps[j] = _cd(g, bvec, m, -1, l1, l2, max_iter, tol, w, r, act)
+            for t in range(m):
+                out[c0 + t] = w[t]
+                pos[cand_items[c0 + t]] = -1
+            pos[j] = -1
+
+
+def _check(l1: float, l2: float, max_iter: int, tol: float) -> None:
+    if not (l1 >= 0 and l2 >= 0):
+        raise ConfigError(f"l1 and l2 must be >= 0; got l1={l1!r}, l2={l2!r}")
+    if int(max_iter) < 1:
+        raise ConfigError(f"max_iter (sweeps) must be >= 1; got {max_iter!r}")
+    if not tol >= 0:
+        raise ConfigError(f"tol must be >= 0; got {tol!r}")
+
+
+def _n_blocks(n: int) -> int:
+    return max(1, min(n, 8 * nb.get_num_threads()))
+
+
+def _result_from_targets(
+    t_indptr: np.ndarray, sources: np.ndarray, weights: np.ndarray, n: int, sweeps: np.ndarray
+) -> SlimResult:
+    """Per-target lists (CSR of ``W^T``) -> CSR of ``W``, keeping positive weights only."""
+    wt = sp.csr_matrix((weights, sources, t_indptr), shape=(n, n))
+    wt.eliminate_zeros()
+    w = wt.T.tocsr()
+    w.sort_indices()
+    return SlimResult(
+        w.indptr.astype(np.int64),
+        w.indices.astype(np.int32),
+        w.data.astype(np.float32),
+        sweeps,
+    )
+
+
+def slim_from_gram(
+    gram: np.ndarray,
+    l1: float,
+    l2: float,
+    *,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+) -> SlimResult:
+    """Exact SLIM on a dense item Gram matrix ``G = X^T X``.
+
+    Parameters
+    ----------
+    gram
+        Symmetric ``[n_items, n_items]`` float32 or float64 (float32 halves the memory and is
+        plenty: the solves run in float64), e.g. from
+        :func:`lensrec.kernels.linear.gram_matrix`.
+    l1, l2
+        L1 and L2 penalties, in the units of ``1/2 ||x_j - X w||^2`` (see the module docstring
+        for scikit-learn's ``alpha`` / ``l1_ratio``).
+    max_iter
+        Sweeps per target (full or active-set).
+    tol
+        Stop when a sweep changes no weight by more than ``tol * max|w|``.
+
+    Returns
+    -------
+    SlimResult
+        CSR of ``W`` (rows: source items, columns: target items; scores = ``history @ W``).
+        Targets are solved in blocks; besides ``gram``, a float32 buffer of at most ~64 MiB.
+
+    Raises
+    ------
+    ConfigError
+        Negative penalties, ``max_iter < 1``, negative ``tol`` or a non-square ``gram``.
+    """
+    _check(l1, l2, max_iter, tol)
+    if gram.ndim != 2 or gram.shape[0] != gram.shape[1]:
+        raise ConfigError(f"gram must be square; got shape {gram.shape}")
+    n = gram.shape[0]
+    gram = np.ascontiguousarray(gram)
+    sweeps = np.zeros(n, dtype=np.int32)
+    block = max(1, min(n, _BLOCK_BYTES // max(1, 4 * n)))
+    t_counts = np.zeros(n, dtype=np.int64)
+    src_parts: list[np.ndarray] = []
+    val_parts: list[np.ndarray] = []
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        out = np.empty((stop - start, n), dtype=np.float32)
+        slim_gram_kernel(
+            gram,
+            start,
+            stop,
+            float(l1),
+            float(l2),
+            int(max_iter),
+            float(tol),
+            _n_blocks(stop - start),
+            out,
+            sweeps,
+        )
+        rows, cols = np.nonzero(out > 0)
+        t_counts[start:stop] = np.bincount(rows, minlength=stop - start)
+        src_parts.append(cols.astype(np.int32))
+        val_parts.append(out[rows, cols])
+    t_indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(t_counts, out=t_indptr[1:])
+    sources = np.concatenate(src_parts) if src_parts else np.empty(0, np.int32)
+    weights = np.concatenate(val_parts) if val_parts else np.empty(0, np.float32)
+    return _result_from_targets(t_indptr, sources, weights, n, sweeps)
+
+
+def slim_from_candidates(
+    indptr: npt.NDArray[np.integer],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.floating],
+    n_items: int,
+    cand_indptr: npt.NDArray[np.integer],
+    cand_indices: npt.NDArray[np.int32],
+    l1: float,
+    l2: float,
+    *,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+) -> SlimResult:
+    """fsSLIM: SLIM with each target's weights restricted to a candidate list.
+
+    Parameters
+    ----------
+    indptr, indices, data
+        The user x item interaction matrix (CSR, ``n_users + 1`` indptr).
+    n_items
+        Number of items.
+    cand_indptr, cand_indices
+        CSR ``[n_items, n_items]``: row ``j`` lists the items target ``j`` may use, e.g. the
+        ``item_knn`` result (its row ``j``: ``j``'s neighbours). ``j`` itself and repeats are
+        dropped.
+    l1, l2, max_iter, tol
+        As in :func:`slim_from_gram`.
+
+    Returns
+    -------
+    SlimResult
+        CSR of ``W`` (rows: source items, columns: target items). With every other item as a
+        candidate the result equals :func:`slim_from_gram`'s.
+    """
+    _check(l1, l2, max_iter, tol)
+    indptr = np.asarray(indptr)
+    n_users = indptr.size - 1
+    user_m = sp.csr_matrix(
+        (np.asarray(data, np.float32), np.asarray(indices, np.int32), indptr),
+        shape=(n_users, n_items),
+    )
+    item_m = user_m.tocsc()
+    # candidates: drop the diagonal and repeats, sort each row
+    cand_indptr = np.asarray(cand_indptr, np.int64)
+    cand_indices = np.asarray(cand_indices, np.int32)
+    rows = np.repeat(np.arange(n_items, dtype=np.int32), np.diff(cand_indptr))
+    keep = cand_indices != rows
+    cand = sp.csr_matrix(
+        (np.ones(int(keep.sum()), np.float32), (rows[keep], cand_indices[keep])),
+        shape=(n_items, n_items),
+    )  # COO -> CSR sums repeats and sorts
+    c_indptr = cand.indptr.astype(np.int64)
+    c_indices = cand.indices.astype(np.int32)
+    max_cand = int(np.diff(c_indptr).max()) if n_items else 0
+    out = np.zeros(c_indices.size, dtype=np.float32)
+    sweeps = np.zeros(n_items, dtype=np.int32)
+    if n_items and c_indices.size:
+        slim_candidates_kernel(
+            user_m.indptr.astype(np.int64),
+            user_m.indices.astype(np.int32),
+            user_m.data,
+            item_m.indptr.astype(np.int64),
+            item_m.indices.astype(np.int32),
+            item_m.data,
+            c_indptr,
+            c_indices,
+            max_cand,
+            float(l1),
+            float(l2),
+            int(max_iter),
+            float(tol),
+            _n_blocks(n_items),
+            out,
+            sweeps,
+        )
+    return _result_from_targets(c_indptr, c_indices, out, n_items, sweeps)
+
+
+def _reference_slim(
+    x: np.ndarray,
+    l1: float,
+    l2: float,
+    sweeps: int = 500,
+    candidates: list[list[int]] | None = None,
+) -> np.ndarray:
+    """Plain coordinate descent on the residual ``x_j - X w`` (tests only).
+
+    ``x`` is a small dense user x item array; returns the dense ``W`` (source x target). Every
+    coordinate step recomputes the residual from scratch.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[1]
+    out = np.zeros((n, n))
+    for j in range(n):
+        allowed = [k for k in range(n) if k != j] if candidates is None else candidates[j]
+        w = np.zeros(n)
+        for _ in range(sweeps):
+            for k in allowed:
+                if k == j:
+                    continue
+                col = x[:, k]
+                sq = col @ col
+                if sq + l2 == 0:
+                    continue
+                resid = x[:, j] - x @ w
+                z = col @ resid + sq * w[k]
+                w[k] = max(0.0, (z - l1) / (sq + l2))
+        out[:, j] = w
+    return out
+
+
+def _kkt_violation(x: np.ndarray, w: np.ndarray, l1: float, l2: float) -> float:
+    """Largest violation of SLIM's optimality conditions by ``w`` (tests only).
+
+    For target ``j`` and source ``k != j`` the gradient of the smooth part plus ``l1`` is
+    ``g_k = (G w_j)_k - G_kj + l1 + l2 w_kj``; at the optimum ``g_k = 0`` where ``w_kj > 0``
+    and ``g_k >= 0`` where ``w_kj = 0``. Also flags negative weights and a nonzero diagonal.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    g = x.T @ x
+    grad = g @ w - g + l1 + l2 * w
+    n = w.shape[0]
+    off = ~np.eye(n, dtype=bool)
+    pos = (w > 0) & off
+    zero = (w == 0) & off
+    viol = 0.0
+    if pos.any():
+        viol = max(viol, float(np.abs(grad[pos]).max()))
+    if zero.any():
+        viol = max(viol, float(np.maximum(-grad[zero], 0).max()))
+    viol = max(viol, float(np.maximum(-w, 0).max()), float(np.abs(np.diag(w)).max()))
+    return viol
