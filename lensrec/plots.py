@@ -1,100 +1,146 @@
 """Exploratory plots of an Interactions table and training curves, as PNG files.
 
-matplotlib is an extra (``pip install lensrec[plots]``), imported only when a plot is drawn.
-Figures are drawn with the Agg canvas directly (``matplotlib.figure.Figure`` +
-``FigureCanvasAgg``): no pyplot, no global backend switch, nothing opened on screen.
+matplotlib is an extra (``pip install 'lensrec[plots]'``, from a clone
+``pip install -e '.[plots]'``), imported only when a plot is drawn; without it the functions
+raise :class:`~lensrec.errors.ConfigError` naming both commands. Figures are drawn with the
+Agg canvas directly (``matplotlib.figure.Figure`` + ``FigureCanvasAgg``): no pyplot, no
+global backend switch, nothing opened on screen. Every figure is drawn in memory first and
+each file is written atomically (:mod:`lensrec._io`), so a bad output path fails before any
+file is written and a failure never leaves half a PNG.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._io import atomic_write_bytes
 from .data.interactions import Interactions
+from .errors import ConfigError
 
-__all__ = ["eda_plots", "learning_curve"]
+__all__ = ["eda_figures", "eda_plots", "learning_curve"]
 
 _log = logging.getLogger(__name__)
 
+INSTALL_HINT = "pip install 'lensrec[plots]' (from a clone: pip install -e '.[plots]')"
+
+
+def _require_matplotlib() -> None:
+    """Raise :class:`ConfigError` naming the install command when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            f"lensrec plots need the 'plots' extra (matplotlib is not installed): {INSTALL_HINT}"
+        ) from None
+
 
 def _figure(width: float = 6.4, height: float = 4.0) -> Any:
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError(
-            "lensrec plots need matplotlib, which is not installed; install it with: pip install lensrec[plots]"
-        ) from None
+    _require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    _log.debug("wrote %s", path)
-    return path
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
 
 
-def _count_histogram(counts: np.ndarray, what: str, per: str, path: Path, title: str) -> Path:
-    """Histogram of per-user (per-item) counts on log-spaced bins with a log y axis."""
+def _write_all(pngs: Mapping[Path, bytes], what: str) -> list[Path]:
+    """Write finished PNGs, each atomically; the first write checks the directory."""
+    out = []
+    for path, data in pngs.items():
+        atomic_write_bytes(path, data, what=what)
+        _log.debug("wrote %s", path)
+        out.append(path)
+    return out
+
+
+def count_ticks(lo: int, hi: int) -> list[int]:
+    """Tick positions for a log axis from ``lo`` to ``hi``: both ends plus the 1-2-5 values
+    between them that are not crowded against an end (within a factor 1.25)."""
+    if hi <= lo:
+        return [lo]
+    ticks = [lo]
+    for decade in range(int(math.log10(max(lo, 1))), int(math.log10(hi)) + 1):
+        for m in (1, 2, 5):
+            v = m * 10**decade
+            if lo * 1.25 <= v <= hi / 1.25:
+                ticks.append(v)
+    return [*ticks, hi]
+
+
+def _count_histogram(counts: np.ndarray, what: str, per: str, title: str) -> Any:
+    """Histogram of per-user (per-item) counts on log-spaced bins with log axes.
+
+    The x axis starts at the smallest count in the data (not at 1) and ends at the largest;
+    its ticks are labelled with plain numbers, those two ends included.
+    """
+    from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
+
     fig = _figure()
     ax = fig.add_subplot()
     counts = counts[counts > 0]
     if counts.size:
-        hi = max(int(counts.max()), 2)
-        bins = np.unique(np.geomspace(1, hi + 1, num=min(50, hi + 1)).astype(np.int64))
+        lo, hi = int(counts.min()), int(counts.max())
+        edges = np.geomspace(lo, hi + 1, num=min(50, hi - lo + 2))
+        bins = np.unique(np.round(edges).astype(np.int64))
         if bins.size < 2:
-            bins = np.array([1, 2])
+            bins = np.array([lo, lo + 1])
         ax.hist(counts, bins=bins, color="#3b6ea5", edgecolor="white", linewidth=0.3)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xlim(lo, hi + 1)
+        ticks = count_ticks(lo, hi)
+        ax.set_xticks(ticks, [f"{t:,}" for t in ticks])  # after the log scale
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         med = float(np.median(counts))
         ax.axvline(med, color="#c0392b", linestyle="--", linewidth=1, label=f"median {med:g}")
         ax.legend(frameon=False)
-    ax.set_xlabel(f"{what} per {per} (log scale)")
+    ax.set_xlabel(f"{what} per {per} (log scale, from the smallest count)")
     ax.set_ylabel(f"{per}s (log scale)")
     ax.set_title(title)
-    return _save(fig, path)
+    return fig
 
 
-def eda_plots(inter: Interactions, out_dir: str | Path) -> list[Path]:
-    """Write the exploratory plots of ``inter`` to ``out_dir`` and return their paths.
+def eda_figures(inter: Interactions) -> dict[str, Any]:
+    """The exploratory figures of ``inter`` (matplotlib ``Figure`` objects) by file name.
 
-    * ``ratings_per_user.png``: histogram of interactions per user (log-log);
+    * ``ratings_per_user.png``: histogram of interactions per user (log-log), the x axis from
+      the smallest to the largest count with labelled ticks;
     * ``ratings_per_item.png``: the same per item (the popularity long tail);
     * ``rating_distribution.png``: one bar per distinct rating value, with its share;
       skipped for implicit data (no ratings).
 
     Raises
     ------
-    ImportError
-        When matplotlib is missing (the message names ``pip install lensrec[plots]``).
+    ConfigError
+        When matplotlib is missing (the message names the install command).
     """
-    out = Path(out_dir)
+    _require_matplotlib()  # before any work
     name = inter.name or "interactions"
     what = "ratings" if inter.has_ratings else "interactions"
-    paths = [
-        _count_histogram(
-            inter.user_counts(),
-            what,
-            "user",
-            out / "ratings_per_user.png",
-            f"{name}: {what} per user ({inter.n_users:,} users)",
+    figs = {
+        "ratings_per_user.png": _count_histogram(
+            inter.user_counts(), what, "user", f"{name}: {what} per user ({inter.n_users:,} users)"
         ),
-        _count_histogram(
-            inter.item_counts(),
-            what,
-            "item",
-            out / "ratings_per_item.png",
-            f"{name}: {what} per item ({inter.n_items:,} items)",
+        "ratings_per_item.png": _count_histogram(
+            inter.item_counts(), what, "item", f"{name}: {what} per item ({inter.n_items:,} items)"
         ),
-    ]
+    }
     if inter.ratings is not None and len(inter):
         values, counts = np.unique(inter.ratings, return_counts=True)
         fig = _figure()
@@ -113,10 +159,28 @@ def eda_plots(inter: Interactions, out_dir: str | Path) -> list[Path]:
         ax.set_xlabel("rating")
         ax.set_ylabel("ratings")
         ax.set_title(f"{name}: rating distribution (mean {float(inter.ratings.mean()):.2f})")
-        paths.append(_save(fig, out / "rating_distribution.png"))
+        figs["rating_distribution.png"] = fig
     else:
         _log.info("rating distribution skipped: %s has no ratings", name)
-    return paths
+    return figs
+
+
+def eda_plots(inter: Interactions, out_dir: str | Path) -> list[Path]:
+    """Write the exploratory plots of ``inter`` (:func:`eda_figures`) to ``out_dir`` as PNG
+    files and return their paths.
+
+    All figures are drawn before the first file is written; each file is written atomically.
+
+    Raises
+    ------
+    ConfigError
+        When matplotlib is missing (naming the install command), or ``out_dir`` cannot be
+        used: a file where the directory should be, a read-only or otherwise unwritable
+        directory (nothing is written then).
+    """
+    out = Path(out_dir)
+    pngs = {out / fname: _png(fig) for fname, fig in eda_figures(inter).items()}
+    return _write_all(pngs, "the EDA output directory")
 
 
 def learning_curve(
@@ -133,6 +197,8 @@ def learning_curve(
     ------
     ValueError
         When ``history`` has no non-empty series.
+    ConfigError
+        When matplotlib is missing, or ``path`` cannot be written.
     """
     series = {str(k): np.asarray(v, dtype=np.float64) for k, v in history.items() if len(v)}
     if not series:
@@ -152,7 +218,7 @@ def learning_curve(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
-    return _save(fig, Path(path))
+    return _write_all({Path(path): _png(fig)}, "the learning-curve file")[0]
 
 
 def _lower_better(label: str) -> bool:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lensrec import Interactions
+from lensrec.errors import ConfigError
 
 pytest.importorskip("matplotlib", reason="plots need the matplotlib extra")
 
@@ -58,7 +59,8 @@ def test_learning_curve(tmp_path):
         plots.learning_curve({"x": []}, tmp_path / "none.png")
 
 
-def test_missing_matplotlib_names_the_extra(explicit, tmp_path, monkeypatch):
+def hide_matplotlib(monkeypatch) -> None:
+    """Make ``import matplotlib`` fail, as on an install without the plots extra."""
     real_import = builtins.__import__
 
     def fake_import(name, *args, **kwargs):
@@ -69,5 +71,72 @@ def test_missing_matplotlib_names_the_extra(explicit, tmp_path, monkeypatch):
     for mod in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, mod)
     monkeypatch.setattr(builtins, "__import__", fake_import)
-    with pytest.raises(ImportError, match=r"pip install lensrec\[plots\]"):
-        plots.eda_plots(explicit, tmp_path)
+
+
+def test_missing_matplotlib_is_a_config_error_naming_a_command_that_works(
+    explicit, tmp_path, monkeypatch
+):
+    hide_matplotlib(monkeypatch)
+    for call in (
+        lambda: plots.eda_plots(explicit, tmp_path / "eda"),
+        lambda: plots.learning_curve({"x": [1.0]}, tmp_path / "lc.png"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            call()
+        msg = str(info.value)
+        assert "pip install -e '.[plots]'" in msg  # works from a clone
+        assert "pip install 'lensrec[plots]'" in msg and "\n" not in msg
+    assert not (tmp_path / "eda").exists()
+
+
+def test_count_histogram_axis_starts_at_the_data_minimum_with_labelled_ticks(rng):
+    counts = np.concatenate([np.full(30, 20), rng.integers(20, 738, 900), [737]])
+    inter = Interactions.from_arrays(
+        np.repeat(np.arange(counts.size), counts), np.concatenate([np.arange(c) for c in counts])
+    )
+    ax = plots.eda_figures(inter)["ratings_per_user.png"].axes[0]
+    assert ax.get_xlim()[0] == 20  # the smallest count, not 1
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    ticks = [float(t) for t in ax.get_xticks()]
+    assert labels[0] == "20" and labels[-1] == "737" and ticks[0] == 20 and ticks[-1] == 737
+    assert all(label for label in labels) and len(labels) >= 4  # every tick is labelled
+    assert "50" in labels and "100" in labels and "500" in labels
+    assert not any(t.label1.get_text() for t in ax.xaxis.get_minor_ticks())
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "expected"),
+    [
+        (20, 737, [20, 50, 100, 200, 500, 737]),
+        (1, 583, [1, 2, 5, 10, 20, 50, 100, 200, 583]),
+        (3, 3, [3]),
+        (9, 11, [9, 11]),
+    ],
+)
+def test_count_ticks(lo, hi, expected):
+    assert plots.count_ticks(lo, hi) == expected
+
+
+def test_eda_out_that_is_a_file_or_unwritable_is_one_config_error_and_writes_nothing(
+    tmp_path, monkeypatch
+):
+    explicit = Interactions.from_arrays([1, 1, 2], [1, 2, 1], [4.0, 5.0, 3.0], name="tiny")
+    a_file = tmp_path / "eda"
+    a_file.write_text("not a directory")
+    for out in (a_file, a_file / "sub"):
+        with pytest.raises(ConfigError) as info:
+            plots.eda_plots(explicit, out)
+        assert str(a_file) in str(info.value) and "\n" not in str(info.value)
+    assert a_file.read_text() == "not a directory"
+
+    import lensrec._io as io_mod
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(io_mod.tempfile, "mkstemp", refuse)  # a read-only directory
+    out = tmp_path / "ro"
+    out.mkdir()
+    with pytest.raises(ConfigError, match="not writable"):
+        plots.eda_plots(explicit, out)
+    assert list(out.iterdir()) == []

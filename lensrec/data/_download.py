@@ -1,29 +1,33 @@
 """Downloading, verifying and unpacking archives into the cache without leaving half files.
 
 Everything written into the cache goes first to a temporary name inside the cache directory
-(same file system) and reaches its final name through one ``os.replace``; a failure at any
-step removes the temporary file or directory, so the cache holds either the whole thing or
-nothing.
+(same file system) and reaches its final name through one ``os.replace``
+(:mod:`lensrec._io`); a failure at any step removes the temporary file or directory, so the
+cache holds either the whole thing or nothing. SIGTERM and SIGHUP during a fetch unwind the
+same way (:func:`cleanup_on_signals`); what a SIGKILL leaves behind is swept by the next
+fetch (:func:`sweep_stale`).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
-import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
+import time
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 _log = logging.getLogger(__name__)
 
@@ -31,9 +35,14 @@ _log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 5.0
 #: seconds a read may stall once connected
 READ_TIMEOUT = 60.0
+#: temporary files and folders of ours untouched this long are leftovers of a killed process
+#: (a live download writes every few seconds and gives up after READ_TIMEOUT)
+STALE_AFTER = 10 * 60.0
 _CHUNK = 1 << 20
 HASHES = ("sha256", "md5")
-_FILE_MODE = 0o644  # mkstemp makes 0600 files; cache files are ordinary shared files
+_HEX_LENGTH = {"sha256": 64, "md5": 32}
+_STALE_PATTERNS = (".download-*.part", ".extract-*", ".recbole-*", ".*.tmp", ".write-test-*")
+_CACHE_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
 
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -52,18 +61,139 @@ class IncompleteDownload(OSError):
     """The server closed the connection before sending the announced length."""
 
 
+class CacheWriteError(OSError):
+    """Writing into the cache failed (read-only, full, no permission): not a network error."""
+
+
+def cache_hint(root: Path) -> str:
+    """How to choose another cache, saying whether ``LENSREC_DATA`` chose this one."""
+    env = os.environ.get("LENSREC_DATA", "").strip()
+    if env and Path(env).expanduser().absolute() == root.expanduser().absolute():
+        return "LENSREC_DATA points here: point it at a writable directory"
+    return "set LENSREC_DATA to a writable directory"
+
+
+def cache_not_writable(root: Path, exc: BaseException) -> ConfigError:
+    """The one message for a cache that cannot be written: the directory, why, and the fix."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return ConfigError(
+        f"{root}: the data cache directory is not writable ({reason}); {cache_hint(root)}"
+    )
+
+
+def prepare_cache(root: Path) -> None:
+    """Make sure ``root`` exists and can be written, then sweep stale leftovers in it.
+
+    Raises :class:`ConfigError` naming the directory and ``LENSREC_DATA`` when it cannot be
+    created or written (read-only file system, no permission, a file in the way).
+    """
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(
+            f"{root}: is a file, not a directory (the data cache); {cache_hint(root)}"
+        ) from None
+    except OSError as exc:
+        raise cache_not_writable(root, exc) from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=root)
+    except OSError as exc:
+        raise cache_not_writable(root, exc) from None
+    os.close(fd)
+    os.unlink(probe)
+    sweep_stale(root)
+
+
+def sweep_stale(root: Path, older_than: float | None = None) -> list[Path]:
+    """Remove our temporary files and folders in ``root`` (and one level below) that nobody
+    has touched for ``older_than`` seconds (default :data:`STALE_AFTER`); return them.
+
+    Only names lensrec makes are touched: ``.download-*.part``, ``.extract-*``,
+    ``.recbole-*`` and the ``.*.tmp`` of atomic writes. Errors are logged, never raised.
+    """
+    limit = time.time() - (STALE_AFTER if older_than is None else older_than)
+    removed = []
+    dirs = [root, *(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))]
+    for d in dirs[:1000]:  # bounded: one folder per dataset
+        for pattern in _STALE_PATTERNS:
+            for path in d.glob(pattern):
+                try:
+                    if _last_touched(path) > limit:
+                        continue
+                    if path.is_dir():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+                except OSError as exc:
+                    _log.debug("could not remove stale %s: %s", path, exc)
+                    continue
+                _log.info("removed stale %s", path)
+                removed.append(path)
+    return removed
+
+
+def _last_touched(path: Path) -> float:
+    """Latest mtime of ``path`` and, for a folder, of anything in it (bounded walk)."""
+    latest = path.stat().st_mtime
+    if path.is_dir():
+        for k, sub in enumerate(path.rglob("*")):
+            if k >= 10_000:
+                break
+            latest = max(latest, sub.lstat().st_mtime)
+    return latest
+
+
+@contextmanager
+def cleanup_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into ``SystemExit(128 + signum)`` while the block runs.
+
+    A process killed by those signals would otherwise skip every ``finally`` and leave its
+    temporary files in the cache; as an exception they unwind like an error and the process
+    still exits with the conventional status. Signals that already have a handler (not the
+    default action) keep it; outside the main thread nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[int, Any] = {}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        for sig in previous:  # a second signal must not interrupt the clean-up
+            signal.signal(sig, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def parse_checksum(spec: str) -> tuple[str, str]:
-    """``"sha256:<hex>"`` or ``"md5:<hex>"`` -> (algorithm, lower-case hex)."""
-    algo, sep, value = spec.partition(":")
+    """``"sha256:<hex>"`` or ``"md5:<hex>"`` -> (algorithm, lower-case hex).
+
+    Raises :class:`ConfigError` saying which algorithms are accepted and how long their
+    digests are.
+    """
+    algo, sep, value = str(spec).partition(":")
     algo = algo.strip().lower()
     value = value.strip().lower()
-    if (
-        not sep
-        or algo not in HASHES
-        or not value
-        or any(c not in "0123456789abcdef" for c in value)
-    ):
-        raise ValueError(f"checksum must look like 'sha256:<hex>' or 'md5:<hex>', got {spec!r}")
+    accepted = " or ".join(f"{a}:<{n} hex digits>" for a, n in _HEX_LENGTH.items())
+    if not sep or algo not in HASHES:
+        raise ConfigError(
+            f"checksum {spec!r}: unsupported algorithm {algo!r}; accepted: {accepted}"
+            if sep
+            else f"checksum {spec!r} must be ALGO:HEX; accepted: {accepted}"
+        )
+    if len(value) != _HEX_LENGTH[algo] or any(c not in "0123456789abcdef" for c in value):
+        raise ConfigError(
+            f"checksum {spec!r}: a {algo} digest is {_HEX_LENGTH[algo]} hex digits; "
+            f"accepted: {accepted}"
+        )
     return algo, value
 
 
@@ -77,17 +207,21 @@ def file_digests(path: Path, algorithms: tuple[str, ...] = HASHES) -> dict[str, 
     return {a: h.hexdigest() for a, h in hashers.items()}
 
 
-def verify(digests: Mapping[str, str], expected: Mapping[str, str], *, what: str) -> None:
-    """Raise :class:`DataError` unless every expected digest matches."""
+def verify(
+    digests: Mapping[str, str],
+    expected: Mapping[str, str],
+    *,
+    what: str,
+    hint: str = "corrupt or changed download; nothing was kept",
+) -> None:
+    """Raise :class:`DataError` unless every expected digest matches (``hint`` ends it)."""
     for algo, value in expected.items():
         got = digests.get(algo)
         if got is None:
             continue
         if got.lower() != value.lower():
             raise DataError(
-                f"{algo} checksum mismatch: expected {value}, got {got} "
-                "(corrupt or changed download; nothing was kept)",
-                file=what,
+                f"{algo} checksum mismatch: expected {value}, got {got} ({hint})", file=what
             )
 
 
@@ -108,8 +242,11 @@ def download(
     """
     connect_timeout = CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
     read_timeout = READ_TIMEOUT if read_timeout is None else read_timeout
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=directory)
+    except OSError as exc:
+        raise CacheWriteError(exc.errno, exc.strerror, str(directory)) from None
     tmp = Path(tmp_name)
     hashers = {a: hashlib.new(a) for a in HASHES}
     try:
@@ -125,7 +262,10 @@ def download(
             received = 0
             try:
                 while chunk := resp.read(_CHUNK):
-                    out.write(chunk)
+                    try:
+                        out.write(chunk)
+                    except OSError as exc:
+                        raise CacheWriteError(exc.errno, exc.strerror, str(directory)) from None
                     for h in hashers.values():
                         h.update(chunk)
                     received += len(chunk)
@@ -179,62 +319,52 @@ def temp_dir(parent: Path, prefix: str) -> Iterator[Path]:
 
 
 def safe_extract(
-    archive: Path, dest: Path, *, members: Callable[[str], bool] | None = None
+    archive: Path,
+    dest: Path,
+    *,
+    members: Callable[[str], bool] | None = None,
+    what: str | None = None,
 ) -> list[str]:
-    """Extract a zip into ``dest``, refusing absolute paths and ``..`` (zip-slip)."""
+    """Extract a zip into ``dest``, refusing absolute paths and ``..`` (zip-slip).
+
+    A damaged archive raises :class:`DataError` naming ``what`` (default: the archive's
+    path; a download names its url, not its temporary file); a failure to write ``dest``
+    raises :class:`CacheWriteError`.
+    """
+    shown = what or str(archive)
     try:
         zf = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile as exc:
-        raise DataError(f"not a valid zip archive ({exc})", file=str(archive)) from None
+    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as exc:
+        raise DataError(f"bad archive: not a valid zip file ({exc})", file=shown) from None
     names = []
     with zf:
         for info in zf.infolist():
             name = info.filename
             parts = Path(name).parts
             if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-                raise DataError(f"unsafe path in archive: {name!r}", file=str(archive))
+                raise DataError(f"bad archive: unsafe path {name!r}", file=shown)
             if members is not None and not members(name):
                 continue
             try:
                 zf.extract(info, dest)
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                raise DataError(f"cannot extract {name!r} ({exc})", file=str(archive)) from None
+            except OSError as exc:
+                if exc.errno in _CACHE_ERRNOS:
+                    raise CacheWriteError(exc.errno, exc.strerror, str(dest)) from None
+                raise DataError(
+                    f"bad archive: cannot extract {name!r} ({exc})", file=shown
+                ) from None
+            except (
+                zipfile.BadZipFile,
+                EOFError,
+                zlib.error,
+                ValueError,
+                NotImplementedError,
+            ) as exc:
+                raise DataError(
+                    f"bad archive: cannot extract {name!r} ({exc})", file=shown
+                ) from None
             names.append(name)
     return names
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
-def atomic_write_parquet(path: Path, frame: pl.DataFrame) -> None:
-    """Write a polars frame to Parquet atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        frame.write_parquet(tmp)
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_bytes_checked(data: bytes, expected_sha256: str, *, what: str) -> bytes:
@@ -252,5 +382,5 @@ def zip_member(archive: Path, name: str) -> bytes:
             return zf.read(name)
     except KeyError:
         raise DataError(f"archive has no member {name!r}", file=str(archive)) from None
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError) as exc:
         raise DataError(f"cannot read zip archive ({exc})", file=str(archive)) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -14,6 +15,41 @@ from ..errors import DataError
 from .ids import IdMap
 
 __all__ = ["Interactions"]
+
+_SHOWN_COLUMNS = 12  # a missing-column message lists at most this many of the columns found
+
+
+def shown_text(text: str, limit: int | None = 60) -> str:
+    """``text`` safe for a one-line message: control and other unprintable characters escaped
+    as in ``repr`` (``\\x1b``, ``\\n``), and cut to ``limit`` characters with an ellipsis."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+
+
+def require_columns(
+    have: Sequence[str],
+    wanted: Iterable[str | None],
+    *,
+    file: str | None,
+    line: int | None = None,
+    found: str | None = None,
+) -> None:
+    """Raise :class:`DataError` naming every column of ``wanted`` (Nones skipped) not in ``have``.
+
+    The one missing-columns check of the data layer. The message lists the columns that are
+    there (``found`` replaces that part, e.g. "the first line has 3 fields"), escaped and
+    shortened, so binary garbage in a header never reaches a terminal raw.
+    """
+    missing = [c for c in wanted if c is not None and c not in have]
+    if not missing:
+        return
+    if found is None:
+        names = ", ".join(f"'{shown_text(str(c), 40)}'" for c in have[:_SHOWN_COLUMNS])
+        more = f", ... ({len(have)} in all)" if len(have) > _SHOWN_COLUMNS else ""
+        found = f"the columns are [{names}{more}]"
+    listed = ", ".join(f"'{shown_text(str(c), 40)}'" for c in missing)
+    raise DataError(f"missing column(s) {listed}; {found}", file=file, line=line)
 
 
 def _to_polars(df: Any) -> pl.DataFrame:
@@ -131,13 +167,7 @@ class Interactions:
         """
         frame = _to_polars(df)
         where = source or name or None
-        needed = [c for c in (user, item, rating, timestamp) if c is not None]
-        missing = [c for c in needed if c not in frame.columns]
-        if missing:
-            raise DataError(
-                f"missing column(s) {', '.join(map(repr, missing))}; columns are {frame.columns}",
-                file=where,
-            )
+        require_columns(frame.columns, (user, item, rating, timestamp), file=where)
         n_rows = frame.height
         for c in (user, item):
             if frame[c].null_count():

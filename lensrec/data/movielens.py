@@ -31,9 +31,12 @@ import datetime as _dt
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
+import urllib.request
 import warnings
 from dataclasses import dataclass, field
 from http.client import HTTPException
@@ -42,11 +45,20 @@ from typing import Any, Literal
 
 import polars as pl
 
-from ..errors import DataError, LensrecWarning
+from .._io import atomic_write, atomic_write_json
+from ..errors import ConfigError, DataError, LensrecWarning
 from . import _download as dl
 from ._download import cache_root
 from .interactions import Interactions
-from .tabular import RatingScale, check_columns, load_table, read_delimited
+from .tabular import (
+    PARQUET_ERRORS,
+    RatingScale,
+    check_columns,
+    load_table,
+    read_delimited,
+    read_parquet,
+    reader_reason,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -70,6 +82,8 @@ _FORMAT = 1
 
 SOURCE_GROUPLENS = "grouplens"
 SOURCE_RECBOLE = "recbole-1.2.1 wheel"
+SOURCE_ARCHIVE = "user archive"
+SOURCE_URL = "user url"
 
 
 @dataclass(frozen=True)
@@ -618,6 +632,7 @@ def fetch(
     cache_dir: str | os.PathLike[str] | None = None,
     *,
     url: str | None = None,
+    archive: str | os.PathLike[str] | None = None,
     checksum: str | None = None,
     progress: bool = False,
 ) -> Path:
@@ -631,7 +646,9 @@ def fetch(
         Cache root; default ``$LENSREC_DATA`` or ``platformdirs.user_cache_dir("lensrec")``.
     url
         Download from here instead of the official address (a mirror, or a test server).
-        An explicit ``url`` disables the ml-100k fallback.
+        An explicit ``url`` disables the ml-100k fallback. A ``file://`` url is an ``archive``.
+    archive
+        A local copy of the zip (fetched elsewhere), read in place and never modified.
     checksum
         ``"sha256:<hex>"`` or ``"md5:<hex>"`` to verify instead of the registry's checksums.
     progress
@@ -645,33 +662,138 @@ def fetch(
 
     Raises
     ------
+    ConfigError
+        A malformed ``checksum`` (saying which algorithms are accepted), or a cache directory
+        that cannot be written (naming it and ``LENSREC_DATA``).
     DataError
-        Unknown name, download failure, checksum mismatch, a bad archive or a file that does
-        not parse. Nothing half-written stays in the cache.
+        Unknown name, download failure, checksum mismatch, a bad archive (naming the archive
+        file, or the url it came from) or a file that does not parse. Nothing half-written
+        stays in the cache, also when the process gets SIGTERM or SIGHUP.
 
     Notes
     -----
     A second call finds ``manifest.json`` and returns at once, without network access.
     For ml-100k, when the official address cannot be reached (``URLError``, timeout,
     connection reset), the data are taken from the ``recbole==1.2.1`` wheel instead.
+    The manifest's ``source`` says where the bytes came from: ``"grouplens"`` (the official
+    address, or any copy matching the registry's published checksum), ``"user archive"``,
+    ``"user url"`` (verified only against the caller's ``checksum``, or unverified) or
+    ``"recbole-1.2.1 wheel"``.
     """
     variant = _get_variant(name)
+    if checksum is not None:
+        algo, value = dl.parse_checksum(checksum)
+        expected = {algo: value}
+    else:
+        expected = dict(variant.checksums)
+    if url is not None and archive is not None:
+        raise ConfigError("give either url or archive, not both")
+    if url is not None and url.lower().startswith("file:"):
+        archive, url = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path)), None
     root = cache_root(cache_dir)
     target = root / name
     if _complete(target) is not None:
         return target
-    raw = target / "raw"
-    info = _raw_source(raw) if raw.is_dir() else None
-    if info is None:
-        if raw.exists():  # left by an older or foreign process: not ours to trust
-            import shutil
-
-            shutil.rmtree(raw)
-        info = _obtain_raw(variant, root, raw, url=url, checksum=checksum, progress=progress)
-    layout = "recbole" if info["source"] == SOURCE_RECBOLE else variant.layout
-    ratings, items, users = parse_raw(raw, layout, scale=variant.scale)
-    _write_cache(target, variant, info, ratings, items, users)
+    with dl.cleanup_on_signals():
+        dl.prepare_cache(root)
+        raw = target / "raw"
+        info = _raw_source(raw) if raw.is_dir() else None
+        if info is None:
+            if raw.exists():  # left by an older or foreign process: not ours to trust
+                shutil.rmtree(raw, ignore_errors=True)
+            if archive is not None:
+                info = _unpack_archive(variant, root, raw, Path(archive), expected, checksum)
+            else:
+                info = _obtain_raw(
+                    variant, root, raw, url=url, expected=expected, user_checksum=checksum,
+                    progress=progress,
+                )  # fmt: skip
+        layout = "recbole" if info["source"] == SOURCE_RECBOLE else variant.layout
+        ratings, items, users = parse_raw(raw, layout, scale=variant.scale)
+        _write_cache(target, variant, info, ratings, items, users)
     return target
+
+
+def _provenance(variant: MovieLensVariant, digests: dict[str, str], user_source: str) -> str:
+    """``"grouplens"`` when the bytes match GroupLens' published checksum, else ``user_source``
+    (the official address is ``"grouplens"`` already)."""
+    official = any(digests.get(a) == v for a, v in variant.checksums.items())
+    return SOURCE_GROUPLENS if official else user_source
+
+
+def _unpack(
+    variant: MovieLensVariant,
+    root: Path,
+    raw: Path,
+    zip_path: Path,
+    info: dict[str, Any],
+    what: str,
+) -> dict[str, Any]:
+    """Unpack the variant's folder of a verified zip into ``raw`` (atomically)."""
+    with dl.temp_dir(root, f".extract-{variant.name}-") as tmp:
+        try:
+            dl.safe_extract(zip_path, tmp, what=what)
+        except dl.CacheWriteError as exc:
+            raise dl.cache_not_writable(root, exc) from None
+        folder = tmp / variant.folder
+        if not folder.is_dir():
+            found = sorted(p.name for p in tmp.iterdir())[:10]
+            raise DataError(
+                f"bad archive: it has no folder {variant.folder!r} (found {found})", file=what
+            )
+        atomic_write_json(folder / ".lensrec-source.json", info, what="the data cache")
+        _move_into_place(folder, raw)
+    return info
+
+
+def _unpack_archive(
+    variant: MovieLensVariant,
+    root: Path,
+    raw: Path,
+    archive: Path,
+    expected: dict[str, str],
+    user_checksum: str | None,
+) -> dict[str, Any]:
+    """A local copy of the zip: checked like a download, read in place, errors naming it."""
+    what = str(archive)
+    if not archive.is_file():
+        raise DataError("no such file (the archive is a local copy of the official zip)", file=what)
+    try:
+        digests = dl.file_digests(archive)
+    except OSError as exc:
+        raise DataError(f"cannot read the archive ({exc.strerror or exc})", file=what) from None
+    dl.verify(
+        digests,
+        expected,
+        what=what,
+        hint=(
+            "the archive does not match the checksum given"
+            if user_checksum
+            else f"not the official {variant.name} archive, or a damaged copy; nothing was kept"
+        ),
+    )
+    _warn_unverified(variant, expected, digests)
+    info = {
+        "source": _provenance(variant, digests, SOURCE_ARCHIVE),
+        "archive": str(archive.resolve()),
+        "url": None,
+        "checksums": digests,
+        "verified": sorted(expected),
+        "checksum_from": ("user" if user_checksum else "registry") if expected else None,
+    }
+    return _unpack(variant, root, raw, archive, info, what)
+
+
+def _warn_unverified(
+    variant: MovieLensVariant, expected: dict[str, str], digests: dict[str, str]
+) -> None:
+    if not expected:
+        warnings.warn(
+            f"{variant.name}: no published checksum is known, the data were not verified "
+            f"(sha256 {digests['sha256']})",
+            LensrecWarning,
+            stacklevel=4,
+        )
 
 
 def _obtain_raw(
@@ -680,19 +802,17 @@ def _obtain_raw(
     raw: Path,
     *,
     url: str | None,
-    checksum: str | None,
+    expected: dict[str, str],
+    user_checksum: str | None,
     progress: bool,
 ) -> dict[str, Any]:
-    """Put the unpacked data into ``raw`` (atomically); return its source record."""
-    if checksum is not None:
-        algo, value = dl.parse_checksum(checksum)
-        expected = {algo: value}
-    else:
-        expected = dict(variant.checksums)
+    """Download the zip and put the unpacked data into ``raw`` (atomically); return its record."""
     src_url = url or variant.url
     fallback = url is None and variant.name == "ml-100k"
     try:
-        archive, digests = dl.download(src_url, root, progress=progress)
+        zip_path, digests = dl.download(src_url, root, progress=progress)
+    except dl.CacheWriteError as exc:
+        raise dl.cache_not_writable(root, exc) from None
     except _NETWORK_ERRORS as exc:
         if fallback:
             _log.info("GroupLens unreachable (%s); taking ml-100k from the recbole wheel", exc)
@@ -705,32 +825,19 @@ def _obtain_raw(
         raise DataError(f"download failed: {_reason(exc)}", file=src_url) from None
     try:
         dl.verify(digests, expected, what=src_url)
-        if not expected:
-            warnings.warn(
-                f"{variant.name}: no published checksum is known, the download was not verified "
-                f"(sha256 {digests['sha256']})",
-                LensrecWarning,
-                stacklevel=3,
-            )
+        _warn_unverified(variant, expected, digests)
         info = {
-            "source": SOURCE_GROUPLENS,
+            "source": _provenance(
+                variant, digests, SOURCE_GROUPLENS if url is None else SOURCE_URL
+            ),
             "url": src_url,
             "checksums": digests,
             "verified": sorted(expected),
+            "checksum_from": ("user" if user_checksum else "registry") if expected else None,
         }
-        with dl.temp_dir(root, f".extract-{variant.name}-") as tmp:
-            dl.safe_extract(archive, tmp)
-            folder = tmp / variant.folder
-            if not folder.is_dir():
-                found = [p.name for p in tmp.iterdir()]
-                raise DataError(
-                    f"archive has no folder {variant.folder!r} (found {found})", file=src_url
-                )
-            dl.atomic_write_json(folder / ".lensrec-source.json", info)
-            _move_into_place(folder, raw)
-        return info
+        return _unpack(variant, root, raw, zip_path, info, src_url)
     finally:
-        archive.unlink(missing_ok=True)
+        zip_path.unlink(missing_ok=True)
 
 
 def _reason(exc: BaseException) -> str:
@@ -793,19 +900,19 @@ def _obtain_recbole(root: Path, raw: Path, *, timeout: float = 180.0) -> dict[st
             },
             "verified": ["sha256"],
         }
-        dl.atomic_write_json(out / ".lensrec-source.json", info)
+        atomic_write_json(out / ".lensrec-source.json", info, what="the data cache")
         _move_into_place(out, raw)
     return info
 
 
 def _move_into_place(src: Path, raw: Path) -> None:
     """Rename a finished folder to ``raw``; if another process got there first, keep theirs."""
-    raw.parent.mkdir(parents=True, exist_ok=True)
     try:
+        raw.parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, raw)
-    except OSError:
+    except OSError as exc:
         if _raw_source(raw) is None:
-            raise
+            raise dl.cache_not_writable(raw.parent, exc) from None
 
 
 def _write_cache(
@@ -817,10 +924,14 @@ def _write_cache(
     users: pl.DataFrame | None,
 ) -> None:
     files = ["ratings.parquet", "items.parquet"]
-    dl.atomic_write_parquet(target / "ratings.parquet", ratings)
-    dl.atomic_write_parquet(target / "items.parquet", items)
+    for fname, frame in (
+        ("ratings.parquet", ratings),
+        ("items.parquet", items),
+        ("users.parquet", users),
+    ):
+        if frame is not None:
+            atomic_write(target / fname, frame.write_parquet, what="the data cache")
     if users is not None:
-        dl.atomic_write_parquet(target / "users.parquet", users)
         files.append("users.parquet")
     from .. import __version__
 
@@ -829,8 +940,10 @@ def _write_cache(
         "name": variant.name,
         "source": info["source"],
         "url": info.get("url"),
+        "archive": info.get("archive"),
         "checksums": info.get("checksums", {}),
         "verified": info.get("verified", []),
+        "checksum_from": info.get("checksum_from"),
         "counts": {
             "ratings": ratings.height,
             "users": int(ratings["user_id"].n_unique()),
@@ -843,7 +956,8 @@ def _write_cache(
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "lensrec": __version__,
     }
-    dl.atomic_write_json(target / "manifest.json", manifest)  # last: marks the entry complete
+    # last: marks the entry complete
+    atomic_write_json(target / "manifest.json", manifest, what="the data cache")
 
 
 def load_movielens(
@@ -857,7 +971,9 @@ def load_movielens(
 
     Rows keep the original file's order (``u.data`` order for ml-100k). ``item_info`` has
     ``item_id``, ``title``, ``genres`` (list of str), ``year``; ``user_info`` is set for
-    ml-100k and ml-1m. ``stats["source"]`` is ``"grouplens"`` or ``"recbole-1.2.1 wheel"``.
+    ml-100k and ml-1m. ``stats["source"]`` is ``"grouplens"``, ``"recbole-1.2.1 wheel"``,
+    ``"user archive"`` or ``"user url"`` (see :func:`fetch`); ``stats["rating_scale"]`` is
+    the variant's scale (``low``, ``high``, ``step``, ``source="declared"``).
 
     Raises
     ------
@@ -891,9 +1007,10 @@ def load_movielens(
             if "users.parquet" in manifest["files"]
             else None
         )
-    except (pl.exceptions.PolarsError, OSError) as exc:
+    except PARQUET_ERRORS as exc:
         raise DataError(
-            f"corrupt cache entry ({exc}); delete the folder and fetch again", file=str(target)
+            f"corrupt cache entry ({reader_reason(exc)}); delete the folder and fetch again",
+            file=str(target),
         ) from None
     inter = Interactions.from_frame(
         ratings,
@@ -907,6 +1024,11 @@ def load_movielens(
         source=str(target / "ratings.parquet"),
     )
     inter.stats.update(source=manifest["source"], url=manifest.get("url"), cache=str(target))
+    if manifest.get("archive"):
+        inter.stats["archive"] = manifest["archive"]
+    low, high, step = (manifest.get("rating_scale") or [None, None, None])[:3]
+    if low is not None:
+        inter.stats["rating_scale"] = {"low": low, "high": high, "step": step, "source": "declared"}
     return inter
 
 
@@ -953,7 +1075,7 @@ def _guess_mapping(path: Path) -> dict[str, Any]:
     """
     cols: list[str]
     if path.suffix.lower() in (".parquet", ".pq"):
-        cols = list(pl.read_parquet_schema(path))
+        cols = read_parquet(path, file=str(path), schema_only=True)
     else:
         with open(path, "rb") as fh:
             first = fh.readline().decode("utf-8", "replace").strip()

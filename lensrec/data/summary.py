@@ -8,8 +8,15 @@ from typing import Any
 import numpy as np
 
 from .interactions import Interactions
+from .tabular import infer_rating_scale
 
-__all__ = ["describe", "format_summary"]
+__all__ = ["describe", "format_summary", "scale_line"]
+
+_SCALE_HOW = {
+    "declared": "declared",
+    "inferred": "inferred from the data",
+    "observed": "the range of the data; no common scale fits",
+}
 
 _QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
 _MAX_DISTINCT = 20  # more distinct rating values than this are binned
@@ -51,7 +58,10 @@ def describe(inter: Interactions) -> dict[str, Any]:
         bins when there are more than 20 distinct values), ``user_counts`` and
         ``item_counts`` (min, p25, median, p75, p90, p99, max, mean of interactions per
         user / item), ``time_span`` (first, last as ISO dates, days; None without
-        timestamps), ``duplicates_dropped``, ``rows_read``.
+        timestamps), ``duplicates_dropped``, ``rows_read``, ``rating_scale`` (``low``,
+        ``high``, ``step``, ``source``: ``"declared"``, ``"inferred"`` or ``"observed"``;
+        None for implicit data) and ``rating_outliers`` (``count``, and ``line`` and
+        ``value`` of the first rating outside an inferred scale; None when there are none).
 
     Examples
     --------
@@ -77,10 +87,18 @@ def describe(inter: Interactions) -> dict[str, Any]:
         "duplicates_dropped": int(inter.stats.get("duplicates_dropped", 0)),
         "rows_read": int(inter.stats.get("rows_read", n)),
     }
+    out["rating_scale"] = inter.stats.get("rating_scale")
+    out["rating_outliers"] = inter.stats.get("rating_outliers")
     if inter.ratings is not None and n:
         r = inter.ratings.astype(np.float64)
         out["rating_mean"] = float(r.mean())
         out["rating_histogram"] = _histogram(r)
+        if out["rating_scale"] is None:  # built in memory: infer it here (no lines to name)
+            guess = infer_rating_scale(r)
+            if guess is not None:
+                out["rating_scale"] = {**guess.scale.to_dict(), "source": guess.source}
+                if guess.outliers.size:
+                    out["rating_outliers"] = {"count": int(guess.outliers.size)}
     if inter.timestamps is not None and n:
         lo, hi = int(inter.timestamps.min()), int(inter.timestamps.max())
         out["time_span"] = {
@@ -122,6 +140,9 @@ def format_summary(d: dict[str, Any], *, width: int = 40) -> str:
                 f"{label:<13} min {q['min']:g}  median {q['median']:g}  mean {q['mean']:.1f}  "
                 f"p90 {q['p90']:g}  p99 {q['p99']:g}  max {q['max']:g}"
             )
+    scale = scale_line(d)
+    if scale:
+        lines.append(f"rating scale  {scale}")
     hist = d.get("rating_histogram") or []
     if hist:
         lines.append(f"ratings       mean {d['rating_mean']:.3f}")
@@ -133,3 +154,33 @@ def format_summary(d: dict[str, Any], *, width: int = 40) -> str:
             bar = "#" * max(1 if row[-1] else 0, round(width * row[-1] / top))
             lines.append(f"  {label:<4} {row[-1]:>{cw},}  {bar}")
     return "\n".join(lines)
+
+
+def scale_line(stats: dict[str, Any]) -> str | None:
+    """The rating scale of a load, for people: ``"1..5 in steps of 1 (inferred from the data;
+    1 rating outside it, first at line 4: 7)"``; None when there is no scale (implicit data).
+
+    ``stats`` is ``Interactions.stats`` or a :func:`describe` dict (``rating_scale`` and
+    ``rating_outliers`` keys).
+
+    Examples
+    --------
+    >>> scale_line({"rating_scale": {"low": 1.0, "high": 5.0, "step": 1.0, "source": "inferred"},
+    ...             "rating_outliers": {"count": 1, "line": 4, "value": 7.0}})
+    '1..5 in steps of 1 (inferred from the data; 1 rating outside it, first at line 4: 7)'
+    """
+    sc = stats.get("rating_scale")
+    if not sc:
+        return None
+    fmt = "{:g}".format
+    text = f"{fmt(sc['low'])}..{fmt(sc['high'])}"
+    if sc.get("step"):
+        text += f" in steps of {fmt(sc['step'])}"
+    how = _SCALE_HOW.get(sc.get("source", ""), sc.get("source", ""))
+    out = stats.get("rating_outliers") or {}
+    if out.get("count"):
+        n = int(out["count"])
+        how += f"; {n:,} rating{'s' if n != 1 else ''} outside it"
+        if out.get("line") is not None:
+            how += f", first at line {out['line']}: {fmt(out['value'])}"
+    return f"{text} ({how})"

@@ -9,21 +9,32 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
-from ..errors import DataError
-from .interactions import Interactions
+from ..errors import ConfigError, DataError, LensrecWarning
+from .interactions import Interactions, require_columns, shown_text
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["load_table", "RatingScale", "TABLE_EXTENSIONS"]
+__all__ = [
+    "load_table",
+    "RatingScale",
+    "RatingOutlierWarning",
+    "InferredScale",
+    "infer_rating_scale",
+    "COMMON_SCALES",
+    "TABLE_EXTENSIONS",
+]
 
 #: file extensions :func:`load_table` recognises, with the separator they imply
 TABLE_EXTENSIONS: dict[str, str | None] = {
@@ -47,20 +58,45 @@ class RatingScale:
     step: float | None = None
 
     @classmethod
-    def coerce(cls, value: Any) -> RatingScale | None:
+    def coerce(cls, value: Any, *, option: str = "rating_scale") -> RatingScale | None:
+        """A scale from ``(low, high)`` or ``(low, high, step)``; None and scales pass through.
+
+        Raises :class:`ConfigError` naming ``option`` when the values are not numbers, low is
+        not below high, the step is not positive or does not divide ``high - low``.
+        """
         if value is None or isinstance(value, RatingScale):
             return value
-        vals = tuple(float(v) for v in value)
-        if len(vals) not in (2, 3) or vals[0] > vals[1]:
-            raise ValueError(
-                f"rating_scale must be (low, high) or (low, high, step), got {value!r}"
-            )
-        return cls(*vals)
+        how = (
+            f"{option} (CLI: --{option.replace('_', '-')} LOW,HIGH[,STEP]) takes (low, high) "
+            "or (low, high, step) with low < high"
+        )
+        try:
+            vals = tuple(float(v) for v in value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{how}; got {value!r}") from None
+        if len(vals) not in (2, 3) or not all(math.isfinite(v) for v in vals):
+            raise ConfigError(f"{how}; got {value!r}")
+        low, high = vals[0], vals[1]
+        shown = ", ".join(f"{v:g}" for v in vals)
+        if not low < high:
+            raise ConfigError(f"{how}; got ({shown}): low must be below high (not reversed)")
+        step = vals[2] if len(vals) == 3 else None
+        if step is not None:
+            k = (high - low) / step if step > 0 else -1.0
+            if step <= 0 or abs(k - round(k)) > 1e-6:
+                raise ConfigError(
+                    f"{how}; got ({shown}): the step must be positive and divide high - low"
+                )
+        return cls(low, high, step)
 
     def __str__(self) -> str:
         fmt = "{:g}".format
         base = f"{fmt(self.low)}..{fmt(self.high)}"
         return base if self.step is None else f"{base} in steps of {fmt(self.step)}"
+
+    def to_dict(self) -> dict[str, float | None]:
+        """``{"low": ..., "high": ..., "step": ...}`` (plain floats, step None when continuous)."""
+        return {"low": self.low, "high": self.high, "step": self.step}
 
     def violations(self, r: np.ndarray) -> np.ndarray:
         """Boolean mask of values off this scale (NaN counts as off)."""
@@ -69,6 +105,97 @@ class RatingScale:
             k = (r - self.low) / self.step
             bad |= np.abs(k - np.round(k)) > 1e-6
         return bad
+
+
+class RatingOutlierWarning(LensrecWarning):
+    """Ratings far outside the scale inferred from the data (when no scale was declared).
+
+    Attributes ``file``, ``line`` (1-based, of the first such rating), ``value`` and ``count``
+    (how many ratings lie outside). The ratings are kept: declare the scale to reject them.
+    """
+
+    def __init__(self, message: str, *, file: str, line: int, value: float, count: int):
+        super().__init__(message)
+        self.file, self.line, self.value, self.count = file, line, value, count
+
+
+#: Common rating scales, tried narrowest first when a file declares none (see
+#: :func:`infer_rating_scale`): whole stars (MovieLens 100k/1M, Netflix, Amazon), half stars
+#: (MovieLens 10M and later), 1..7 (Likert), 1..10 and 0..10 (IMDb, Book-Crossing).
+COMMON_SCALES: tuple[RatingScale, ...] = (
+    RatingScale(1.0, 5.0, 1.0),
+    RatingScale(0.5, 5.0, 0.5),
+    RatingScale(1.0, 7.0, 1.0),
+    RatingScale(1.0, 10.0, 1.0),
+    RatingScale(0.5, 10.0, 0.5),
+    RatingScale(0.0, 10.0, 1.0),
+)
+#: At most this share of the ratings (and at least one rating) may lie outside a common scale
+#: for it still to be taken, those ratings then being flagged as outliers.
+OUTLIER_SHARE = 0.001
+
+
+@dataclass(frozen=True)
+class InferredScale:
+    """What :func:`infer_rating_scale` found: the scale, how, and the ratings outside it."""
+
+    scale: RatingScale
+    source: Literal["inferred", "observed"]
+    outliers: np.ndarray  # row positions (int64) of the ratings outside ``scale``
+
+    def describe(self) -> str:
+        """``"1..5 in steps of 1 (inferred from the data)"`` or ``"... (the range of the data)"``."""
+        how = "inferred from the data" if self.source == "inferred" else "the range of the data"
+        return f"{self.scale} ({how})"
+
+
+def _data_step(r: np.ndarray) -> float | None:
+    """1 when every value is whole, 0.5 when every value is a multiple of a half, else None."""
+    for step in (1.0, 0.5):
+        k = r / step
+        if np.all(np.abs(k - np.round(k)) <= 1e-6):
+            return step
+    return None
+
+
+def infer_rating_scale(ratings: npt.ArrayLike) -> InferredScale | None:
+    """The rating scale a table most likely uses, when it declares none.
+
+    The first of :data:`COMMON_SCALES` (narrowest first) is taken whose grid holds every
+    rating inside its range, whose top value the data reach, and outside which lie no more
+    than :data:`OUTLIER_SHARE` of the ratings (at least one may): those are outliers, kept but
+    reported (a single 7 among 1..5 stars). When no common scale fits, the data's own range
+    is the scale (``source="observed"``, whole or half steps when every value is one), with no
+    outliers: unusual data (play counts, -10..10 jokes) are legitimate, never rejected.
+    None for no ratings.
+
+    Examples
+    --------
+    >>> g = infer_rating_scale([4.0, 5.0, 3.0, 1.0, 7.0, 2.0, 4.0, 5.0])
+    >>> g.describe(), g.outliers.tolist()
+    ('1..5 in steps of 1 (inferred from the data)', [4])
+    >>> str(infer_rating_scale([0.5, 4.5, 5.0]).scale)
+    '0.5..5 in steps of 0.5'
+    >>> infer_rating_scale([3.2, 17.5]).describe()
+    '3.2..17.5 (the range of the data)'
+    """
+    r = np.asarray(ratings, dtype=np.float64).ravel()
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        return None
+    allowance = max(1, int(r.size * OUTLIER_SHARE))
+    for scale in COMMON_SCALES:
+        inside = (r >= scale.low - 1e-9) & (r <= scale.high + 1e-9)
+        n_out = int(r.size - np.count_nonzero(inside))
+        if n_out > allowance or n_out == r.size:
+            continue
+        within = r[inside]
+        if scale.violations(within).any() or within.max() < scale.high - 1e-9:
+            continue
+        return InferredScale(scale, "inferred", np.flatnonzero(~inside).astype(np.int64))
+    lo, hi = float(r.min()), float(r.max())
+    step = _data_step(r) if hi > lo else None
+    return InferredScale(RatingScale(lo, hi, step), "observed", np.empty(0, np.int64))
 
 
 # --- reading delimited text ----------------------------------------------------------------
@@ -117,13 +244,7 @@ def read_delimited(
     kwargs: dict[str, Any] = {"separator": sep, "quote_char": quote_char, "has_header": has_header}
     if has_header:
         header = _header(first_line, file=file, sep=sep, quote_char=quote_char)
-        missing = [c for c in schema if c not in header]
-        if missing:
-            raise DataError(
-                f"missing column(s) {', '.join(map(repr, missing))}; header has {header}",
-                file=file,
-                line=1,
-            )
+        require_columns(header, schema, file=file, line=1)
         kwargs["schema_overrides"] = schema
         if not infer:
             kwargs["infer_schema"] = False
@@ -163,7 +284,9 @@ def _header(first: bytes, *, file: str, sep: str, quote_char: str | None) -> lis
             n_rows=0,
         ).columns
     except pl.exceptions.PolarsError as exc:
-        raise DataError(f"cannot read the header ({_first_line(exc)})", file=file, line=1) from None
+        raise DataError(
+            f"cannot read the header ({reader_reason(exc)})", file=file, line=1
+        ) from None
 
 
 def _drop_trailing_blank(df: pl.DataFrame) -> pl.DataFrame:
@@ -179,9 +302,30 @@ def _drop_trailing_blank(df: pl.DataFrame) -> pl.DataFrame:
     return df.head(df.height - n_blank) if n_blank else df
 
 
-def _first_line(exc: BaseException) -> str:
+def reader_reason(exc: BaseException) -> str:
+    """The first line of a reader's message, escaped and shortened (it may quote file bytes)."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return shown_text(text.splitlines()[0], 120) if text else type(exc).__name__
+
+
+def _quote_spans(data: bytes, quote: bytes, ends: np.ndarray) -> list[tuple[int, int | None]]:
+    """1-based (first, last) lines of every quoted field that runs over a line end.
+
+    Each quote character toggles "inside a quoted field" (a doubled quote toggles twice), so
+    the parity of the quotes seen up to a line's end says whether a field is still open
+    there. ``last`` is None for a field still open at the end of the file.
+    """
+    arr = np.frombuffer(data, dtype=np.uint8)
+    pos = np.flatnonzero(arr == quote[0])
+    per_line = np.bincount(np.searchsorted(ends, pos), minlength=ends.size)[: ends.size]
+    open_after = (np.cumsum(per_line % 2) % 2).astype(bool)
+    starts = np.flatnonzero(open_after & ~np.concatenate(([False], open_after[:-1])))
+    closes = np.flatnonzero(~open_after)
+    spans: list[tuple[int, int | None]] = []
+    for k in starts[:1000]:  # bounded: the first is reported
+        after = closes[np.searchsorted(closes, k) :]
+        spans.append((int(k) + 1, int(after[0]) + 1 if after.size else None))
+    return spans
 
 
 def _line_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +353,18 @@ def _diagnose(
     n_fields = len(names) if names is not None else None
     if n_fields is None and has_header:
         n_fields = len(_header(data, file=file, sep=sep, quote_char=quote_char))
-    if quote_char is None or quote_char.encode() not in data:
+    spans: list[tuple[int, int | None]] = []
+    if quote_char is not None and quote_char.encode() in data:
+        # a quote that never closes swallows the rest of the file: name the line it opens on
+        spans = _quote_spans(data, quote_char.encode(), _line_bounds(data)[1])
+        if spans and spans[-1][1] is None:
+            raise DataError(
+                f"unbalanced quote ({quote_char}): the quoted field opened on this line never "
+                "closes",
+                file=file,
+                line=spans[-1][0],
+            )
+    else:
         # unquoted: count separators per line, vectorised
         arr = np.frombuffer(data, dtype=np.uint8)
         starts, ends = _line_bounds(data)
@@ -241,7 +396,8 @@ def _diagnose(
             kwargs["schema"] = {n: pl.String for n in names or []}
         text = pl.read_csv(io.BytesIO(data), **kwargs)
     except pl.exceptions.PolarsError:
-        raise DataError(f"cannot parse ({_first_line(exc)})", file=file) from None
+        _raise_span(spans, file=file, quote_char=quote_char)
+        raise DataError(f"cannot parse ({reader_reason(exc)})", file=file) from None
     for col, dtype in schema.items():
         if col not in text.columns:
             continue
@@ -252,11 +408,29 @@ def _diagnose(
             row = int(bad_mask.arg_true()[0])
             kind = "an integer" if dtype in (pl.Int64, pl.Int32) else "a number"
             raise DataError(
-                f"{_col_label(col)}: cannot read {raw[row]!r} as {kind}",
+                f"{_col_label(col)}: cannot read {_shown_value(raw[row])} as {kind}",
                 file=file,
                 line=row + 1 + hdr,
             )
-    raise DataError(f"cannot parse ({_first_line(exc)})", file=file)
+    _raise_span(spans, file=file, quote_char=quote_char)
+    raise DataError(f"cannot parse ({reader_reason(exc)})", file=file)
+
+
+def _raise_span(spans: list[tuple[int, int | None]], *, file: str, quote_char: str | None) -> None:
+    """A quoted field over several lines, in a file polars refused: the likely culprit."""
+    if spans:
+        first, last = spans[0]
+        raise DataError(
+            f"unbalanced quote ({quote_char}): a quoted field runs from this line to line {last}",
+            file=file,
+            line=first,
+        )
+
+
+def _shown_value(value: object) -> str:
+    """A cell as quoted in a message: repr-style, escaped, at most 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:56] + "...'"
 
 
 # --- checks after parsing ------------------------------------------------------------------
@@ -297,7 +471,9 @@ def check_columns(
         bad = conv.is_null() & ratings.is_not_null()
         if bad.any():
             row = int(bad.arg_true()[0])
-            raise DataError(f"rating {ratings[row]!r} is not a number", file=file, line=row + off)
+            raise DataError(
+                f"rating {_shown_value(ratings[row])} is not a number", file=file, line=row + off
+            )
         ratings = conv
     r = ratings.cast(pl.Float64).to_numpy()
     nonfinite = ~np.isfinite(r)
@@ -396,7 +572,9 @@ def load_table(
     has_header
         Whether the first line names the columns (text files only).
     rating_scale
-        ``(low, high)`` or ``(low, high, step)``; ratings off the scale raise.
+        ``(low, high)`` or ``(low, high, step)``; ratings off the scale raise. Without it the
+        scale is inferred (:func:`infer_rating_scale`): ratings far outside it are kept and
+        reported with a :class:`RatingOutlierWarning` naming the file, line and value.
     name
         Dataset name for run records (default: the file name without extension).
     duplicates
@@ -405,14 +583,20 @@ def load_table(
     Returns
     -------
     Interactions
-        With ``stats["source"]`` the file path.
+        With ``stats["source"]`` the file path, ``stats["rating_scale"]`` (``low``, ``high``,
+        ``step``, ``source``: ``"declared"``, ``"inferred"`` or ``"observed"``) for rated data
+        and ``stats["rating_outliers"]`` (``count``, ``line``, ``value`` of the first) when
+        ratings lie outside an inferred scale.
 
     Raises
     ------
     DataError
         Naming the file, the 1-based line (for Parquet: the 1-based row) and the reason, for
-        a missing column, an empty file, a value that does not parse, a missing or non-finite
-        rating, or a rating off ``rating_scale``.
+        a missing column, an empty file, a file that is not Parquet, an unbalanced quote, a
+        value that does not parse, a missing or non-finite rating, or a rating off
+        ``rating_scale``. Text quoted from the file is escaped (no raw control bytes).
+    ConfigError
+        A ``rating_scale`` that is not ``(low, high[, step])`` with ``low < high``.
 
     Examples
     --------
@@ -423,10 +607,10 @@ def load_table(
     Interactions(r: 2 ratings, 2 users x 1 items)
     """
     path = Path(path)
-    file = str(path)
-    if not path.is_file():
-        raise DataError("no such file", file=file)
+    file = shown_text(str(path), None)
     scale = RatingScale.coerce(rating_scale)
+    if not path.is_file():
+        raise DataError("is a directory" if path.is_dir() else "no such file", file=file)
     ext = path.suffix.lower()
     user_c = _column_name(user, has_header)
     item_c = _column_name(item, has_header)
@@ -436,22 +620,17 @@ def load_table(
     row_word: Literal["line", "row"] = "line"
 
     if sep is None and ext in (".parquet", ".pq"):
-        try:
-            df = pl.read_parquet(path)
-        except (pl.exceptions.PolarsError, OSError) as exc:
-            raise DataError(f"cannot read Parquet ({_first_line(exc)})", file=file) from None
-        missing = [c for c in wanted if c not in df.columns]
-        if missing:
-            raise DataError(
-                f"missing column(s) {', '.join(map(repr, missing))}; columns are {df.columns}",
-                file=file,
-            )
+        df = read_parquet(path, file=file)
+        require_columns(df.columns, wanted, file=file)
         if df.height == 0:
             raise DataError("empty file: no rows", file=file, line=1)
         header_lines = 0
         row_word = "row"
     else:
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise DataError(f"cannot read the file ({exc.strerror or exc})", file=file) from None
         if sep is None:
             sep = TABLE_EXTENSIONS.get(ext) or _sniff_sep(data)
         schema: dict[str, Any] = {user_c: pl.String, item_c: pl.String}
@@ -461,14 +640,9 @@ def load_table(
         if not has_header:
             n_fields = _count_fields(data, sep)
             names = [f"column_{k + 1}" for k in range(n_fields)]
-            missing = [c for c in wanted if c not in names]
-            if missing:
-                raise DataError(
-                    f"missing column(s) {', '.join(map(repr, missing))}: "
-                    f"the first line has {n_fields} fields",
-                    file=file,
-                    line=1,
-                )
+            require_columns(
+                names, wanted, file=file, line=1, found=f"the first line has {n_fields} fields"
+            )
         df = read_delimited(
             data,
             file=file,
@@ -505,7 +679,67 @@ def load_table(
         source=file,
     )
     inter.stats["source"] = file
+    if rating_c is not None:
+        _record_scale(inter, df[rating_c], scale, file=file, row_word=row_word, first=header_lines)
     return inter
+
+
+#: what a Parquet reader raises on a damaged or foreign file (a polars panic included)
+PARQUET_ERRORS = (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException)
+
+
+def read_parquet(path: Path, *, file: str, schema_only: bool = False) -> Any:
+    """A Parquet file as a frame (or its column names); :class:`DataError` naming the file
+    when it is not Parquet or is damaged."""
+    try:
+        return list(pl.read_parquet_schema(path)) if schema_only else pl.read_parquet(path)
+    except PARQUET_ERRORS as exc:
+        raise DataError(f"not a readable Parquet file ({reader_reason(exc)})", file=file) from None
+
+
+def _record_scale(
+    inter: Interactions,
+    ratings: pl.Series,
+    declared: RatingScale | None,
+    *,
+    file: str,
+    row_word: str,
+    first: int,
+) -> None:
+    """Put the rating scale in ``inter.stats``; infer it when none was declared and warn about
+    ratings far outside it (:class:`RatingOutlierWarning`, naming file, line and value).
+
+    ``stats["rating_scale"]`` is ``{"low", "high", "step", "source"}`` with source
+    ``"declared"``, ``"inferred"`` (a common scale fits) or ``"observed"`` (the data's range);
+    ``stats["rating_outliers"]``, when some lie outside an inferred scale, is ``{"count",
+    "line", "value"}`` of the first one (its line in the file, or row of a Parquet file).
+    """
+    if declared is not None:
+        inter.stats["rating_scale"] = {**declared.to_dict(), "source": "declared"}
+        return
+    r = ratings.cast(pl.Float64, strict=False).to_numpy()
+    guess = infer_rating_scale(r)
+    if guess is None:
+        return
+    inter.stats["rating_scale"] = {**guess.scale.to_dict(), "source": guess.source}
+    if guess.outliers.size == 0:
+        return
+    row = int(guess.outliers[0])
+    value, count, line = float(r[row]), int(guess.outliers.size), row + first + 1
+    inter.stats["rating_outliers"] = {"count": count, "line": line, "value": value}
+    others = f" (and {count - 1} more)" if count > 1 else ""
+    warnings.warn(
+        RatingOutlierWarning(
+            f"{file}, {row_word} {line}: rating {value:g}{others} lies outside the scale "
+            f"{guess.scale} inferred from the other ratings; kept (declare the scale, "
+            "rating_scale= or --rating-scale, to reject such ratings)",
+            file=file,
+            line=line,
+            value=value,
+            count=count,
+        ),
+        stacklevel=3,
+    )
 
 
 def _count_fields(data: bytes, sep: str) -> int:
@@ -531,5 +765,7 @@ def _timestamps(col: pl.Series, *, file: str, header_lines: int) -> pl.Series:
     as_time = text.str.to_datetime(strict=False)
     if as_time.null_count():
         row = int(as_time.is_null().arg_true()[0])
-        raise DataError(f"cannot read timestamp {text[row]!r}", file=file, line=row + off)
+        raise DataError(
+            f"cannot read timestamp {_shown_value(text[row])}", file=file, line=row + off
+        )
     return as_time

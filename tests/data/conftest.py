@@ -12,11 +12,16 @@ from lensrec.data import _download
 
 
 class _Server:
-    """Serves registered byte strings; counts hits per path; can cut a body short."""
+    """Serves registered byte strings; counts hits per path; can cut a body short, or send
+    half a body and then stall (until :meth:`release` or at most ``STALL_SECONDS``)."""
+
+    STALL_SECONDS = 10.0
 
     def __init__(self) -> None:
         self.routes: dict[str, bytes] = {}
         self.truncate: set[str] = set()
+        self.stall: set[str] = set()
+        self.released = threading.Event()
         self.hits: dict[str, int] = {}
         self.lock = threading.Lock()
         server = self
@@ -35,9 +40,11 @@ class _Server:
                 self.send_header("Content-Type", "application/zip")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if self.path in server.truncate:
+                if self.path in server.truncate or self.path in server.stall:
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
+                    if self.path in server.stall:  # bounded: released by the test or timeout
+                        server.released.wait(server.STALL_SECONDS)
                     self.close_connection = True
                     return
                 self.wfile.write(body)
@@ -55,11 +62,17 @@ class _Server:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def add(self, path: str, body: bytes, *, truncate: bool = False) -> str:
+    def add(self, path: str, body: bytes, *, truncate: bool = False, stall: bool = False) -> str:
         self.routes[path] = body
         if truncate:
             self.truncate.add(path)
+        if stall:
+            self.stall.add(path)
         return self.url(path)
+
+    def release(self) -> None:
+        """Let stalled responses finish (closing the connection)."""
+        self.released.set()
 
 
 @pytest.fixture
@@ -72,6 +85,7 @@ def http_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Server]:
     try:
         yield srv
     finally:
+        srv.release()
         srv.httpd.shutdown()
         srv.httpd.server_close()
         srv.thread.join(timeout=5)

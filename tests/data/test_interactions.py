@@ -98,3 +98,22 @@ def test_arrays_are_read_only_and_titles_fall_back_to_ids():
     with pytest.raises(ValueError):
         inter.users[0] = 1
     assert inter.titles(inter.item_ids.index([10, 20])) == ["Ten", "20"]
+
+
+def test_require_columns_names_what_is_missing_and_what_is_there_escaped():
+    from lensrec.data.interactions import require_columns
+
+    require_columns(["u", "i"], ["u", None, "i"], file="f.csv")  # all there: no error
+    have = ["user\x1b[31m\x00", *[f"c{k}" for k in range(20)]]
+    with pytest.raises(DataError) as info:
+        require_columns(have, ["user", "item"], file="f.csv", line=1)
+    err = info.value
+    assert (err.file, err.line) == ("f.csv", 1)
+    assert err.reason.startswith("missing column(s) 'user', 'item'; the columns are [")
+    assert "user\\x1b[31m\\x00" in err.reason  # escaped, as repr would show it
+    assert str(err).isprintable()
+    assert "... (21 in all)" in err.reason and "c19" not in err.reason  # a long header is cut
+    with pytest.raises(DataError, match="the first line has 2 fields"):
+        require_columns(
+            ["column_1", "column_2"], ["column_3"], file="f", found="the first line has 2 fields"
+        )

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
 import urllib.error
 import zipfile
 from dataclasses import replace
@@ -13,9 +21,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lensrec.data import DATASETS, REGISTRY, fetch, load_dataset, load_movielens, movielens
+from lensrec.data import (
+    DATASETS,
+    REGISTRY,
+    _download,
+    fetch,
+    load_dataset,
+    load_movielens,
+    movielens,
+)
 from lensrec.data.movielens import parse_raw
-from lensrec.errors import DataError, LensrecWarning
+from lensrec.errors import ConfigError, DataError, LensrecWarning
 
 
 def make_zip(files: dict[str, bytes | str]) -> bytes:
@@ -261,7 +277,12 @@ def test_fetch_downloads_verifies_converts_and_then_uses_the_cache(
     path = fetch("ml-latest-small", root, url=url, checksum=f"sha256:{sha256(small_zip)}")
     assert path == root / "ml-latest-small"
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["source"] == "grouplens"
+    # verified against the caller's checksum only: not GroupLens' published archive
+    assert (manifest["source"], manifest["url"], manifest["checksum_from"]) == (
+        "user url",
+        url,
+        "user",
+    )
     assert manifest["checksums"]["sha256"] == sha256(small_zip)
     assert manifest["counts"] == {
         "ratings": 6,
@@ -279,7 +300,13 @@ def test_fetch_downloads_verifies_converts_and_then_uses_the_cache(
     inter = load_movielens("ml-latest-small", root, download=False)
     assert http_server.hits["/ml-latest-small.zip"] == 1  # served from the cache
     assert (len(inter), inter.n_users, inter.n_items) == (6, 3, 3)
-    assert inter.stats["source"] == "grouplens"
+    assert inter.stats["source"] == "user url"
+    assert inter.stats["rating_scale"] == {
+        "low": 0.5,
+        "high": 5.0,
+        "step": 0.5,
+        "source": "declared",
+    }
     assert inter.titles(inter.item_ids.index([20])) == ["American President, The (1995)"]
     # row order of the file is kept
     np.testing.assert_array_equal(inter.user_ids.ids[inter.users], [1, 1, 2, 2, 3, 3])
@@ -425,6 +452,185 @@ def test_load_dataset_dispatch(tmp_path):
 def test_network_errors_are_classified_for_fallback():
     assert issubclass(urllib.error.HTTPError, movielens._NETWORK_ERRORS)
     assert issubclass(TimeoutError, movielens._NETWORK_ERRORS)
+
+
+# --- downloads: signals, stale parts, read-only caches, user archives ----------------------
+def _parts(root: Path) -> list[Path]:
+    return sorted(root.glob(".download-*.part")) if root.exists() else []
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM") or os.name != "posix", reason="POSIX signals")
+def test_sigterm_during_a_download_leaves_no_part_file(tmp_path, http_server, small_zip):
+    url = http_server.add("/slow.zip", small_zip, stall=True)  # half the body, then waits
+    root = tmp_path / "cache"
+    code = textwrap.dedent(
+        f"""
+        from lensrec.data import fetch
+        fetch("ml-latest-small", {str(root)!r}, url={url!r}, checksum="sha256:" + "0" * 64)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+    try:
+        # bounded: the child must be inside the download (part file made, body half sent)
+        deadline = time.monotonic() + 30
+        while not (_parts(root) and http_server.hits.get("/slow.zip")):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the download never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        proc.stderr.close()
+        http_server.release()
+    assert _parts(root) == []
+    assert _leftovers(root) == []
+
+
+def test_a_fetch_sweeps_stale_parts_and_keeps_fresh_ones(tmp_path, http_server, small_zip):
+    root = tmp_path / "cache"
+    root.mkdir()
+    old_part = root / ".download-killed.part"
+    old_part.write_bytes(b"half an archive")
+    old_extract = root / ".extract-ml-latest-small-killed"
+    (old_extract / "ml-latest-small").mkdir(parents=True)
+    (old_extract / "ml-latest-small" / "ratings.csv").write_text("u,i\n")
+    old_tmp = root / "ml-latest-small" / ".ratings.parquet.x1y2.tmp"
+    old_tmp.parent.mkdir()
+    old_tmp.write_bytes(b"PAR1")
+    fresh = root / ".download-running.part"  # another process, still writing
+    fresh.write_bytes(b"still coming")
+    an_hour_ago = time.time() - 3600
+    for path in (old_part, old_extract / "ml-latest-small" / "ratings.csv", old_tmp):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    for path in (old_extract / "ml-latest-small", old_extract):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    mine = root / "notes.part"  # not a name lensrec makes: never touched
+    mine.write_text("keep")
+    os.utime(mine, (an_hour_ago, an_hour_ago))
+
+    url = http_server.add("/ml-latest-small.zip", small_zip)
+    fetch("ml-latest-small", root, url=url, checksum=f"sha256:{sha256(small_zip)}")
+    assert not old_part.exists() and not old_extract.exists() and not old_tmp.exists()
+    assert fresh.exists() and mine.exists()
+
+
+def test_sweep_only_touches_old_files_of_ours(tmp_path):
+    (tmp_path / ".download-a.part").write_bytes(b"x")
+    assert _download.sweep_stale(tmp_path) == []  # fresh: maybe another process
+    assert _download.sweep_stale(tmp_path, older_than=-1) == [tmp_path / ".download-a.part"]
+
+
+@pytest.mark.parametrize("fail_at", ["mkdir", "mkstemp"])
+def test_read_only_cache_says_so_and_names_lensrec_data(tmp_path, monkeypatch, fail_at, small_zip):
+    root = tmp_path / "cache"
+    monkeypatch.setenv("LENSREC_DATA", str(root))
+    erofs = OSError(errno.EROFS, "Read-only file system")
+
+    def refuse(*args, **kwargs):
+        raise erofs
+
+    if fail_at == "mkdir":
+        monkeypatch.setattr(Path, "mkdir", refuse)
+    else:
+        root.mkdir()
+        monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(ConfigError) as info:
+        fetch("ml-1m")  # the official url: it must not be blamed, nor contacted
+    msg = str(info.value)
+    assert str(root) in msg and "not writable" in msg and "LENSREC_DATA" in msg
+    assert "Read-only file system" in msg
+    assert "download failed" not in msg and "grouplens.org" not in msg
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores permissions")
+def test_read_only_cache_directory_for_real(tmp_path):
+    root = tmp_path / "cache"
+    root.mkdir()
+    root.chmod(0o555)
+    try:
+        with pytest.raises(ConfigError, match="not writable"):
+            fetch("ml-1m", root)
+    finally:
+        root.chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"this is not a zip file", b"PK\x03\x04" + b"\x00" * 40],
+    ids=["empty", "text", "cut"],
+)
+@pytest.mark.parametrize("how", ["archive", "file-url"])
+def test_a_bad_user_archive_is_called_a_bad_archive(tmp_path, content, how):
+    archive = tmp_path / "mine.zip"
+    archive.write_bytes(content)
+    root = tmp_path / "cache"
+    where = {"archive": archive} if how == "archive" else {"url": archive.as_uri()}
+    with pytest.raises(DataError) as info:
+        fetch("ml-latest-small", root, checksum=f"sha256:{sha256(content)}", **where)
+    err = info.value
+    assert err.file == str(archive)
+    assert "bad archive" in err.reason
+    assert "download failed" not in str(err) and "file://" not in str(err)
+    assert _leftovers(root) == []
+    assert archive.read_bytes() == content  # the user's file is left alone
+
+
+def test_archive_damaged_inside_names_the_archive(tmp_path, small_zip):
+    data = bytearray(small_zip)
+    start = data.index(b"ml-latest-small/ratings.csv") + len("ml-latest-small/ratings.csv")
+    data[start + 5 : start + 40] = b"\xff" * 35  # inside the first member's deflate stream
+    archive = tmp_path / "damaged.zip"
+    archive.write_bytes(bytes(data))
+    root = tmp_path / "cache"
+    with pytest.raises(DataError) as info:
+        fetch("ml-latest-small", root, archive=archive, checksum=f"sha256:{sha256(bytes(data))}")
+    assert info.value.file == str(archive) and "bad archive" in info.value.reason
+    assert _leftovers(root) == []
+
+
+def test_user_archive_provenance_is_recorded(tmp_path, small_zip, monkeypatch):
+    archive = tmp_path / "ml-latest-small.zip"
+    archive.write_bytes(small_zip)
+    root = tmp_path / "cache"
+    path = fetch("ml-latest-small", root, archive=archive, checksum=f"sha256:{sha256(small_zip)}")
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["source"] == "user archive"
+    assert manifest["archive"] == str(archive.resolve()) and manifest["url"] is None
+    assert (manifest["verified"], manifest["checksum_from"]) == (["sha256"], "user")
+    inter = load_movielens("ml-latest-small", root, download=False)
+    assert inter.stats["source"] == "user archive"
+    assert inter.stats["archive"] == str(archive.resolve())
+    assert _parts(root) == []
+
+    # the same bytes as GroupLens publishes (the registry's checksum matches): grouplens
+    monkeypatch.setitem(
+        REGISTRY,
+        "ml-latest-small",
+        replace(REGISTRY["ml-latest-small"], checksums={"sha256": sha256(small_zip)}),
+    )
+    path = fetch("ml-latest-small", tmp_path / "other", url=archive.as_uri())
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert (manifest["source"], manifest["checksum_from"]) == ("grouplens", "registry")
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ("sha1:abc", "unsupported algorithm 'sha1'"),
+        ("sha256:abc", "64 hex digits"),
+        ("md5:" + "g" * 32, "32 hex digits"),
+        ("abc", "ALGO:HEX"),
+    ],
+)
+def test_bad_checksum_is_a_config_error_listing_the_algorithms(tmp_path, spec, needle):
+    with pytest.raises(ConfigError) as info:
+        fetch("ml-latest-small", tmp_path / "cache", url="http://127.0.0.1:9/x.zip", checksum=spec)
+    msg = str(info.value)
+    assert needle in msg and "sha256" in msg and "md5" in msg
+    assert not (tmp_path / "cache").exists()  # refused before anything was touched
 
 
 # --- the real ml-100k from the recbole wheel -------------------------------------------------

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
+import warnings
 
 import numpy as np
 import polars as pl
 import pytest
 
 from lensrec.data import describe, format_summary, load_table
-from lensrec.errors import DataError
+from lensrec.data.summary import scale_line
+from lensrec.data.tabular import RatingOutlierWarning, RatingScale
+from lensrec.errors import ConfigError, DataError
 
 
 def test_csv_with_string_ids_keeps_rows_and_maps_ids(tmp_path):
@@ -134,3 +137,112 @@ def test_describe_and_format_summary_on_a_hand_counted_table(tmp_path):
     bars = [line for line in text.splitlines() if line.rstrip().endswith("#")]
     assert [b.count("#") for b in bars] == [5, 10, 5]  # 1, 2, 1 ratings against width 10
     assert "duplicates    1 dropped" in text
+
+
+# --- the rating scale: declared, inferred, observed; outliers flagged, never dropped --------
+def _ratings_csv(tmp_path, ratings, name="r.csv"):
+    p = tmp_path / name
+    rows = "".join(f"{k // 7},{k},{r}\n" for k, r in enumerate(ratings))
+    p.write_text("u,i,r\n" + rows)
+    return p
+
+
+@pytest.mark.parametrize(
+    ("ratings", "scale", "source"),
+    [
+        ([1, 2, 3, 4, 5] * 4, (1, 5, 1), "inferred"),
+        ([0.5, 1.5, 3, 4.5, 5] * 4, (0.5, 5, 0.5), "inferred"),
+        ([1, 4, 6, 7, 2] * 4, (1, 7, 1), "inferred"),
+        ([1, 3, 6, 8, 10] * 4, (1, 10, 1), "inferred"),
+        ([0, 0, 3, 4, 5] * 4, (0, 5, 1), "observed"),  # many zeros: a 0..5 scale, not outliers
+        ([1, 2, 3, 4] * 5, (1, 4, 1), "observed"),  # no 5 anywhere: say only what is there
+        ([-9.5, 0.25, 3.1, 10] * 5, (-9.5, 10, None), "observed"),  # continuous (jokes)
+        ([1.5, 2.5, 17.5] * 5, (1.5, 17.5, 0.5), "observed"),
+    ],
+)
+def test_scale_is_inferred_and_recorded_without_warnings(tmp_path, ratings, scale, source):
+    p = _ratings_csv(tmp_path, ratings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # legitimate data: no outlier warning
+        inter = load_table(p, user="u", item="i", rating="r")
+    low, high, step = scale
+    assert inter.stats["rating_scale"] == {"low": low, "high": high, "step": step, "source": source}
+    assert "rating_outliers" not in inter.stats
+    assert len(inter) == len(ratings)
+
+
+def test_a_seven_among_five_stars_is_kept_and_flagged_with_file_line_value(tmp_path):
+    ratings = [4, 5, 3, 1, 2, 5, 4, 3, 7, 4, 5, 2]
+    p = _ratings_csv(tmp_path, ratings)
+    with pytest.warns(RatingOutlierWarning) as caught:
+        inter = load_table(p, user="u", item="i", rating="r")
+    assert len(caught) == 1
+    w = caught[0].message
+    assert (w.file, w.line, w.value, w.count) == (str(p), 10, 7.0, 1)  # header is line 1
+    assert str(w).startswith(f"{p}, line 10: rating 7 ")
+    assert "1..5 in steps of 1" in str(w) and "\n" not in str(w)
+    assert inter.stats["rating_scale"]["source"] == "inferred"
+    assert (inter.stats["rating_scale"]["low"], inter.stats["rating_scale"]["high"]) == (1, 5)
+    assert inter.stats["rating_outliers"] == {"count": 1, "line": 10, "value": 7.0}
+    assert len(inter) == len(ratings) and 7.0 in inter.ratings.tolist()  # kept
+    text = format_summary(describe(inter))
+    assert (
+        "rating scale  1..5 in steps of 1 (inferred from the data; 1 rating outside it, "
+        "first at line 10: 7)" in text
+    )
+
+
+def test_outliers_share_bound_and_parquet_rows(tmp_path):
+    rng = np.random.default_rng(7)
+    r = rng.integers(1, 6, 3000).astype(float)
+    r[[100, 2000, 2500]] = [0.0, 9.0, 42.0]  # 3 of 3000 (allowance: 3): still 1..5
+    p = tmp_path / "r.parquet"
+    pl.DataFrame({"u": np.arange(3000) % 50, "i": np.arange(3000), "r": r}).write_parquet(p)
+    with pytest.warns(RatingOutlierWarning, match=r"row 101: rating 0 \(and 2 more\)"):
+        inter = load_table(p, user="u", item="i", rating="r")
+    assert inter.stats["rating_outliers"] == {"count": 3, "line": 101, "value": 0.0}
+    r[:10] = 9.0  # 13 ratings outside 1..5 are too many to be outliers: 0..42 is the scale
+    pl.DataFrame({"u": np.arange(3000) % 50, "i": np.arange(3000), "r": r}).write_parquet(p)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inter = load_table(p, user="u", item="i", rating="r")
+    assert inter.stats["rating_scale"] == {"low": 0, "high": 42, "step": 1, "source": "observed"}
+
+
+def test_declared_scale_is_recorded_and_enforced(tmp_path):
+    p = _ratings_csv(tmp_path, [1, 2, 3, 4, 5])
+    inter = load_table(p, user="u", item="i", rating="r", rating_scale=(1, 5))
+    assert inter.stats["rating_scale"] == {"low": 1, "high": 5, "step": None, "source": "declared"}
+    assert describe(inter)["rating_scale"]["source"] == "declared"
+    assert "rating_scale" not in load_table(p, user="u", item="i").stats  # implicit data
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ((5, 1), "low must be below high"),
+        ((1, 1), "low must be below high"),
+        ((1, 5, 0), "step must be positive"),
+        ((1, 5, -1), "step must be positive"),
+        ((1, 5, 3), "divide high - low"),
+        ((1,), "(low, high)"),
+        ((1, 2, 3, 4), "(low, high)"),
+        (("a", "b"), "(low, high)"),
+        ((1, float("inf")), "(low, high)"),
+    ],
+)
+def test_bad_rating_scale_is_a_config_error_naming_the_option(value, needle):
+    with pytest.raises(ConfigError) as info:
+        RatingScale.coerce(value)
+    assert "rating_scale" in str(info.value) and "--rating-scale" in str(info.value)
+    assert needle in str(info.value)
+
+
+def test_describe_infers_for_data_built_in_memory():
+    from lensrec import Interactions
+
+    inter = Interactions.from_arrays([1, 1, 2, 3], [1, 2, 1, 3], [0.5, 4.5, 5.0, 3.0])
+    d = describe(inter)
+    assert d["rating_scale"] == {"low": 0.5, "high": 5.0, "step": 0.5, "source": "inferred"}
+    assert "rating scale  0.5..5 in steps of 0.5 (inferred from the data)" in format_summary(d)
+    assert scale_line(describe(inter.with_ratings(None))) is None
