@@ -1,26 +1,28 @@
 """The ``lensrec`` command line: a thin shell over the library.
 
-Every command is a few lines calling public functions a notebook user can call too. Any
+Every command is a few lines calling public functions a notebook user can call too
+(:func:`lensrec.experiments.run_spec` does the work of ``evaluate`` and ``benchmark``). Any
 :class:`~lensrec.errors.LensrecError` becomes one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import ast
 import logging
 import sys
-import time
 import tomllib
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, DataError, LensrecError
+from .errors import ConfigError, DataError, LensrecError, LensrecWarning
 
 _log = logging.getLogger("lensrec")
 
 DEFAULT_RUNS = "runs"
+DEFAULT_SEED = 42
 
 #: what ``lensrec benchmark`` runs without a config file: the main job on the default data
 DEFAULT_BENCHMARK: dict[str, Any] = {
@@ -33,47 +35,42 @@ DEFAULT_BENCHMARK: dict[str, Any] = {
     ],
 }
 
+SPLIT_HELP = (
+    "how to split: ua, ub, u1..u5 (the GroupLens files), random:0.2, user-random:0.8/0.1/0.1, "
+    "temporal:0.1, last:3 (by time), last:3:row (by file order), "
+    "warm-temporal[:quantile=0.9,min_train=5,min_test=1]"
+)
+
 
 # --- helpers -----------------------------------------------------------------------------
-def _parse_value(raw: str) -> Any:
-    """``--set`` values: ints, floats, booleans, None, else the string."""
-    low = raw.lower()
+def parse_value(raw: str) -> Any:
+    """A ``--set`` value: a Python literal (int, float, bool, None, tuple, list, string in
+    quotes), also ``true`` / ``false`` / ``none``; anything else is taken as a string."""
+    text = raw.strip()
+    low = text.lower()
     if low in ("true", "false"):
         return low == "true"
     if low in ("none", "null"):
         return None
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            pass
-    return raw
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
 
 
-def _parse_sets(pairs: Sequence[str] | None) -> dict[str, Any]:
+def parse_sets(pairs: Sequence[str] | None) -> dict[str, Any]:
+    """``["factors=64", "rating_range=(1, 5)"]`` -> ``{"factors": 64, "rating_range": (1, 5)}``."""
     out: dict[str, Any] = {}
     for pair in pairs or ():
         name, sep, value = pair.partition("=")
-        if not sep or not name:
+        if not sep or not name.strip():
             raise ConfigError(f"--set expects name=value, got {pair!r}")
-        out[name.strip().replace("-", "_")] = _parse_value(value.strip())
+        out[name.strip().replace("-", "_")] = parse_value(value)
     return out
 
 
-def _make_model(name: str, params: dict[str, Any], seed: int | None) -> Any:
-    from .models import MODELS
-
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
-    cls = MODELS[name]
-    if "random_state" in cls._param_names() and "random_state" not in params:
-        params = {**params, "random_state": seed}
-    return cls().set_params(**params)
-
-
-def _load_data(args: argparse.Namespace) -> Any:
-    from .data import load_dataset
-
+def _load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Column mapping and parsing options of a file dataset, from the command line."""
     mapping: dict[str, Any] = {}
     no_header = bool(getattr(args, "no_header", False))
     for key, name in (
@@ -97,54 +94,44 @@ def _load_data(args: argparse.Namespace) -> Any:
             raise ConfigError(
                 f"--rating-scale takes LOW,HIGH[,STEP], got {args.rating_scale!r}"
             ) from None
-    inter = load_dataset(args.dataset, progress=_progress(args), **mapping)
-    return _filters(inter, args)
+    return mapping
 
 
-def _filters(inter: Any, args: argparse.Namespace) -> Any:
-    from . import split as splits
+def _spec(args: argparse.Namespace, **over: Any) -> Any:
+    from .experiments import RunSpec, parse_ks, parse_metric_names
 
-    if getattr(args, "min_rating", None) is not None:
-        inter = splits.min_rating(inter, args.min_rating)
-    if getattr(args, "kcore", None):
-        inter = splits.kcore(inter, args.kcore)
-    return inter
+    values: dict[str, Any] = dict(
+        dataset=args.dataset,
+        split=getattr(args, "split", "none"),
+        model=getattr(args, "model", "popularity"),
+        params=parse_sets(getattr(args, "set", None)),
+        seed=getattr(args, "seed", DEFAULT_SEED),
+        min_rating=getattr(args, "min_rating", None),
+        kcore=getattr(args, "kcore", None),
+        relevance_threshold=getattr(args, "relevance_threshold", None),
+        load_options=_load_options(args),
+    )
+    if getattr(args, "k", None) is not None:
+        values["k"] = parse_ks(args.k)
+    if getattr(args, "metrics", None) is not None:
+        values["metrics"] = parse_metric_names(args.metrics)
+    values.update(over)
+    return RunSpec(**values)
 
 
 def _progress(args: argparse.Namespace) -> bool:
     return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
 
-def _split(inter: Any, spec: str, seed: int | None, model: Any = None) -> Any:
-    from . import split as splits
-
-    sp = splits.make_split(inter, spec, random_state=seed)
-    if sp.valid is None and getattr(model, "uses_validation", False):
-        sp = splits.carve_validation(sp, random_state=seed)
-    return sp
-
-
-def _fit(model: Any, sp: Any, args: argparse.Namespace) -> float:
-    type(model).warm_up()  # JIT compilation is not fit time
-    t0 = time.perf_counter()
-    model.fit(sp.train, sp.valid, show_progress=_progress(args))
-    return time.perf_counter() - t0
-
-
 def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+    from ._io import dumps
+
+    print(dumps(obj))
 
 
-def _json_default(obj: Any) -> Any:
-    import numpy as np
-
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+def _say(message: str) -> None:
+    """A line for people, on stderr (stdout stays clean for --json)."""
+    print(message, file=sys.stderr)
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -175,6 +162,12 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_data(args: argparse.Namespace) -> Any:
+    from .experiments import load_spec_data
+
+    return load_spec_data(_spec(args), progress=_progress(args))
+
+
 def cmd_data_info(args: argparse.Namespace) -> int:
     from .data.summary import describe, format_summary
 
@@ -196,229 +189,400 @@ def cmd_data_eda(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    """Every registered model: what data it takes, what it offers, its parameters."""
+    from .models import MODELS
+
+    rows = []
+    for name in MODELS:
+        try:
+            cls = MODELS[name]
+        except LensrecError as exc:  # a missing extra: say so, list the rest
+            rows.append({"name": name, "error": str(exc)})
+            continue
+        caps = cls.capabilities
+        params = {k: v for k, v in cls.param_defaults().items() if k != "random_state"}
+        rows.append(
+            {
+                "name": name,
+                "class": cls.__name__,
+                "data": "explicit ratings" if caps.needs_ratings else "any interactions",
+                "predicts_ratings": caps.predicts_ratings,
+                "folds_in": caps.folds_in,
+                "summary": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
+                "params": params,
+            }
+        )
+    if args.json:
+        _print_json(rows)
+        return 0
+    for row in rows:
+        if "error" in row:
+            print(f"{row['name']}: unavailable ({row['error']})\n")
+            continue
+        offers = ["ranks"]
+        if row["predicts_ratings"]:
+            offers.append("predicts ratings")
+        if row["folds_in"]:
+            offers.append("recommends for new users from their history")
+        print(f"{row['name']}  ({row['class']}): {row['summary']}")
+        print(f"  data: {row['data']}; {', '.join(offers)}")
+        params = ", ".join(f"{k}={v!r}" for k, v in row["params"].items())
+        print(f"  --set {params}\n" if params else "  (no parameters)\n")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    import time
+
+    from . import split as splits
+    from .experiments import warm_up_quietly
+    from .models import make_model
+
+    spec = _spec(args)
     inter = _load_data(args)
-    model = _make_model(args.model, _parse_sets(args.set), args.seed)
-    sp = _split(inter, args.split, args.seed, model) if args.split != "none" else None
-    if sp is None:
-        t0 = time.perf_counter()
-        model.fit(inter, show_progress=_progress(args))
-        seconds = time.perf_counter() - t0
+    params = dict(spec.params)
+    model = make_model(spec.model, params)
+    if "random_state" in model._param_names() and "random_state" not in params:
+        model.set_params(random_state=spec.seed)
+    if spec.split == "none":
+        train, valid, what = inter, None, f"all of {spec.dataset}"
     else:
-        seconds = _fit(model, sp, args)
-    meta = {"dataset": args.dataset, "split": args.split, "filters": _filter_desc(args)}
+        sp = splits.make_split(inter, spec.split, random_state=spec.seed)
+        if type(model).capabilities.uses_validation and sp.valid is None:
+            sp = splits.carve_validation(sp, random_state=spec.seed)
+        train, valid, what = sp.train, sp.valid, f"the train part of {spec.dataset} / {spec.split}"
+        _say(f"split  {sp.summary()}")
+    _say(
+        f"training {model!r} on {what}: {len(train):,} "
+        f"{'ratings' if train.ratings is not None else 'interactions'}, "
+        f"{train.n_users:,} users, {train.n_items:,} items"
+    )
+    warm_up_quietly(type(model))
+    t0 = time.perf_counter()
+    model.fit(train, valid, show_progress=_progress(args))
+    seconds = time.perf_counter() - t0
+    meta = {
+        "dataset": spec.dataset,
+        "split": spec.split,
+        "filters": spec.filters(),
+        "seed": spec.seed,
+        "rating_scale": _rating_scale(train),
+    }
     out = model.save(args.out, meta=meta)
     print(f"trained {model!r} in {seconds:.2f}s -> {out}")
     return 0
 
 
-def _filter_desc(args: argparse.Namespace) -> dict[str, Any]:
-    return {"min_rating": getattr(args, "min_rating", None), "kcore": getattr(args, "kcore", None)}
-
-
-def _parse_ks(text: str) -> list[int]:
-    try:
-        ks = [int(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        ks = []
-    if not ks or min(ks) < 1:
-        raise ConfigError(
-            f"--k takes positive integers separated by commas (10 or 5,10,20), got {text!r}"
-        )
-    return ks
+def _rating_scale(train: Any) -> list[float] | None:
+    if train.ratings is None or len(train) == 0:
+        return None
+    return [float(train.ratings.min()), float(train.ratings.max())]
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    ks = _parse_ks(args.k)
-    record = evaluate_run(
-        dataset=args.dataset,
-        split=args.split,
-        model_name=args.model,
-        params=_parse_sets(args.set),
-        k=ks[0] if len(ks) == 1 else ks,
-        seed=args.seed,
-        args=args,
-    )
+    from .experiments import run_spec
+
+    spec = _spec(args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LensrecWarning)  # the notes below say it once
+        outcome = run_spec(spec, runs_dir=args.runs_dir, show_progress=_progress(args))
     if args.json:
-        _print_json({**record["metrics"], "ci": record["ci"], "run": record["run_file"]})
+        _say(f"split  {outcome.split.summary()}")
+        for note in outcome.notes:
+            _say(f"note: {note}")
+        _print_json(
+            {
+                **outcome.result.metrics,
+                "ci": outcome.result.ci,
+                "run": str(outcome.path),
+                "relevance": outcome.record.extra["protocol"]["relevance"],
+            }
+        )
     else:
-        print(record["text"])
+        print(outcome.text())
     return 0
 
 
-def evaluate_run(
-    *,
-    dataset: str,
-    split: str,
-    model_name: str,
-    params: dict[str, Any],
-    k: int | list[int],
-    seed: int | None,
-    args: argparse.Namespace,
-    inter: Any = None,
-) -> dict[str, Any]:
-    """Load, split, fit, evaluate and write a run record; returns what was written."""
-    from .evaluate import evaluate
-    from .experiments import RunRecord, save_run
-
-    if inter is None:
-        inter = _load_data(args)
-    model = _make_model(model_name, params, seed)
-    sp = _split(inter, split, seed, model)
-    fit_seconds = _fit(model, sp, args)
-    t0 = time.perf_counter()
-    result = evaluate(
-        model,
-        sp.train,
-        sp.test,
-        k=k,
-        metrics=[m.strip() for m in args.metrics.split(",") if m.strip()]
-        if getattr(args, "metrics", None)
-        else None,
-        relevance_threshold=getattr(args, "relevance_threshold", None),
-    )
-    eval_seconds = time.perf_counter() - t0
-    record = RunRecord.create(
-        dataset=dataset,
-        split=split,
-        model=model_name,
-        params=model.get_params(),
-        metrics=result.metrics,
-        ci={name: list(v) for name, v in result.ci.items()},
-        n_users_evaluated=int(result.n_users),
-        timings={"fit_seconds": fit_seconds, "eval_seconds": eval_seconds},
-        extra={"filters": _filter_desc(args), "split_report": sp.report, "seed": seed},
-    )
-    path = save_run(record, getattr(args, "runs_dir", DEFAULT_RUNS), per_user=result.per_user)
-    text = f"{model_name} on {dataset} / {split} (fit {fit_seconds:.2f}s)\n{result.format()}\nrun record: {path}"
-    return {"metrics": result.metrics, "ci": result.ci, "run_file": str(path), "text": text}
-
-
-def _model_and_data(args: argparse.Namespace) -> tuple[Any, Any]:
+def _model_file(args: argparse.Namespace) -> Any:
     from .models import load
-    from .models.base import read_meta
 
-    model = load(args.model_file)
-    dataset = args.dataset or read_meta(args.model_file).get("dataset")
-    inter = None
-    if dataset:
-        from .data import load_dataset
-
-        try:
-            inter = load_dataset(dataset, download=False)
-        except LensrecError:
-            inter = None
-    return model, inter
+    return load(args.model_file)
 
 
-def _titles(inter: Any, model: Any, idx: Any) -> list[str]:
-    ext = model.item_ids_.external(idx)
-    if inter is None or inter.item_info is None or "title" not in inter.item_info.columns:
-        return [str(x) for x in ext.tolist()]
-    info = inter.item_info
-    lut = dict(zip(info["item_id"].to_list(), info["title"].to_list(), strict=True))
-    return [str(lut.get(x, x)) for x in ext.tolist()]
+def _title_of(model: Any, idx: Any) -> list[str]:
+    titles = getattr(model, "item_titles_", None)
+    if titles is None:
+        return [""] * len(idx)
+    return [str(t) for t in titles[idx]]
 
 
-def _result_rows(model: Any, inter: Any, ids: Any, scores: Any) -> list[dict[str, Any]]:
+def _result_rows(model: Any, ids: Any, scores: Any) -> list[dict[str, Any]]:
     """One printable row per recommended item of a single-row (ids, scores) answer."""
+    import numpy as np
+
     keep = ids[0] >= 0
     found = ids[0][keep]
     external = model.item_ids_.external(found).tolist()
-    titles = _titles(inter, model, found)
-    return [
-        {"rank": r + 1, "item": ext, "title": title, "score": float(s)}
-        for r, (ext, title, s) in enumerate(zip(external, titles, scores[0][keep], strict=True))
-    ]
+    titles = _title_of(model, found)
+    counts = (
+        np.diff(model.user_items_.tocsc().indptr)[found] if hasattr(model, "user_items_") else None
+    )
+    rows = []
+    for r, (ext, title, s) in enumerate(zip(external, titles, scores[0][keep], strict=True)):
+        row = {"rank": r + 1, "item": ext, "title": title, "score": float(s)}
+        if counts is not None:
+            row["n_train"] = int(counts[r])
+        rows.append(row)
+    return rows
+
+
+def _clip_to_scale(model: Any, scores: Any) -> Any:
+    """Predicted ratings shown on the training scale (rating models only)."""
+    import numpy as np
+
+    caps = type(model).capabilities
+    lo_hi = getattr(model, "rating_scale_", None)
+    if not caps.predicts_ratings:
+        return scores
+    if lo_hi is None and hasattr(model, "user_items_") and model.user_items_.nnz:
+        data = model.user_items_.data
+        lo_hi = (float(data.min()), float(data.max()))
+    if lo_hi is None:
+        return scores
+    finite = np.isfinite(scores)
+    out = scores.copy()
+    out[finite] = np.clip(scores[finite], lo_hi[0], lo_hi[1])
+    return out
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    model, inter = _model_and_data(args)
-    user = model.user_ids_.index([args.user])
-    exclude = None
-    if inter is not None and not args.include_seen:
-        seen, _ = inter.reindex(model.user_ids_, model.item_ids_)
-        exclude = seen.csr()
-    ids, scores = model.recommend(user, k=args.k, exclude=exclude)
-    _print_rows(args, f"top {args.k} for user {args.user}", _result_rows(model, inter, ids, scores))
+    model = _model_file(args)
+    exclude: Any = None if args.no_exclude else "seen"
+    if args.history is not None:
+        items_ext = [parse_value(v) for v in args.history.split(",") if v.strip()]
+        items = model.item_ids_.index(items_ext, on_missing="drop")
+        ratings = None
+        if args.ratings is not None:
+            ratings = [float(v) for v in args.ratings.split(",") if v.strip()]
+            if len(ratings) != len(items_ext):
+                raise ConfigError(
+                    f"--ratings has {len(ratings)} values for {len(items_ext)} --history items"
+                )
+            keep = model.item_ids_.index(items_ext, on_missing="mark") >= 0
+            ratings = [r for r, k in zip(ratings, keep, strict=True) if k]
+        ids, scores = model.recommend_for_history(
+            items, k=args.k, ratings=ratings, exclude_history=not args.no_exclude
+        )
+        title = f"top {args.k} for a new user with {len(items)} known items"
+    else:
+        if args.user is None:
+            raise ConfigError("give --user ID (a user the model was trained on) or --history ITEMS")
+        user = model.user_ids_.index([parse_value(args.user) if _numeric_ids(model) else args.user])
+        if exclude == "seen" and getattr(model, "user_items_", None) is None:
+            raise ConfigError(
+                f"{args.model_file} holds no training interactions, so the items user "
+                f"{args.user} has seen cannot be excluded; retrain with this lensrec, or pass "
+                "--no-exclude to accept seen items in the list"
+            )
+        ids, scores = model.recommend(user, k=args.k, exclude=exclude)
+        title = f"top {args.k} for user {args.user}"
+        if not args.no_exclude:
+            title += " (items seen in training excluded)"
+    scores = _clip_to_scale(model, scores)
+    _print_rows(args, title, _result_rows(model, ids, scores), score_name=_score_name(model))
     return 0
+
+
+def _numeric_ids(model: Any) -> bool:
+    return model.user_ids_.ids.dtype.kind in "iu"
+
+
+def _score_name(model: Any) -> str:
+    return "predicted" if type(model).capabilities.predicts_ratings else "score"
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
-    model, inter = _model_and_data(args)
-    item = model.item_ids_.index([args.item])
-    ids, scores = model.similar_items(item, k=args.k)
-    head = _titles(inter, model, item)[0]
-    _print_rows(
-        args, f"items similar to {args.item} ({head})", _result_rows(model, inter, ids, scores)
-    )
+    import numpy as np
+
+    model = _model_file(args)
+    key = parse_value(args.item) if model.item_ids_.ids.dtype.kind in "iu" else args.item
+    item = model.item_ids_.index([key])
+    candidates = None
+    if args.min_count:
+        counts = np.diff(model.user_items_.tocsc().indptr)
+        candidates = np.flatnonzero(counts >= args.min_count).astype(np.int32)
+    ids, scores = model.similar_items(item, k=args.k, candidates=candidates)
+    head = _title_of(model, item)[0]
+    label = f"{args.item}" + (f" ({head})" if head else "")
+    title = f"items most similar to {label}"
+    if args.min_count:
+        title += f", with at least {args.min_count} training interactions"
+    _print_rows(args, title, _result_rows(model, ids, scores), score_name="similarity")
     return 0
 
 
-def _print_rows(args: argparse.Namespace, title: str, rows: list[dict[str, Any]]) -> None:
+def _print_rows(
+    args: argparse.Namespace, title: str, rows: list[dict[str, Any]], *, score_name: str
+) -> None:
     if getattr(args, "json", False):
         _print_json(rows)
         return
     print(title)
-    for row in rows:
-        print(f"{row['rank']:>3}. {row['score']:8.4f}  {row['title']}  [{row['item']}]")
+    if not rows:
+        print("  (nothing to recommend)")
+        return
+    width_item = max(4, *(len(str(r["item"])) for r in rows))
+    has_titles = any(r["title"] for r in rows)
+    has_counts = any("n_train" in r for r in rows)
+    head = f"{'rank':>4}  {score_name:>10}  {'item':<{width_item}}"
+    head += f"  {'n_train':>7}" if has_counts else ""
+    head += "  title" if has_titles else ""
+    print(head)
+    for r in rows:
+        line = f"{r['rank']:>4}  {r['score']:>10.4f}  {str(r['item']):<{width_item}}"
+        line += f"  {r.get('n_train', 0):>7}" if has_counts else ""
+        line += f"  {r['title']}" if has_titles else ""
+        print(line.rstrip())
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from .experiments import format_leaderboard, leaderboard, write_leaderboard_csv
 
-    table = leaderboard(args.runs_dir, metric=args.metric)
+    table = leaderboard(args.runs_dir, metric=args.metric, latest_only=not args.all_runs)
     if table.height == 0:
         raise ConfigError(f"no run records in {args.runs_dir}; run `lensrec evaluate` first")
     print(format_leaderboard(table))
     csv = Path(args.csv) if args.csv else Path(args.runs_dir) / "leaderboard.csv"
     write_leaderboard_csv(table, csv)
-    print(f"\nleaderboard written to {csv}")
+    print(f"\nleaderboard written to {csv} (every metric and parameter)")
     return 0
 
 
-def cmd_benchmark(args: argparse.Namespace) -> int:
-    """The main job: fetch the data, train and evaluate each configured model, print a leaderboard."""
-    from .data import load_dataset
-
-    config = DEFAULT_BENCHMARK
-    if args.config:
-        try:
-            config = tomllib.loads(Path(args.config).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{args.config}: cannot read benchmark config ({exc})") from None
-    dataset = config.get("dataset", "ml-100k")
-    runs = config.get("runs", [])
-    if not runs:
-        raise ConfigError("the benchmark config has no [[runs]]")
-    inter = load_dataset(dataset, progress=_progress(args))
-    print(f"{dataset}: {len(inter):,} ratings, {inter.n_users:,} users, {inter.n_items:,} items")
-    for run in runs:
-        name = run["model"]
-        print(f"- {name} on {run.get('split', 'ua')} ...", flush=True)
-        record = evaluate_run(
-            dataset=dataset,
-            split=run.get("split", "ua"),
-            model_name=name,
-            params=dict(run.get("params", {})),
-            k=int(run.get("k", args.k)),
-            seed=args.seed,
-            args=args,
-            inter=inter,
+def _benchmark_config(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.config:
+        return DEFAULT_BENCHMARK
+    path = Path(args.config)
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the benchmark config ({exc})") from None
+    runs = config.get("runs")
+    if not isinstance(runs, list) or not runs or not all(isinstance(r, dict) for r in runs):
+        raise ConfigError(
+            f"{path}: the benchmark config needs [[runs]] tables, each with at least "
+            'model = "..." (and optionally split, k, params, seed, metrics)'
         )
-        shown = {
-            m: round(v, 4)
-            for m, v in record["metrics"].items()
+    unknown = sorted(set(config) - {"dataset", "runs", "min_rating", "kcore", "seed"})
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown top-level key {unknown[0]!r}; known: dataset, runs, min_rating, "
+            "kcore, seed"
+        )
+    return config
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    """The main job: fetch the data, evaluate each configured run, print this run's table."""
+    from .experiments import (
+        RunSpec,
+        format_leaderboard,
+        leaderboard,
+        load_spec_data,
+        parse_ks,
+        write_leaderboard_csv,
+    )
+
+    config = _benchmark_config(args)
+    where = args.config or "the default benchmark"
+    defaults = {
+        "dataset": config.get("dataset", "ml-100k"),
+        "seed": config.get("seed", args.seed),
+        "min_rating": config.get("min_rating"),
+        "kcore": config.get("kcore"),
+        "k": args.k,
+    }
+    specs = []
+    for n, run in enumerate(config["runs"], start=1):
+        merged = {**{k: v for k, v in defaults.items() if v is not None}, **run}
+        merged.setdefault("split", "ua")
+        specs.append(RunSpec.from_mapping(merged, where=f"{where}, run {n}"))
+    parse_ks(args.k)
+    data_cache: dict[tuple[Any, ...], Any] = {}
+    run_ids = []
+    from .experiments import run_spec
+
+    for spec in specs:
+        key = (spec.dataset, spec.min_rating, spec.kcore)
+        if key not in data_cache:
+            data_cache[key] = load_spec_data(spec, progress=_progress(args))
+            inter = data_cache[key]
+            print(
+                f"{spec.dataset} (filters: {spec.protocol()['filters']}): {len(inter):,} "
+                f"{'ratings' if inter.ratings is not None else 'interactions'}, "
+                f"{inter.n_users:,} users, {inter.n_items:,} items"
+            )
+        print(f"- {spec.model} on {spec.split} ...", flush=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LensrecWarning)  # reported as a note below
+            outcome = run_spec(spec, data=data_cache[key], runs_dir=args.runs_dir)
+        run_ids.append(outcome.record.run_id)
+        print(f"  split  {outcome.split.summary()}")
+        compile_note = (
+            f" (+{outcome.compile_seconds:.2f}s compilation)"
+            if outcome.compile_seconds >= 0.05
+            else ""
+        )
+        shown = ", ".join(
+            f"{m} {v:.4f}"
+            for m, v in outcome.result.metrics.items()
             if m.split("@")[0] in ("rmse", "mae", "ndcg", "precision", "recall")
-        }
-        print(f"  {shown}")
+        )
+        print(f"  fit {outcome.fit_seconds:.2f}s{compile_note}: {shown}")
+        for note in outcome.notes:
+            print(f"  note: {note}")
     print()
-    args.metric = None
-    args.csv = None
-    return cmd_leaderboard(args)
+    table = leaderboard(args.runs_dir, run_ids=run_ids)
+    print(format_leaderboard(table))
+    csv = Path(args.runs_dir) / "benchmark.csv"
+    write_leaderboard_csv(table, csv)
+    print(f"\nthis run's table written to {csv}; `lensrec leaderboard` shows every recorded run")
+    return 0
 
 
 # --- parser ------------------------------------------------------------------------------
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Defaults shown in every --help (where there is one worth showing)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" not in text
+            and default not in (None, False, argparse.SUPPRESS)
+            and action.option_strings
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _common(verbosity: bool = True) -> argparse.ArgumentParser:
+    """-v / -q, accepted before or after the subcommand."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="more logging (-vv for debug)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="no progress bars")  # fmt: skip
+    return p
+
+
 def _add_data_args(p: argparse.ArgumentParser, positional: bool = False) -> None:
     if positional:
         p.add_argument("dataset", help="ml-100k, ml-1m, ... or a CSV/TSV/Parquet path")
@@ -437,36 +601,47 @@ def _add_data_args(p: argparse.ArgumentParser, positional: bool = False) -> None
     p.add_argument(
         "--rating-scale",
         metavar="LOW,HIGH[,STEP]",
-        help="reject ratings off this scale (file datasets)",
+        help="reject ratings off this scale (file datasets; default: inferred and printed)",
     )
     p.add_argument("--min-rating", type=float, help="keep only ratings >= this (positives)")
     p.add_argument("--kcore", type=int, help="iterative k-core on users and items")
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def _add_model_args(p: argparse.ArgumentParser, *, split_none: bool = False) -> None:
+    extra = "; none: train on all of it" if split_none else ""
+    p.add_argument("--split", default="ua", help=SPLIT_HELP + extra)
+    p.add_argument("--model", default="biased-mf", help="model name (see `lensrec models`)")
     p.add_argument(
-        "--split", default="ua", help="ua, ub, u1..u5, random:0.2, last:3, temporal:0.1, ..."
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="hyper-parameter, a Python literal: factors=64, rating_range=(1,5) (repeatable)",
     )
-    p.add_argument("--model", default="biased-mf", help="model name, e.g. biased-mf, popularity")
-    p.add_argument(
-        "--set", action="append", metavar="NAME=VALUE", help="hyper-parameter (repeatable)"
-    )
-    p.add_argument("--seed", type=int, default=42, help="random seed for splits and models")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help="random seed for the split and the model")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lensrec", description="Recommender systems from MovieLens to serving."
-    )
-    parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    sub = parser.add_subparsers(dest="command", required=True)
+    from . import __version__
 
-    data = sub.add_parser("data", help="fetch and inspect datasets")
-    dsub = data.add_subparsers(dest="data_command", required=True)
-    p = dsub.add_parser("fetch", help="download (or take the embedded copy of) a MovieLens dataset")
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="lensrec",
+        description="Recommender systems from MovieLens to serving.",
+        formatter_class=_Formatter,
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"lensrec {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(parent: Any, name: str, help_: str, **kw: Any) -> argparse.ArgumentParser:
+        return parent.add_parser(
+            name, help=help_, description=help_, formatter_class=_Formatter, parents=[common], **kw
+        )
+
+    data = add(sub, "data", "fetch and inspect datasets")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    p = add(dsub, "fetch", "download (or take the embedded copy of) a MovieLens dataset")
     p.add_argument(
         "name", help="ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m, ml-latest, ml-latest-small"
     )
@@ -480,24 +655,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--checksum", metavar="ALGO:HEX", help="sha256:<hex> or md5:<hex> instead of the registry's"
     )
     p.set_defaults(func=cmd_data_fetch)
-    p = dsub.add_parser("info", help="counts, density and rating histogram")
+    p = add(dsub, "info", "counts, density and rating histogram")
     _add_data_args(p, positional=True)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_data_info)
-    p = dsub.add_parser("eda", help="PNG histograms of activity, popularity and ratings")
+    p = add(
+        dsub, "eda", "PNG histograms of activity, popularity and ratings (needs lensrec[plots])"
+    )
     _add_data_args(p, positional=True)
     p.add_argument("--out", default="eda", help="output directory")
     p.set_defaults(func=cmd_data_eda)
 
-    p = sub.add_parser("train", help="train a model and save it")
+    p = add(sub, "models", "list the models: data they take, what they offer, their parameters")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_models)
+
+    p = add(sub, "train", "train a model on a split's train part (or all data) and save it")
     _add_data_args(p)
-    _add_model_args(p)
+    _add_model_args(p, split_none=True)
     p.add_argument("--out", required=True, help="model file to write (.lrec)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser(
-        "evaluate", help="train on a split, evaluate on its test part, record the run"
-    )
+    p = add(sub, "evaluate", "train on a split, evaluate on its test part, record the run")
     _add_data_args(p)
     _add_model_args(p)
     p.add_argument("--k", default="10", help="list length(s) for ranking metrics: 10 or 5,10,20")
@@ -506,45 +685,66 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated metric names (default: all that apply), e.g. ndcg,recall@20,map_k,rmse",
     )
     p.add_argument(
-        "--relevance-threshold", type=float, help="test ratings >= this count as relevant"
+        "--relevance-threshold",
+        type=float,
+        help="test ratings >= this count as relevant (default: every test item is relevant)",
     )
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    p.add_argument("--runs-dir", default=DEFAULT_RUNS)
+    p.add_argument("--runs-dir", default=DEFAULT_RUNS, help="where run records go")
     p.set_defaults(func=cmd_evaluate)
 
-    for name, func, key, helptext in (
-        ("recommend", cmd_recommend, "--user", "top-k items for a user"),
-        ("similar", cmd_similar, "--item", "items most similar to an item"),
-    ):
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("model_file")
-        p.add_argument(key, required=True, help="external id")
-        p.add_argument("-k", "--k", type=int, default=10)
-        p.add_argument(
-            "--dataset", help="dataset for titles and seen items (default: the one trained on)"
-        )
-        p.add_argument("--json", action="store_true")
-        if name == "recommend":
-            p.add_argument(
-                "--include-seen", action="store_true", help="do not filter items the user rated"
-            )
-        p.set_defaults(func=func)
+    p = add(sub, "recommend", "top-k items for a user, or for a new user from a list of items")
+    p.add_argument("model_file")
+    p.add_argument("--user", help="external user id (a user the model was trained on)")
+    p.add_argument(
+        "--history",
+        metavar="ITEM,ITEM,...",
+        help="external item ids of a user the model never saw (fold-in, no refit)",
+    )
+    p.add_argument("--ratings", metavar="R,R,...", help="their ratings (rating models)")
+    p.add_argument("-k", "--k", type=int, default=10, help="list length")
+    p.add_argument(
+        "--no-exclude",
+        "--include-seen",
+        dest="no_exclude",
+        action="store_true",
+        help="do not exclude the items the user has seen (training items or --history)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_recommend)
 
-    p = sub.add_parser("leaderboard", help="table of recorded runs")
-    p.add_argument("--runs-dir", default=DEFAULT_RUNS)
-    p.add_argument("--metric", help="sort by this metric (e.g. rmse, ndcg@10)")
+    p = add(sub, "similar", "items most similar to an item")
+    p.add_argument("model_file")
+    p.add_argument("--item", required=True, help="external item id")
+    p.add_argument("-k", "--k", type=int, default=10, help="list length")
+    p.add_argument(
+        "--min-count", type=int, default=0,
+        help="only items with at least this many training interactions",
+    )  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_similar)
+
+    p = add(sub, "leaderboard", "table of recorded runs, grouped by protocol")
+    p.add_argument("--runs-dir", default=DEFAULT_RUNS, help="where run records are")
+    p.add_argument("--metric", help="sort by this metric (default: ndcg@k, else rmse)")
     p.add_argument("--csv", help="CSV path (default: RUNS_DIR/leaderboard.csv)")
+    p.add_argument(
+        "--all-runs",
+        action="store_true",
+        help="every run, not only the latest of each identical configuration",
+    )
     p.set_defaults(func=cmd_leaderboard)
 
-    p = sub.add_parser(
-        "benchmark", help="the main job: evaluate configured models, print a leaderboard"
-    )
+    p = add(sub, "benchmark", "the main job: evaluate configured runs, print their table")
     p.add_argument(
-        "config", nargs="?", help="TOML config (default: ml-100k, biased-mf and popularity)"
+        "config",
+        nargs="?",
+        help='TOML config: dataset = "..." and [[runs]] tables with model, split, k, params '
+        "(default: ml-100k, biased-mf and popularity on ua and last:3)",
     )
-    p.add_argument("--runs-dir", default=DEFAULT_RUNS)
-    p.add_argument("--k", type=int, default=10)
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--runs-dir", default=DEFAULT_RUNS, help="where run records go")
+    p.add_argument("--k", type=int, default=10, help="list length for runs that set none")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed for runs that set none")
     p.set_defaults(func=cmd_benchmark)
     return parser
 
@@ -552,12 +752,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.verbose = getattr(args, "verbose", 0)
+    args.quiet = getattr(args, "quiet", False)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("lensrec").setLevel(level)
+    if not args.verbose:
+        warnings.simplefilter("default", LensrecWarning)
     try:
         return int(args.func(args) or 0)
     except LensrecError as exc:
-        print(f"lensrec: error: {exc}", file=sys.stderr)
+        print(f"lensrec: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:
         print(f"lensrec: error: {exc.filename or exc}: no such file", file=sys.stderr)
@@ -568,6 +773,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lensrec: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(text: str) -> str:
+    """Errors are one line; control characters are shown escaped, never sent raw."""
+    flat = " ".join(text.split("\n"))
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in flat)
 
 
 if __name__ == "__main__":  # pragma: no cover

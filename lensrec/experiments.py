@@ -773,7 +773,7 @@ def run_spec(
         warnings.warn(msg, LensrecWarning, stacklevel=2)
         notes.append(msg)
     t0 = time.perf_counter()
-    _quiet_warm_up(cls)
+    warm_up_quietly(cls)
     compile_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     model.fit(sp.train, sp.valid, show_progress=show_progress)
@@ -828,7 +828,7 @@ def run_spec(
     return RunOutcome(record, path, result, sp, model, fit_seconds, compile_seconds, notes)
 
 
-def _quiet_warm_up(cls: Any) -> None:
+def warm_up_quietly(cls: Any) -> None:
     """Compile a model's kernels without logging the warm-up fits as if they were fits."""
     root = logging.getLogger("lensrec")
     level = root.level

@@ -76,7 +76,8 @@ def test_evaluate_several_k_and_chosen_metrics(ratings_csv, tmp_path, capsys):
             "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
     assert main([*base, "--k", "3,5", "--metrics", "ndcg,recall@7", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) - {"ci", "run"} == {"ndcg@3", "ndcg@5", "recall@7"}
+    assert set(out) - {"ci", "run", "relevance"} == {"ndcg@3", "ndcg@5", "recall@7"}
+    assert out["relevance"] == "every test item"
     # the same list, asked one k at a time, gives the same values
     assert main([*base, "--k", "3", "--metrics", "ndcg", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["ndcg@3"] == out["ndcg@3"]

@@ -565,7 +565,8 @@ class Recommender:
             h.sort_indices()
         elif self.capabilities.fold_in_needs_ratings:
             raise ConfigError(
-                f"{type(self).__name__} folds in from ratings: pass ratings= aligned with items"
+                f"{type(self).__name__} folds in from ratings: give them with the items "
+                "(ratings= in Python, --ratings on the command line)"
             )
         return self.recommend(
             None, k, history=h, exclude="seen" if exclude_history else None, items=candidates
@@ -649,10 +650,14 @@ class Recommender:
         norms[norms == 0] = 1.0
         return np.ascontiguousarray(v / norms[:, None])
 
-    def similar_items(self, items: npt.ArrayLike, k: int = 10) -> tuple[IndexArray, ScoreArray]:
+    def similar_items(
+        self, items: npt.ArrayLike, k: int = 10, *, candidates: npt.ArrayLike | None = None
+    ) -> tuple[IndexArray, ScoreArray]:
         """The ``k`` items most similar to each item index, never the item itself.
 
-        Returns int32 ``[n, k]`` item indices and float32 similarities, padded -1 / -inf.
+        ``candidates`` restricts the answers to these item indices (e.g. items with enough
+        interactions). Returns int32 ``[n, k]`` item indices and float32 similarities,
+        padded -1 / -inf.
         """
         self._require_fitted()
         if not self.capabilities.similar_items:
@@ -662,6 +667,10 @@ class Recommender:
             )
         k = _check_k(k)
         it = self._check_indices(items, "item")
+        keep = None
+        if candidates is not None:
+            keep = np.zeros(self.n_items, dtype=bool)
+            keep[self._check_indices(candidates, "item")] = True
         out_ids = np.full((len(it), k), -1, dtype=np.int32)
         out_scores = np.full((len(it), k), -np.inf, dtype=np.float32)
         chunk = max(1, self._block_floats // max(self.n_items, 1))
@@ -669,6 +678,8 @@ class Recommender:
         for start in range(0, len(it), chunk):
             block = it[start : start + chunk]
             scores = self._similar_scores(block)
+            if keep is not None:
+                scores = np.where(keep[None, :], scores, -np.inf)
             indptr = np.arange(len(block) + 1, dtype=np.int64)
             bi = np.empty((len(block), k), dtype=np.int32)
             bs = np.empty((len(block), k), dtype=np.float32)
