@@ -117,10 +117,9 @@ class BiasedMF(RatingPredictor):
     batch_size : int or "auto", default "auto"
         Ratings per mini-batch. ``"auto"`` takes ``n / 256`` rounded to a power of two,
         within [1024, 16384], for ``n`` training ratings: 1024 up to about 370k ratings
-        (ml-100k), 4096 at 1M, 16384 from 3M on. Chosen on hold-out RMSE: on ml-100k
-        validation sets 1024 beats 4096 (0.9080 against 0.9130), while on 1M and 5M
-        synthetic ratings 4096 and 16384 match 1024 (within 0.0002) and stop 3-5 epochs
-        sooner, with cheaper epochs. The value used is ``batch_size_``.
+        (ml-100k), 4096 at 1M, 16384 from 3M on: small batches help small data, large ones
+        match their hold-out RMSE on large data with cheaper epochs (measurements in
+        ``benchmarks/README.md``). The value used is ``batch_size_``.
     reg_factors : float, default 0.1
         L2 weight on ``p_u`` and ``q_i`` (per occurrence).
     reg_bias : float, default 0.01
@@ -152,22 +151,19 @@ class BiasedMF(RatingPredictor):
         ``0`` is plain per-occurrence L2; ``1`` makes every row's total penalty equal.
     tol : float, default 5e-4
         An epoch counts as an improvement for ``patience`` only when it lowers the best
-        validation RMSE by more than this; it ends long tails of tiny gains once the
-        learning rate has decayed. The best epoch is kept whatever ``tol``. (On 1M
-        ratings, 5e-4 instead of 1e-4 stops after 24 epochs instead of 33 for +0.0002
-        hold-out RMSE; on ml-100k it changes nothing.)
+        validation RMSE by more than this (min-delta); it ends long tails of tiny gains once
+        the learning rate has decayed. The best epoch is kept whatever ``tol``.
     refit : True, False or "average", default "average"
         What to do after early stopping on the ``valid_fraction`` hold-out. ``False`` keeps
         the early-stopped model (trained on the other ratings only). ``True`` trains a fresh
         model on *all* training ratings for ``best_epoch_`` epochs, so the hold-out is not
-        wasted (about 1.6x the fit time). ``"average"`` does the same and then predicts the
-        mean of the two models, which costs no more training and lowers RMSE (ml-100k
-        validation sets carved from ua/ub/u1 base: 0.9080 with ``True``, 0.9044 with
-        ``"average"``). The mean of two biased MF models is itself one biased MF model:
-        biases and global means are averaged and the factors are the two models' factors side
-        by side, each scaled by ``1/sqrt(2)``, so ``user_factors_`` has ``2 * factors``
-        columns. (With ``squash`` the sigmoid's inputs are averaged.) Ignored when
-        ``valid`` is given or ``valid_fraction`` is 0.
+        wasted. ``"average"`` does the same and then predicts the mean of the two models,
+        which costs no more training and lowers RMSE on validation sets (see
+        ``benchmarks/README.md``). The mean of two biased MF models is itself one biased MF
+        model: biases and global means are averaged and the factors are the two models'
+        factors side by side, each scaled by ``1/sqrt(2)``, so ``user_factors_`` has
+        ``2 * factors`` columns. (With ``squash`` the sigmoid's inputs are averaged.)
+        Ignored when ``valid`` is given or ``valid_fraction`` is 0.
     random_state : None, int or numpy Generator
         Seeds the initialisation, the validation hold-out and each epoch's shuffle. Training
         is serial, so the same seed gives a bit-for-bit identical model.
