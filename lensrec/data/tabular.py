@@ -133,6 +133,7 @@ COMMON_SCALES: tuple[RatingScale, ...] = (
 #: At most this share of the ratings (and at least one rating) may lie outside a common scale
 #: for it still to be taken, those ratings then being flagged as outliers.
 OUTLIER_SHARE = 0.001
+_TOP2 = round(2 * max(s.high for s in COMMON_SCALES))  # the half-grid index of the top value
 
 
 @dataclass(frozen=True)
@@ -181,20 +182,35 @@ def infer_rating_scale(ratings: npt.ArrayLike) -> InferredScale | None:
     """
     r = np.asarray(ratings, dtype=np.float64).ravel()
     r = r[np.isfinite(r)]
-    if r.size == 0:
+    n = r.size
+    if n == 0:
         return None
-    allowance = max(1, int(r.size * OUTLIER_SHARE))
-    for scale in COMMON_SCALES:
-        inside = (r >= scale.low - 1e-9) & (r <= scale.high + 1e-9)
-        n_out = int(r.size - np.count_nonzero(inside))
-        if n_out > allowance or n_out == r.size:
-            continue
-        within = r[inside]
-        if scale.violations(within).any() or within.max() < scale.high - 1e-9:
-            continue
-        return InferredScale(scale, "inferred", np.flatnonzero(~inside).astype(np.int64))
+    allowance = max(1, int(n * OUTLIER_SHARE))
+    # O(n) in a few passes: every common scale lives on the half grid of 0..10, so a
+    # histogram of those 21 values plus the few values off the half grid answer every check
+    twice = r * 2.0
+    on_half = np.abs(twice - np.round(twice)) <= 1e-6
+    off = r[~on_half]
+    if off.size <= allowance:
+        h = np.round(twice[on_half]).astype(np.int64)
+        hist = np.bincount(h[(h >= 0) & (h <= _TOP2)], minlength=_TOP2 + 1)
+        for scale in COMMON_SCALES:
+            a, b, stride = (
+                round(2 * scale.low),
+                round(2 * scale.high),
+                round(2 * (scale.step or 0.5)),
+            )
+            in_range = hist[a : b + 1]
+            off_in = int(np.count_nonzero((off >= scale.low) & (off <= scale.high)))
+            n_out = n - int(in_range.sum()) - off_in
+            if off_in or n_out > allowance or n_out == n or in_range[-1] == 0:
+                continue
+            if stride > 1 and any(in_range[j::stride].any() for j in range(1, stride)):
+                continue  # half stars on a whole-star scale
+            rows = np.flatnonzero((r < scale.low) | (r > scale.high))
+            return InferredScale(scale, "inferred", rows.astype(np.int64))
     lo, hi = float(r.min()), float(r.max())
-    step = _data_step(r) if hi > lo else None
+    step = _data_step(r) if hi > lo and off.size == 0 else None
     return InferredScale(RatingScale(lo, hi, step), "observed", np.empty(0, np.int64))
 
 
@@ -354,9 +370,11 @@ def _diagnose(
     if n_fields is None and has_header:
         n_fields = len(_header(data, file=file, sep=sep, quote_char=quote_char))
     spans: list[tuple[int, int | None]] = []
-    if quote_char is not None and quote_char.encode() in data:
+    qbyte = quote_char.encode() if quote_char else b""
+    quoted = bool(qbyte) and qbyte in data
+    if quoted:
         # a quote that never closes swallows the rest of the file: name the line it opens on
-        spans = _quote_spans(data, quote_char.encode(), _line_bounds(data)[1])
+        spans = _quote_spans(data, qbyte, _line_bounds(data)[1])
         if spans and spans[-1][1] is None:
             raise DataError(
                 f"unbalanced quote ({quote_char}): the quoted field opened on this line never "
@@ -364,11 +382,14 @@ def _diagnose(
                 file=file,
                 line=spans[-1][0],
             )
-    else:
-        # unquoted: count separators per line, vectorised
+    if not spans:
+        # one record per line: count the separators (outside quotes) per line, vectorised
         arr = np.frombuffer(data, dtype=np.uint8)
         starts, ends = _line_bounds(data)
         seps = np.flatnonzero(arr == ord(sep))
+        if quoted:
+            quotes = np.flatnonzero(arr == qbyte[0])
+            seps = seps[np.searchsorted(quotes, seps) % 2 == 0]  # an even number before: outside
         counts = np.bincount(np.searchsorted(ends, seps), minlength=ends.size)[: ends.size] + 1
         length = ends - starts
         has_cr = np.zeros(ends.size, dtype=bool)

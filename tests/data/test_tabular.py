@@ -11,7 +11,12 @@ import pytest
 
 from lensrec.data import describe, format_summary, load_table
 from lensrec.data.summary import scale_line
-from lensrec.data.tabular import RatingOutlierWarning, RatingScale
+from lensrec.data.tabular import (
+    COMMON_SCALES,
+    RatingOutlierWarning,
+    RatingScale,
+    infer_rating_scale,
+)
 from lensrec.errors import ConfigError, DataError
 
 
@@ -85,6 +90,8 @@ def test_datetime_text_timestamps(tmp_path):
         ("u,i,r\n1,1,4\n1,2,6\n", 3, "outside the scale"),
         ("u,i,r\n1,1,4\n1,2,4.25\n", 3, "outside the scale"),
         ("u,i,r\n1,1,4\n1,2,4,9\n", 3, "expected 3 fields, found 4"),
+        ('u,i,r\n1,"a,b",4\n1,2,4,9\n', 3, "expected 3 fields, found 4"),  # quoted commas
+        ('u,i,r\n1,1,4\n1,"2,4\n1,3,5\n', 3, "unbalanced quote"),
         ("u,i,r\n1,1,4\n,2,4\n", 3, "missing value in column 'u'"),
         ("u,item,r\n1,1,4\n", 1, "missing column(s) 'i'"),
         ("u,i,r\n", 2, "no data rows"),
@@ -246,3 +253,15 @@ def test_describe_infers_for_data_built_in_memory():
     assert d["rating_scale"] == {"low": 0.5, "high": 5.0, "step": 0.5, "source": "inferred"}
     assert "rating scale  0.5..5 in steps of 0.5 (inferred from the data)" in format_summary(d)
     assert scale_line(describe(inter.with_ratings(None))) is None
+
+
+@pytest.mark.parametrize("scale", COMMON_SCALES, ids=str)
+def test_every_common_scale_is_found_with_its_planted_outliers(scale, rng):
+    grid = np.arange(scale.low, scale.high + scale.step / 2, scale.step)
+    r = rng.choice(grid, 3000)
+    r[:: len(grid) + 1][: len(grid)] = grid  # every value of the scale occurs
+    planted = np.sort(rng.choice(3000, 2, replace=False))
+    r[planted] = [scale.high + 40, scale.low - 25]  # far outside, both sides
+    guess = infer_rating_scale(r)
+    assert (guess.scale, guess.source) == (scale, "inferred")
+    assert guess.outliers.tolist() == planted.tolist()
