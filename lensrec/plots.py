@@ -2,11 +2,11 @@
 
 matplotlib is an extra (``pip install 'lensrec[plots]'``, from a clone
 ``pip install -e '.[plots]'``), imported only when a plot is drawn; without it the functions
-raise :class:`~lensrec.errors.ConfigError` naming both commands. Figures are drawn with the
-Agg canvas directly (``matplotlib.figure.Figure`` + ``FigureCanvasAgg``): no pyplot, no
-global backend switch, nothing opened on screen. Every figure is drawn in memory first and
-each file is written atomically (:mod:`lensrec._io`), so a bad output path fails before any
-file is written and a failure never leaves half a PNG.
+raise :class:`~lensrec.errors.MissingExtraError` (a ``ConfigError``) naming both commands.
+Figures are drawn with the Agg canvas directly (``matplotlib.figure.Figure`` +
+``FigureCanvasAgg``): no pyplot, no global backend switch, nothing opened on screen. Every
+figure is drawn in memory first and each file is written atomically (:mod:`lensrec._io`),
+so a bad output path fails before any file is written and a failure never leaves half a PNG.
 """
 
 from __future__ import annotations
@@ -22,23 +22,19 @@ import numpy as np
 
 from ._io import atomic_write_bytes
 from .data.interactions import Interactions
-from .errors import ConfigError
+from .errors import MissingExtraError
 
 __all__ = ["eda_figures", "eda_plots", "learning_curve"]
 
 _log = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install 'lensrec[plots]' (from a clone: pip install -e '.[plots]')"
-
 
 def _require_matplotlib() -> None:
-    """Raise :class:`ConfigError` naming the install command when matplotlib is missing."""
+    """Raise :class:`MissingExtraError` naming the install command when matplotlib is missing."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise ConfigError(
-            f"lensrec plots need the 'plots' extra (matplotlib is not installed): {INSTALL_HINT}"
-        ) from None
+        raise MissingExtraError("lensrec plots", "plots", "matplotlib") from None
 
 
 def _figure(width: float = 6.4, height: float = 4.0) -> Any:
