@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, DataError, LensrecError, LensrecWarning
+from .errors import ConfigError, DataError, LensrecError, SplitDropWarning
 
 _log = logging.getLogger("lensrec")
 
@@ -253,6 +253,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             sp = splits.carve_validation(sp, random_state=spec.seed)
         train, valid, what = sp.train, sp.valid, f"the train part of {spec.dataset} / {spec.split}"
         _say(f"split  {sp.summary()}")
+    from .experiments import data_summary
+
+    _say(f"data   {data_summary(inter)}")
     _say(
         f"training {model!r} on {what}: {len(train):,} "
         f"{'ratings' if train.ratings is not None else 'interactions'}, "
@@ -267,17 +270,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         "split": spec.split,
         "filters": spec.filters(),
         "seed": spec.seed,
-        "rating_scale": _rating_scale(train),
+        "rating_scale": _rating_scale(inter),
     }
     out = model.save(args.out, meta=meta)
     print(f"trained {model!r} in {seconds:.2f}s -> {out}")
     return 0
 
 
-def _rating_scale(train: Any) -> list[float] | None:
-    if train.ratings is None or len(train) == 0:
+def _rating_scale(data: Any) -> list[float] | None:
+    """The data's rating scale (declared or inferred at load), else its observed range."""
+    scale = data.stats.get("rating_scale")
+    if scale:
+        return [float(scale["low"]), float(scale["high"])]
+    if data.ratings is None or len(data) == 0:
         return None
-    return [float(train.ratings.min()), float(train.ratings.max())]
+    return [float(data.ratings.min()), float(data.ratings.max())]
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -285,9 +292,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     spec = _spec(args)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LensrecWarning)  # the notes below say it once
+        warnings.simplefilter("ignore", SplitDropWarning)  # the notes below say it once
         outcome = run_spec(spec, runs_dir=args.runs_dir, show_progress=_progress(args))
     if args.json:
+        _say(f"data   {outcome.data_summary}")
         _say(f"split  {outcome.split.summary()}")
         for note in outcome.notes:
             _say(f"note: {note}")
@@ -337,12 +345,11 @@ def _result_rows(model: Any, ids: Any, scores: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _clip_to_scale(model: Any, scores: Any) -> Any:
-    """Predicted ratings shown on the training scale (rating models only)."""
+def _clip_to_scale(model: Any, scores: Any, lo_hi: Any = None) -> Any:
+    """Predicted ratings shown on the data's rating scale (rating models only)."""
     import numpy as np
 
     caps = type(model).capabilities
-    lo_hi = getattr(model, "rating_scale_", None)
     if not caps.predicts_ratings:
         return scores
     if lo_hi is None and hasattr(model, "user_items_") and model.user_items_.nnz:
@@ -389,7 +396,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         title = f"top {args.k} for user {args.user}"
         if not args.no_exclude:
             title += " (items seen in training excluded)"
-    scores = _clip_to_scale(model, scores)
+    from .models import read_meta
+
+    scores = _clip_to_scale(model, scores, read_meta(args.model_file).get("rating_scale"))
     _print_rows(args, title, _result_rows(model, ids, scores), score_name=_score_name(model))
     return 0
 
@@ -488,6 +497,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     """The main job: fetch the data, evaluate each configured run, print this run's table."""
     from .experiments import (
         RunSpec,
+        data_summary,
         format_leaderboard,
         leaderboard,
         load_spec_data,
@@ -518,15 +528,13 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         key = (spec.dataset, spec.min_rating, spec.kcore)
         if key not in data_cache:
             data_cache[key] = load_spec_data(spec, progress=_progress(args))
-            inter = data_cache[key]
             print(
-                f"{spec.dataset} (filters: {spec.protocol()['filters']}): {len(inter):,} "
-                f"{'ratings' if inter.ratings is not None else 'interactions'}, "
-                f"{inter.n_users:,} users, {inter.n_items:,} items"
+                f"{spec.dataset} (filters: {spec.protocol()['filters']}): "
+                f"{data_summary(data_cache[key])}"
             )
         print(f"- {spec.model} on {spec.split} ...", flush=True)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", LensrecWarning)  # reported as a note below
+            warnings.simplefilter("ignore", SplitDropWarning)  # reported as a note below
             outcome = run_spec(spec, data=data_cache[key], runs_dir=args.runs_dir)
         run_ids.append(outcome.record.run_id)
         print(f"  split  {outcome.split.summary()}")
@@ -757,8 +765,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("lensrec").setLevel(level)
-    if not args.verbose:
-        warnings.simplefilter("default", LensrecWarning)
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except LensrecError as exc:
@@ -773,6 +780,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lensrec: interrupted", file=sys.stderr)
         return 130
+
+
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+                  line: Any = None) -> None:  # fmt: skip
+    """Warnings as one line for people (the source location only with -vv)."""
+    where = f" ({filename}:{lineno})" if _log.isEnabledFor(logging.DEBUG) else ""
+    print(f"lensrec: warning: {_one_line(str(message))}{where}", file=sys.stderr)
 
 
 def _one_line(text: str) -> str:

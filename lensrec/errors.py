@@ -17,6 +17,8 @@ __all__ = [
     "ConfigError",
     "MissingExtraError",
     "LensrecWarning",
+    "RatingOutlierWarning",
+    "SplitDropWarning",
 ]
 
 
@@ -92,3 +94,19 @@ class MissingExtraError(ConfigError):
 
 class LensrecWarning(UserWarning):
     """Base class of lensrec warnings."""
+
+
+class RatingOutlierWarning(LensrecWarning):
+    """Ratings far outside the scale inferred from the data (when no scale was declared).
+
+    Attributes ``file``, ``line`` (1-based, of the first such rating), ``value`` and ``count``
+    (how many ratings lie outside). The ratings are kept: declare the scale to reject them.
+    """
+
+    def __init__(self, message: str, *, file: str, line: int, value: float, count: int):
+        super().__init__(message)
+        self.file, self.line, self.value, self.count = file, line, value, count
+
+
+class SplitDropWarning(LensrecWarning):
+    """A split dropped a large share of its test part (cold users or items)."""

@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from ._io import atomic_write, jsonable
-from .errors import ConfigError, LensrecWarning
+from .errors import ConfigError, LensrecWarning, SplitDropWarning
 
 __all__ = [
     "RunRecord",
@@ -695,6 +695,7 @@ class RunOutcome:
     fit_seconds: float
     compile_seconds: float
     notes: list[str] = field(default_factory=list)
+    data_summary: str = ""
 
     def text(self) -> str:
         """The report a person reads: split, fit, metrics, relevance rule and notes."""
@@ -702,6 +703,7 @@ class RunOutcome:
         lines = [
             f"{spec.model} on {spec.dataset} / {spec.split} "
             f"(filters: {spec.extra.get('protocol', {}).get('filters', 'none')})",
+            *([f"data   {self.data_summary}"] if self.data_summary else []),
             f"split  {self.split.summary()}",
             f"fit    {self.fit_seconds:.2f}s"
             + (f" (+{self.compile_seconds:.2f}s kernel compilation, not counted)"
@@ -752,6 +754,7 @@ def run_spec(
     if "random_state" in cls._param_names() and "random_state" not in params:
         params["random_state"] = spec.seed
     model = cls().set_params(**params)
+    model.check_params()  # before any data is loaded
     if spec.metrics is not None:
         parse_metric_names(list(spec.metrics))
     if data is None:
@@ -770,7 +773,7 @@ def run_spec(
             f"split {spec.split!r} dropped {sp.test_dropped_share:.0%} of its test part as cold "
             "users or items: the metrics describe only the rest"
         )
-        warnings.warn(msg, LensrecWarning, stacklevel=2)
+        warnings.warn(msg, SplitDropWarning, stacklevel=2)
         notes.append(msg)
     t0 = time.perf_counter()
     warm_up_quietly(cls)
@@ -825,7 +828,21 @@ def run_spec(
     path = Path("-")
     if runs_dir is not None:
         path = save_run(record, runs_dir, per_user=result.per_user)
-    return RunOutcome(record, path, result, sp, model, fit_seconds, compile_seconds, notes)
+    return RunOutcome(
+        record, path, result, sp, model, fit_seconds, compile_seconds, notes, data_summary(data)
+    )
+
+
+def data_summary(data: Any) -> str:
+    """One line: rows, users, items and, for ratings, the scale (declared or inferred)."""
+    from .data.summary import scale_line
+
+    what = "ratings" if data.ratings is not None else "interactions"
+    text = f"{len(data):,} {what}, {data.n_users:,} users, {data.n_items:,} items"
+    scale = scale_line(data.stats)
+    if scale:
+        text += f"; rating scale {scale}"
+    return text
 
 
 def warm_up_quietly(cls: Any) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from ..errors import ConfigError, DataError, LensrecWarning
+from ..errors import ConfigError, DataError, RatingOutlierWarning
 from .interactions import Interactions, require_columns, shown_text
 
 _log = logging.getLogger(__name__)
@@ -105,18 +105,6 @@ class RatingScale:
             k = (r - self.low) / self.step
             bad |= np.abs(k - np.round(k)) > 1e-6
         return bad
-
-
-class RatingOutlierWarning(LensrecWarning):
-    """Ratings far outside the scale inferred from the data (when no scale was declared).
-
-    Attributes ``file``, ``line`` (1-based, of the first such rating), ``value`` and ``count``
-    (how many ratings lie outside). The ratings are kept: declare the scale to reject them.
-    """
-
-    def __init__(self, message: str, *, file: str, line: int, value: float, count: int):
-        super().__init__(message)
-        self.file, self.line, self.value, self.count = file, line, value, count
 
 
 #: Common rating scales, tried narrowest first when a file declares none (see

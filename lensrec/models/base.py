@@ -222,6 +222,10 @@ class Recommender:
             setattr(self, key, value)
         return self
 
+    def check_params(self) -> None:
+        """Raise :class:`ConfigError` for a hyper-parameter out of range (``fit`` does this too)."""
+        check_params(type(self).__name__, self.get_params(), self._constraints)
+
     def __repr__(self) -> str:
         defaults = self.param_defaults()
         parts = []
@@ -282,7 +286,7 @@ class Recommender:
                 f"{type(self).__name__} needs explicit ratings; the training data is implicit "
                 "(use a ranking model such as als, bpr or ease, or data with a rating column)"
             )
-        check_params(type(self).__name__, self.get_params(), self._constraints)
+        self.check_params()
         self._check_memory(train)
         old = self._fitted_state()
         old_derived = self.__dict__.get("_derived")
