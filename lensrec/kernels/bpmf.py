@@ -26,7 +26,10 @@ one ``D x D`` Cholesky per row, O(n_u D^2 + D^3), memory a few ``D x D`` buffers
 rows: linear in the ratings, never users x items. :func:`sample_rows` runs blocks of
 ``ROW_BLOCK`` rows in parallel; block ``b`` draws its normals from a stream seeded by
 ``(seed, stream, b)`` (splitmix64 and Box-Muller), so a chain is bit-for-bit the same whatever
-the thread count.
+the thread count (on a given machine and build: the row kernel lets LLVM reassociate and fuse).
+NumPy's linear algebra in :func:`sample_hyper` and :func:`update_mean_factors` is small; with
+a multi-threaded BLAS beside numba's threads they ran 10-30x slower here (a 1M-rating sample
+0.43 s instead of 0.29 s), so the caller should run them under a one-thread BLAS limit.
 
 **Hyper-parameters** (:func:`sample_hyper`, NumPy, ``D x D``): the Normal-Wishart posterior of
 the paper (its eq. 14) with ``mu_0 = 0``, ``beta_0 = 2``, ``nu_0 = D``, ``W_0 = I``; the
@@ -115,28 +118,48 @@ def block_normals(seed, stream, block, n_rows, d):
     return out
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})
 def _sample_one(
-    a0, a1, indices, ratings, other, mu, alpha, prior_prec, prior_h, z, prec, h, a, out_row
-):
-    # draw one row given the other side's rows; prec, h, a are workspaces
+    a0, a1, indices, ratings, other, mu, alpha, prior_prec, prior_h, z, prec, h, design, scaled,
+    out_row,
+):  # fmt: skip
+    # draw one row given the other side's rows; prec, h, design, scaled are workspaces
     d = prec.shape[0]
     k = d - 1
     for p in range(d):
         h[p] = prior_h[p]
         for q in range(p + 1):
             prec[p, q] = prior_prec[p, q]
-    for t in range(a0, a1):
-        y = other[indices[t]]
-        for f in range(k):
-            a[f] = y[f]
-        a[k] = 1.0
-        target = alpha * (ratings[t] - mu - y[k])
+    # alpha * the Gram matrix of the design rows, four ratings at a time: each pass over the
+    # triangle of ``prec`` serves four rank-one updates (2.5x faster at k = 10 than one by
+    # one); ``design`` holds [q_i, 1], ``scaled`` alpha times it
+    t = a0
+    while t < a1:
+        m = min(4, a1 - t)
+        for c in range(4):
+            if c < m:
+                y = other[indices[t + c]]
+                for f in range(k):
+                    design[c, f] = y[f]
+                design[c, k] = 1.0
+                target = ratings[t + c] - mu - y[k]
+                for p in range(d):
+                    scaled[c, p] = alpha * design[c, p]
+                    h[p] += scaled[c, p] * target
+            else:
+                for p in range(d):
+                    design[c, p] = 0.0
+                    scaled[c, p] = 0.0
         for p in range(d):
-            ap = alpha * a[p]
-            h[p] += a[p] * target
+            w0 = scaled[0, p]
+            w1 = scaled[1, p]
+            w2 = scaled[2, p]
+            w3 = scaled[3, p]
             for q in range(p + 1):
-                prec[p, q] += ap * a[q]
+                prec[p, q] += (
+                    w0 * design[0, q] + w1 * design[1, q] + w2 * design[2, q] + w3 * design[3, q]
+                )
+        t += m
     # Cholesky, lower triangle in place: prec = L L^T
     for j in range(d):
         s = prec[j, j]
@@ -203,14 +226,15 @@ def sample_rows(
     for b in nb.prange(n_blocks):
         prec = np.empty((d, d))
         h = np.empty(d)
-        a = np.empty(d)
+        design = np.empty((4, d))
+        scaled = np.empty((4, d))
         z = np.empty(d)
         state = _stream_state(seed, stream, b)
         for row in range(b * ROW_BLOCK, min(n_rows, (b + 1) * ROW_BLOCK)):
             state = _fill_normals(state, z, d)
             _sample_one(
                 indptr[row], indptr[row + 1], indices, ratings, other, mu, alpha,
-                prior_prec, prior_h, z, prec, h, a, out[row],
+                prior_prec, prior_h, z, prec, h, design, scaled, out[row],
             )  # fmt: skip
 
 
