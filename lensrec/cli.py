@@ -193,7 +193,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     """Every registered model: what data it takes, what it offers, its parameters."""
     from .models import MODELS
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in MODELS:
         try:
             cls = MODELS[name]
@@ -227,8 +227,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             offers.append("recommends for new users from their history")
         print(f"{row['name']}  ({row['class']}): {row['summary']}")
         print(f"  data: {row['data']}; {', '.join(offers)}")
-        params = ", ".join(f"{k}={v!r}" for k, v in row["params"].items())
-        print(f"  --set {params}\n" if params else "  (no parameters)\n")
+        shown = ", ".join(f"{k}={v!r}" for k, v in row["params"].items())
+        print(f"  --set {shown}\n" if shown else "  (no parameters)\n")
     return 0
 
 

@@ -29,8 +29,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .data.interactions import Interactions
 from ._config import rng
+from .data.interactions import Interactions
 from .errors import ConfigError, DataError
 from .kernels.grouping import group_order, sort_within_groups
 from .types import RandomState

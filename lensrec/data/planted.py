@@ -80,18 +80,18 @@ def make_blocks(
     ig = np.repeat(np.arange(n_groups), items_per_group)
     mask = (ug[:, None] == ig[None, :]) & (gen.random((n_users, n_items)) < density)
     # at least two in-group items per user
-    for u in range(n_users):
-        own = np.flatnonzero(ig == ug[u])
-        mask[u, gen.choice(own, size=min(2, own.size), replace=False)] = True
+    for row in range(n_users):
+        own = np.flatnonzero(ig == ug[row])
+        mask[row, gen.choice(own, size=min(2, own.size), replace=False)] = True
     inside = mask.copy()
     if noise > 0:
         mask |= (ug[:, None] != ig[None, :]) & (gen.random((n_users, n_items)) < noise)
     u, i = np.nonzero(mask)
     r = None
     if ratings:
-        hi = gen.integers(4, 6, size=u.size)
-        lo = gen.integers(1, 3, size=u.size)
-        r = np.where(inside[u, i], hi, lo).astype(np.float32)
+        high = gen.integers(4, 6, size=u.size)
+        low = gen.integers(1, 3, size=u.size)
+        r = np.where(inside[u, i], high, low).astype(np.float32)
     t = 1_000_000 + gen.permutation(u.size)
     users = np.array([f"u-{x}" for x in u]) if string_ids else u
     items = np.array([f"i-{x}" for x in i]) if string_ids else i

@@ -10,8 +10,8 @@ from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from .._config import rng
 
+from .._config import rng
 from ..types import RandomState
 
 __all__ = ["bootstrap_ci", "bootstrap_cis", "paired_test", "PairedTest"]

@@ -83,7 +83,7 @@ class Registry(Mapping[str, "type[Recommender]"]):
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, name: str, default: Any = None) -> Any:
         """The class of ``name``, or ``default`` for an unknown name (imports on first use)."""
         return self[name] if name in self._entries else default
 

@@ -29,7 +29,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -73,7 +73,7 @@ FORMAT = "lensrec-model"
 FORMAT_VERSION = 2
 _READABLE_VERSIONS = (1, 2)
 
-ExcludeArg = Literal["seen"] | sp.spmatrix | sp.sparray | None
+ExcludeArg: TypeAlias = Literal["seen"] | sp.spmatrix | sp.sparray | None
 
 
 @dataclass(frozen=True)
@@ -296,8 +296,7 @@ class Recommender:
         try:
             self.user_ids_ = train.user_ids
             self.item_ids_ = train.item_ids
-            values = "rating" if train.ratings is not None else "binary"
-            self.user_items_ = train.csr(values)
+            self.user_items_ = train.csr("rating" if train.ratings is not None else "binary")
             titles = _titles(train)
             if titles is not None:
                 self.item_titles_ = titles
@@ -552,10 +551,10 @@ class Recommender:
         """
         self._require_fitted()
         single = _is_single_row(items)
-        rows = [items] if single else list(items)  # type: ignore[list-item]
+        rows: list[Any] = [items] if single else list(items)  # type: ignore[arg-type]
         h = self._history_csr(rows, None)
         if ratings is not None:
-            rrows = [ratings] if single else list(ratings)  # type: ignore[list-item]
+            rrows: list[Any] = [ratings] if single else list(ratings)  # type: ignore[arg-type]
             values = np.concatenate([np.atleast_1d(np.asarray(r, dtype=np.float32)) for r in rrows])
             lengths = np.array([len(np.atleast_1d(r)) for r in rows])
             if values.size != lengths.sum():

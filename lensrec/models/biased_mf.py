@@ -477,7 +477,7 @@ class BiasedMF(RatingPredictor):
             ip = np.concatenate([self.item_factors_, self.item_bias_[:, None]], axis=1)
             return np.ascontiguousarray(up, np.float32), np.ascontiguousarray(ip, np.float32)
 
-        return self._cached("packed", pack)  # type: ignore[no-any-return]
+        return self._cached("packed", pack)
 
     def _predict(self, users: IndexArray, items: IndexArray) -> ScoreArray:
         up, ip = self._packed()

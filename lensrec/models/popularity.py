@@ -45,7 +45,9 @@ class Popularity(Recommender):
     ['a', 'b']
     """
 
-    capabilities: ClassVar[Capabilities] = Capabilities(folds_in=True, similar_items=False, personalized=False)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        folds_in=True, similar_items=False, personalized=False
+    )
     search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
         "by": ("choice", ["count", "rating"]),
         "damping": ("float", 0.0, 100.0, "linear"),

@@ -113,11 +113,15 @@ def check_model(
     assert np.isin(got, cand).all(), f"{name}: items= not respected"
     # bad k and unknown indices
     for bad_k in (0, -1):
-        _raises(ConfigError, lambda: model.recommend([0], k=bad_k), f"{name}: k={bad_k} accepted")
+        _raises(
+            ConfigError,
+            lambda bad_k=bad_k: model.recommend([0], k=bad_k),
+            f"{name}: k={bad_k} accepted",
+        )
         if caps.similar_items:
             _raises(
                 ConfigError,
-                lambda: model.similar_items([0], k=bad_k),
+                lambda bad_k=bad_k: model.similar_items([0], k=bad_k),
                 f"{name}: similar_items k={bad_k} accepted",
             )
     for bad in (lambda: model.recommend([train.n_users], k=k), lambda: model.recommend([-1], k=k)):
@@ -146,7 +150,7 @@ def check_model(
 
     # a fit that raises leaves the model as it was
     def broken_fit(*args: Any, **kwargs: Any) -> None:
-        model.user_factors_ = np.zeros(3)  # half-written state
+        model.half_written_ = np.zeros(3)  # type: ignore[attr-defined]  # state a fit would set
         raise RuntimeError("boom")
 
     model._fit = broken_fit  # type: ignore[method-assign]
@@ -183,8 +187,7 @@ def _check_history_queries(
 ) -> None:
     name = type(model).__name__
     caps = type(model).capabilities
-    values = "rating" if caps.fold_in_needs_ratings else "binary"
-    hist = train.csr(values)[:4]
+    hist = (train.csr("rating") if caps.fold_in_needs_ratings else train.csr())[:4]
     if not caps.folds_in:
         _raises(
             ConfigError,
@@ -267,7 +270,7 @@ def _check_save_load(model: Recommender, train: Interactions, users: np.ndarray,
         for bad_path in (corrupt, flipped, foreign):
             _raises(
                 ModelFormatError,
-                lambda: load(bad_path),
+                lambda bad_path=bad_path: load(bad_path),
                 f"{name}: loading {bad_path.name} must raise ModelFormatError",
             )
 
@@ -318,8 +321,7 @@ def check_known_answers(factory: Factory, *, k: int = 5) -> None:
             "group (at least 80% expected): the model does not learn the structure"
         )
         if caps.folds_in:
-            values = "rating" if caps.fold_in_needs_ratings else "binary"
-            hist = data.csr(values)
+            hist = data.csr("rating") if caps.fold_in_needs_ratings else data.csr()
             f_ids, _ = model.recommend(None, k=k, history=hist)
             f_share = _own_group_share(f_ids, user_group, item_group)
             assert f_share >= 0.8, (
