@@ -29,7 +29,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self, TypeAlias
+from typing import Any, ClassVar, Literal, Self, TypeAlias, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -300,6 +300,8 @@ class Recommender:
             titles = _titles(train)
             if titles is not None:
                 self.item_titles_ = titles
+            if caps.predicts_ratings and train.ratings is not None:
+                self.rating_scale_ = rating_scale(train)
             apply_threads()
             t0 = time.perf_counter()
             self._fit(
@@ -742,28 +744,88 @@ class Recommender:
 
 
 class RatingPredictor(Recommender):
-    """A recommender that also predicts explicit ratings."""
+    """A recommender that also predicts explicit ratings.
+
+    Attributes
+    ----------
+    rating_scale_ : list of float
+        ``[low, high]`` of the training data's rating scale (declared or inferred at load,
+        else the observed range); predictions are clipped into it.
+    """
 
     capabilities: ClassVar[Capabilities] = Capabilities(needs_ratings=True, predicts_ratings=True)
 
     def _predict(self, users: IndexArray, items: IndexArray) -> ScoreArray:
         raise NotImplementedError
 
+    def _baseline(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Baseline estimates ``mu + b_u + b_i`` where ``-1`` marks an unknown user or item
+        (its bias is then 0). Models with other parameters override it."""
+        mu = float(getattr(self, "global_mean_", np.nan))
+        if not np.isfinite(mu):
+            mu = float(self.user_items_.data.mean()) if self.user_items_.nnz else 0.0
+        out = np.full(users.shape, mu, dtype=np.float64)
+        ub = getattr(self, "user_bias_", None)
+        ib = getattr(self, "item_bias_", None)
+        if ub is not None:
+            known = users >= 0
+            out[known] += ub[users[known]]
+        if ib is not None:
+            known = items >= 0
+            out[known] += ib[items[known]]
+        return out
+
+    @overload
     def predict(
         self,
         users: npt.ArrayLike,
         items: npt.ArrayLike,
         *,
-        missing: Literal["raise", "nan"] = "raise",
-    ) -> ScoreArray:
+        missing: Literal["raise", "nan", "baseline"] = ...,
+        clip: bool = ...,
+        return_fallback: Literal[False] = ...,
+    ) -> ScoreArray: ...
+
+    @overload
+    def predict(
+        self,
+        users: npt.ArrayLike,
+        items: npt.ArrayLike,
+        *,
+        missing: Literal["raise", "nan", "baseline"] = ...,
+        clip: bool = ...,
+        return_fallback: Literal[True],
+    ) -> tuple[ScoreArray, np.ndarray]: ...
+
+    def predict(
+        self,
+        users: npt.ArrayLike,
+        items: npt.ArrayLike,
+        *,
+        missing: Literal["raise", "nan", "baseline"] = "raise",
+        clip: bool = True,
+        return_fallback: bool = False,
+    ) -> ScoreArray | tuple[ScoreArray, np.ndarray]:
         """Predicted ratings (float32) for aligned (user index, item index) pairs.
 
-        An index outside the training maps raises :class:`UnknownIdError`, or with
-        ``missing="nan"`` gives NaN there; never a silent global mean.
+        Parameters
+        ----------
+        users, items : int arrays
+            Indices into the training maps (``model.user_ids_.index(ids)``).
+        missing : {"raise", "nan", "baseline"}, default "raise"
+            What an index the model never saw (outside the maps, e.g. ``-1`` from
+            ``IdMap.index(..., on_missing="mark")``) gives: :class:`UnknownIdError`, NaN, or
+            the baseline estimate (``mu`` plus whichever of the user and item biases are
+            known). Never a silent global mean.
+        clip : bool, default True
+            Clip into the training rating scale (``rating_scale_``).
+        return_fallback : bool, default False
+            Also return a boolean mask of the predictions that fell back to the baseline
+            (or are NaN) because the user or the item was unknown.
         """
         self._require_fitted()
-        if missing not in ("raise", "nan"):
-            raise ValueError(f"missing must be 'raise' or 'nan', got {missing!r}")
+        if missing not in ("raise", "nan", "baseline"):
+            raise ValueError(f"missing must be 'raise', 'nan' or 'baseline', got {missing!r}")
         u = np.asarray(users).reshape(-1)
         i = np.asarray(items).reshape(-1)
         if u.shape != i.shape:
@@ -775,12 +837,33 @@ class RatingPredictor(Recommender):
                     f"model.{kind}_ids_.index)"
                 )
         if missing == "raise":
-            return self._predict(self._check_indices(u, "user"), self._check_indices(i, "item"))
-        ok = (u >= 0) & (u < self.n_users) & (i >= 0) & (i < self.n_items)
-        out = np.full(u.shape, np.nan, dtype=np.float32)
-        if ok.any():
-            out[ok] = self._predict(u[ok].astype(np.int32), i[ok].astype(np.int32))
-        return out
+            out = self._predict(self._check_indices(u, "user"), self._check_indices(i, "item"))
+            fallback = np.zeros(u.shape, dtype=bool)
+        else:
+            u_ok = (u >= 0) & (u < self.n_users)
+            i_ok = (i >= 0) & (i < self.n_items)
+            ok = u_ok & i_ok
+            out = np.full(u.shape, np.nan, dtype=np.float32)
+            if ok.any():
+                out[ok] = self._predict(u[ok].astype(np.int32), i[ok].astype(np.int32))
+            fallback = ~ok
+            if missing == "baseline" and fallback.any():
+                bu = np.where(u_ok, u, -1)[fallback].astype(np.int64)
+                bi = np.where(i_ok, i, -1)[fallback].astype(np.int64)
+                out[fallback] = self._baseline(bu, bi).astype(np.float32)
+        scale = getattr(self, "rating_scale_", None)
+        if clip and scale is not None:
+            np.clip(out, np.float32(scale[0]), np.float32(scale[1]), out=out)
+        return (out, fallback) if return_fallback else out
+
+
+def rating_scale(train: Interactions) -> list[float]:
+    """``[low, high]`` of a ratings table: its declared or inferred scale, else its range."""
+    declared = train.stats.get("rating_scale") if isinstance(train.stats, dict) else None
+    if declared and "low" in declared and "high" in declared:
+        return [float(declared["low"]), float(declared["high"])]
+    assert train.ratings is not None
+    return [float(train.ratings.min()), float(train.ratings.max())]
 
 
 def _is_single_row(items: Any) -> bool:

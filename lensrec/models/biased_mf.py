@@ -333,7 +333,7 @@ class BiasedMF(RatingPredictor):
             return self._train(
                 *arrays, shape, lo, hi, gen, epochs, check,
                 show_progress=show_progress and not is_refit,
-                callback=None if is_refit else callback,
+                callback=None if is_refit else callback, scale=tuple(self.rating_scale_),
             )  # fmt: skip
 
         first, log, again = holdout_then_refit(
@@ -380,6 +380,7 @@ class BiasedMF(RatingPredictor):
         *,
         show_progress: bool,
         callback: Callback | None,
+        scale: tuple[float, float] = (-np.inf, np.inf),
     ) -> tuple[tuple[float, np.ndarray, np.ndarray], TrainLog]:
         """Initialise and train on one set of ratings; return ``((mu, up, ip), log)``.
 
@@ -444,9 +445,12 @@ class BiasedMF(RatingPredictor):
             lr[0] *= float(self.learning_rate_decay)
             return float(loss)
 
+        scale_lo, scale_hi = np.float32(scale[0]), np.float32(scale[1])  # as predict() clips
+
         def validate() -> float:
             assert valid is not None
             predict_pairs(valid[0], valid[1], mu, up, ip, squash, lo, hi, v_out)
+            np.clip(v_out, scale_lo, scale_hi, out=v_out)
             return float(np.sqrt(np.mean((v_out - valid[2]) ** 2)))
 
         trainer: EpochTrainer[tuple[np.ndarray, np.ndarray]] = EpochTrainer(

@@ -239,8 +239,9 @@ def test_refit_average_is_the_mean_of_the_two_models(planted, squash):
 
     np.testing.assert_allclose(z(avg), 0.5 * (z(first) + z(full)), atol=1e-5)
     if not squash:
-        want = 0.5 * (first.predict(test.users, test.items) + full.predict(test.users, test.items))
-        np.testing.assert_allclose(avg.predict(test.users, test.items), want, atol=1e-5)
+        u, i = test.users, test.items
+        want = 0.5 * (first.predict(u, i, clip=False) + full.predict(u, i, clip=False))
+        np.testing.assert_allclose(avg.predict(u, i, clip=False), want, atol=1e-5)
 
 
 # --- early stopping and history -------------------------------------------------------------
@@ -326,8 +327,10 @@ def test_squash_keeps_predictions_in_range(small):
     raw = BiasedMF(**FAST, learning_rate=0.2, reg_factors=0.0, reg_bias=0.0, random_state=0).fit(
         small
     )
-    p_raw = raw.predict(users, items)
+    p_raw = raw.predict(users, items, clip=False)
     assert p_raw.min() < 1.0 or p_raw.max() > 5.0  # the test is not vacuous
+    p_clipped = raw.predict(users, items)  # by default predictions are clipped to the scale
+    assert p_clipped.min() >= 1.0 and p_clipped.max() <= 5.0
 
 
 def test_unknown_index(small):
