@@ -130,10 +130,9 @@ def _polars_strings(values: Any, min_size: int | None = None) -> pl.Series | Non
     return s
 
 
-def _unicode(s: pl.Series, dtype: np.dtype | None) -> np.ndarray:
-    """A polars String column as a numpy unicode array (of ``dtype`` when given)."""
-    out = s.to_numpy().astype(dtype if dtype is not None else str)
-    return out if out.size else np.array([], dtype=dtype if dtype is not None else "<U1")
+def _unicode(s: pl.Series) -> np.ndarray:
+    """A polars String column as a numpy unicode array (as wide as its longest string)."""
+    return s.to_numpy().astype(str)
 
 
 def _table(sorted_ids: pl.Series) -> pl.DataFrame:
@@ -176,15 +175,18 @@ class IdMap:
         self._table: pl.DataFrame | Literal[False] | None = None
         s = _polars_strings(ids)
         if s is not None:
-            srt = s.sort()
+            perm = s.arg_sort()
+            srt = s.gather(perm)
             if bool((srt.slice(1) == srt.slice(0, len(srt) - 1)).any()):
                 arr = srt.to_numpy()
                 dup = arr[1:][arr[1:] == arr[:-1]][:5]
                 raise ValueError(
                     f"IdMap ids must be unique; repeated: {', '.join(map(repr, dup.tolist()))}"
                 )
-            dtype = ids.dtype if isinstance(ids, np.ndarray) and ids.dtype.kind == "U" else None
-            arr = _unicode(srt, dtype)
+            if isinstance(ids, np.ndarray) and ids.dtype.kind == "U":
+                arr = ids[perm.to_numpy()]  # a numpy gather beats making strings back
+            else:
+                arr = _unicode(srt)
             self._table = _table(srt)
         else:
             arr = _as_id_array(ids)
@@ -221,12 +223,15 @@ class IdMap:
             distinct = s.unique().sort()
             table = _table(distinct)
             codes = _join_codes(table, s)
-            dtype = (
-                values.dtype
-                if isinstance(values, np.ndarray) and values.dtype.kind == "U"
-                else None
-            )
-            return cls._from_sorted(_unicode(distinct, dtype), kind, table), codes
+            if isinstance(values, np.ndarray) and values.dtype.kind == "U":
+                # a row holding each distinct id (the last one), then a numpy gather: cheaper
+                # than making the strings back, and the dtype stays the input's
+                row = np.empty(len(distinct), dtype=np.intp)
+                row[codes] = np.arange(codes.size)
+                uniq = values[row]
+            else:
+                uniq = _unicode(distinct)
+            return cls._from_sorted(uniq, kind, table), codes
         if isinstance(values, pl.Series):
             values = values.to_numpy()
         arr = _as_id_array(values)
