@@ -38,6 +38,10 @@ from .types import RandomState
 __all__ = [
     "Split",
     "SplitSpec",
+    "ColdRows",
+    "make_folds",
+    "is_fold_family",
+    "FOLD_FORMS",
     "min_rating",
     "kcore",
     "min_counts",
@@ -65,6 +69,23 @@ SPEC_FORMS = (
 
 # --- the result ------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
+class ColdRows:
+    """Test rows dropped as cold (their user or item has no train row), kept for reporting.
+
+    ``users`` / ``items`` are train indices, ``-1`` where the user or item is unknown to
+    train; a rating model can still give them its baseline estimate
+    (``predict(..., missing="baseline")``), so metrics on the cold part can be reported.
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    ratings: np.ndarray | None
+
+    def __len__(self) -> int:
+        return int(self.users.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
 class Split:
     """A train / test (/ valid) split of one Interactions table.
 
@@ -79,6 +100,9 @@ class Split:
         On train's IdMaps too, when the strategy makes one.
     name : str
         The spec string (``"ua"``, ``"last:3:row"``, ...), for run records.
+    cold_test : ColdRows or None
+        The test rows dropped as cold, with ``-1`` for the unknown side (for warm / cold
+        reports of rating models).
     report : dict
         ``input_rows``, ``train_rows``, ``test_rows``, ``valid_rows``; for each held-out part
         ``<part>_cold_users``, ``<part>_cold_items``, ``<part>_cold_user_rows``,
@@ -91,6 +115,7 @@ class Split:
     valid: Interactions | None = None
     name: str = ""
     report: dict[str, Any] = field(default_factory=dict)
+    cold_test: ColdRows | None = None
 
     def summary(self) -> str:
         """One line a person reads: the parts' sizes and what the split threw away.
@@ -159,13 +184,15 @@ def _build(
     dropped = n - int(train_mask.sum()) - int(test_mask.sum())
     dropped -= 0 if valid_mask is None else int(valid_mask.sum())
     parts: dict[str, Interactions] = {}
+    cold_test = None
     for part, mask in (("test", test_mask), ("valid", valid_mask)):
         if mask is None:
             report["valid_rows"] = 0
             continue
-        held, cold = inter.subset(mask, name=_part_name(inter, part)).reindex(
-            train.user_ids, train.item_ids
-        )
+        raw = inter.subset(mask, name=_part_name(inter, part))
+        held, cold = raw.reindex(train.user_ids, train.item_ids)
+        if part == "test":
+            cold_test = _cold_rows(raw, train)
         parts[part] = held
         report[f"{part}_rows"] = len(held)
         for key, value in cold.items():
@@ -176,8 +203,24 @@ def _build(
         report.update(extra)
     _log.debug("split %s: %s", name, report)
     return Split(
-        train=train, test=parts["test"], valid=parts.get("valid"), name=name, report=report
+        train=train,
+        test=parts["test"],
+        valid=parts.get("valid"),
+        name=name,
+        report=report,
+        cold_test=cold_test,
     )
+
+
+def _cold_rows(raw: Interactions, train: Interactions) -> ColdRows:
+    """The rows of ``raw`` whose user or item train does not know, as train indices or -1."""
+    if len(raw) == 0:
+        return ColdRows(np.zeros(0, np.int32), np.zeros(0, np.int32), None)
+    u = train.user_ids.lookup(raw.user_ids.ids[raw.users])
+    i = train.item_ids.lookup(raw.item_ids.ids[raw.items])
+    cold = (u < 0) | (i < 0)
+    ratings = None if raw.ratings is None else raw.ratings[cold]
+    return ColdRows(u[cold].astype(np.int32), i[cold].astype(np.int32), ratings)
 
 
 def _part_name(inter: Interactions, part: str) -> str:
@@ -730,6 +773,67 @@ def parse_split(spec: str) -> SplitSpec:
     raise _bad(spec)
 
 
+FOLD_FORMS = (
+    "cv:5 (random k-fold over the rows, seeded), cv:u (the GroupLens u1..u5 folds of ml-100k)"
+)
+"""The fold-family specs :func:`make_folds` accepts."""
+
+
+def is_fold_family(spec: str) -> bool:
+    """True for a cross-validation spec (``cv:5``, ``cv:u``) rather than one split."""
+    return isinstance(spec, str) and spec.strip().lower().startswith("cv:")
+
+
+def make_folds(inter: Interactions, spec: str, random_state: RandomState = None) -> list[Split]:
+    """The splits of a cross-validation family, one per fold.
+
+    ``cv:K`` shuffles the rows (seeded by ``random_state``) and makes ``K`` folds of nearly
+    equal size: fold ``f`` tests on its rows and trains on the others. ``cv:u`` gives the
+    GroupLens ml-100k folds ``u1``..``u5`` (disjoint test parts of 20,000 rows in ``u.data``
+    order). Test rows whose user or item has no train row are dropped as cold and counted,
+    as in every split.
+
+    Raises
+    ------
+    ConfigError
+        For a spec that is not a fold family, or K outside 2..100.
+    """
+    s = spec.strip().lower() if isinstance(spec, str) else ""
+    if not s.startswith("cv:"):
+        raise ConfigError(f"bad cross-validation spec {spec!r}; accepted forms: {FOLD_FORMS}")
+    rest = s[3:]
+    if rest in ("u", "grouplens", "u1-u5"):
+        return [
+            replace(grouplens(inter, f"u{f}"), name=f"{spec.strip()} fold {f}/5")
+            for f in range(1, 6)
+        ]
+    if not re.fullmatch(r"\d+", rest) or not 2 <= int(rest) <= 100:
+        raise ConfigError(
+            f"bad cross-validation spec {spec!r} (K must be an integer from 2 to 100); "
+            f"accepted forms: {FOLD_FORMS}"
+        )
+    k = int(rest)
+    if len(inter) < k:
+        raise ConfigError(f"{spec}: {len(inter)} rows cannot make {k} folds")
+    order = _rng(random_state).permutation(len(inter))
+    bounds = np.linspace(0, len(inter), k + 1).round().astype(np.int64)
+    folds = []
+    for f in range(k):
+        test_mask = np.zeros(len(inter), dtype=bool)
+        test_mask[order[bounds[f] : bounds[f + 1]]] = True
+        folds.append(
+            _build(
+                inter,
+                ~test_mask,
+                test_mask,
+                None,
+                f"{spec.strip()} fold {f + 1}/{k}",
+                {"fold": f + 1, "folds": k},
+            )
+        )
+    return folds
+
+
 def make_split(
     inter: Interactions,
     spec: str | SplitSpec,
@@ -742,6 +846,11 @@ def make_split(
     and a random validation carve. ``valid`` optionally carves a validation set from train:
     a fraction (per-user random), or ``"user-random:0.1"``, ``"random:0.1"``, ``"last:1"``.
     """
+    if isinstance(spec, str) and is_fold_family(spec):
+        raise ConfigError(
+            f"{spec!r} is a cross-validation family, not one split: use make_folds "
+            "(the CLI and run_spec evaluate every fold and report the mean)"
+        )
     ps = spec if isinstance(spec, SplitSpec) else parse_split(spec)
     p = ps.params
     if ps.strategy == "grouplens":

@@ -167,7 +167,9 @@ def test_leaderboard_csv_and_text(board_dir, tmp_path):
     assert back["rmse"].to_list()[:2] == [0.91, 1.02]
     text = E.format_leaderboard(df)
     lines = text.splitlines()
-    assert lines[0].startswith("ml-100k | filters: none | split: ua")  # the protocol heads the block
+    assert lines[0].startswith(
+        "ml-100k | filters: none | split: ua"
+    )  # the protocol heads the block
     assert lines[1].split()[:3] == ["#", "model", "params"]
     assert set(lines[2]) <= {"-", " "}
     assert len(lines) == 3 + 3
@@ -238,3 +240,56 @@ def test_leaderboard_text_shows_what_differs_from_the_defaults(tmp_path):
         text[3].split()[2:4] == ["factors=64,", "rating_range=[1.0,"]
         and text[4].split()[2] == "defaults"
     )
+
+
+# --- run_spec: cross-validation and cold rows ----------------------------------------------------
+@pytest.fixture
+def small_csv(tmp_path):
+    from lensrec.testing import make_ratings
+
+    data = make_ratings(n_users=50, n_items=30, density=0.4)
+    frame = data.to_frame()
+    path = tmp_path / "small.csv"
+    frame.write_csv(path)
+    return path
+
+
+def test_run_spec_cross_validation_means_the_folds(small_csv, tmp_path):
+    spec = E.RunSpec(dataset=str(small_csv), split="cv:3", model="biased-mf",
+                     params={"epochs": 3}, metrics=("rmse", "mae"), seed=1)  # fmt: skip
+    out = E.run_spec(spec, runs_dir=tmp_path / "runs")
+    folds = out.record.extra["folds"]
+    assert len(folds) == 3
+    for m in ("rmse", "mae"):
+        assert out.result.metrics[m] == pytest.approx(np.mean([f[m] for f in folds]))
+        lo, hi = out.result.ci[m]
+        assert lo < out.result.metrics[m] < hi
+    assert "3 folds" in out.split.summary()
+
+
+def test_cold_metrics_add_up_to_all(tmp_path):
+    from lensrec import Interactions
+    from lensrec.evaluate import evaluate
+    from lensrec.models import BiasedMF
+    from lensrec.split import make_split
+
+    gen = np.random.default_rng(0)
+    n = 600
+    users = gen.integers(0, 40, n)
+    items = gen.integers(0, 30, n)
+    ts = np.arange(n)
+    users[-40:] += 100  # new users appear at the end: cold in a temporal split
+    data = Interactions.from_arrays(users, items, gen.integers(1, 6, n).astype(float), ts)
+    sp = make_split(data, "temporal:0.2")
+    model = BiasedMF(epochs=3, random_state=0).fit(sp.train)
+    res = evaluate(model, sp.train, sp.test, metrics=["rmse", "mae"], cold=sp.cold_test)
+    m = res.metrics
+    n_cold, n_warm = len(sp.cold_test), res.n_ratings
+    assert m["cold_share"] == pytest.approx(n_cold / (n_cold + n_warm))
+    assert m["rmse_all"] ** 2 * (n_cold + n_warm) == pytest.approx(
+        m["rmse"] ** 2 * n_warm + m["rmse_cold"] ** 2 * n_cold, rel=1e-6
+    )
+    # the cold predictions are the baseline fallback: mu + whichever bias is known
+    pred = model.predict(sp.cold_test.users, sp.cold_test.items, missing="baseline")
+    want = np.sqrt(np.mean((pred - sp.cold_test.ratings) ** 2))
+    assert m["rmse_cold"] == pytest.approx(want, rel=1e-6)

@@ -584,3 +584,61 @@ def test_grouplens_sizes_on_real_ml100k():
         assert sp.test.n_users == 943 and sp.report["test_cold_users"] == 0
     sp = S.grouplens(inter, "u3")
     assert len(sp.train) == 80_000 and len(sp.test) + sp.report["rows_dropped"] == 20_000
+
+
+# --- cross-validation families and cold rows ----------------------------------------------------
+def test_cv_folds_partition_the_rows():
+    from lensrec.split import make_folds
+    from lensrec.testing import make_ratings
+
+    data = make_ratings(n_users=40, n_items=30, density=0.4)
+    folds = make_folds(data, "cv:4", random_state=1)
+    assert len(folds) == 4
+    seen = []
+    for f in folds:
+        test = f.test.to_frame()
+        cold = f.report["test_cold_user_rows"] + f.report["test_cold_item_rows"]
+        assert len(f.train) + len(test) + cold == len(data)
+        seen += list(zip(test["user_id"].to_list(), test["item_id"].to_list(), strict=True))
+    assert len(set(seen)) == len(seen)  # test parts are disjoint
+    again = make_folds(data, "cv:4", random_state=1)
+    assert [len(f.test) for f in again] == [len(f.test) for f in folds]
+
+
+@pytest.mark.parametrize("bad", ["cv:1", "cv:x", "cv:", "kfold:5"])
+def test_cv_bad_specs(bad):
+    from lensrec.split import make_folds
+
+    with pytest.raises(ConfigError):
+        make_folds(_toy_for_cv(), bad)
+
+
+def _toy_for_cv():
+    from lensrec.testing import make_ratings
+
+    return make_ratings(n_users=10, n_items=8)
+
+
+def test_make_split_refuses_a_fold_family():
+    with pytest.raises(ConfigError, match="cross-validation"):
+        S.make_split(_toy_for_cv(), "cv:5")
+
+
+def test_cold_test_rows_are_kept_with_unknown_sides_marked():
+    from lensrec import Interactions
+
+    # user 3 appears only in the last rows (cold user); item "z" only there too (cold item)
+    data = Interactions.from_arrays(
+        [1, 1, 2, 2, 3, 1],
+        ["a", "b", "a", "b", "a", "z"],
+        [4, 5, 3, 2, 1, 5],
+        [1, 2, 3, 4, 10, 11],
+    )
+    sp = S.make_split(data, "temporal:0.34")
+    cold = sp.cold_test
+    assert len(cold) == sp.report["test_cold_user_rows"] + sp.report["test_cold_item_rows"] == 2
+    pairs = sorted(zip(cold.users.tolist(), cold.items.tolist(), strict=True))
+    a = int(sp.train.item_ids.index(["a"])[0])
+    u1 = int(sp.train.user_ids.index([1])[0])
+    assert pairs == sorted([(-1, a), (u1, -1)])
+    assert sorted(cold.ratings.tolist()) == [1.0, 5.0]

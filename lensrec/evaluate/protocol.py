@@ -248,6 +248,37 @@ def _recommend_all(
     return out
 
 
+def _cold_metrics(
+    model: Any,
+    cold: Any,
+    warm_truth: np.ndarray,
+    warm_pred: np.ndarray,
+    rating: list[str],
+    out: dict[str, float],
+) -> None:
+    """Rating metrics on the cold test rows (baseline fallback) and on warm + cold together."""
+    try:
+        pred = np.asarray(
+            model.predict(cold.users, cold.items, missing="baseline"), dtype=np.float64
+        )
+    except TypeError:  # a model without the baseline fallback: nothing to report
+        return
+    truth = np.asarray(cold.ratings, dtype=np.float64)
+    ok = np.isfinite(pred)
+    truth, pred = truth[ok], pred[ok]
+    n_cold, n_warm = truth.size, warm_truth.size
+    if n_cold == 0:
+        return
+    out["cold_share"] = n_cold / (n_cold + n_warm)
+    err_c, err_w = pred - truth, warm_pred - warm_truth
+    if "rmse" in rating:
+        out["rmse_cold"] = float(np.sqrt(np.mean(err_c**2)))
+        out["rmse_all"] = float(np.sqrt((np.sum(err_c**2) + np.sum(err_w**2)) / (n_cold + n_warm)))
+    if "mae" in rating:
+        out["mae_cold"] = float(np.mean(np.abs(err_c)))
+        out["mae_all"] = float((np.sum(np.abs(err_c)) + np.sum(np.abs(err_w))) / (n_cold + n_warm))
+
+
 def evaluate(
     model: Any,
     train: Interactions,
@@ -262,6 +293,7 @@ def evaluate(
     ci: bool = True,
     n_boot: int = 1000,
     random_state: RandomState = 0,
+    cold: Any = None,
 ) -> EvalResult:
     """Evaluate a fitted model on a test set that shares the train set's IdMaps.
 
@@ -295,6 +327,12 @@ def evaluate(
     ci : bool, default True
         Attach bootstrap intervals over users (``n_boot`` resamples, seeded by
         ``random_state``).
+    cold : ColdRows, optional
+        The test rows the split dropped as cold (``Split.cold_test``: train indices, -1 for
+        the unknown side). With rating metrics, a rating model predicts them with its
+        baseline fallback and the result adds ``cold_share`` (share of test ratings that
+        are cold), ``rmse_cold`` / ``mae_cold`` and ``rmse_all`` / ``mae_all`` (warm and
+        cold together); ``rmse`` and ``mae`` stay on the warm rows.
 
     Returns
     -------
@@ -406,6 +444,9 @@ def evaluate(
                         random_state=random_state,
                         weights=errs.n_ratings,
                     )
+
+        if cold is not None and len(cold) and getattr(cold, "ratings", None) is not None:
+            _cold_metrics(model, cold, truth, pred, rating, result_metrics)
 
     seconds = time.perf_counter() - t0
     _log.debug("evaluated %d users in %.2fs", eval_users.size, seconds)
