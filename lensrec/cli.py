@@ -38,7 +38,8 @@ DEFAULT_BENCHMARK: dict[str, Any] = {
 SPLIT_HELP = (
     "how to split: ua, ub, u1..u5 (the GroupLens files), random:0.2, user-random:0.8/0.1/0.1, "
     "temporal:0.1, last:3 (by time), last:3:row (by file order), "
-    "warm-temporal[:quantile=0.9,min_train=5,min_test=1]"
+    "warm-temporal[:quantile=0.9,min_train=5,min_test=1]; cross-validation (evaluate, "
+    "benchmark): cv:5 (random 5-fold), cv:u (the u1..u5 folds)"
 )
 
 
