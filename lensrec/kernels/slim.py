@@ -10,9 +10,17 @@ the item Gram matrix ``G = X^T X`` enters: ``1/2 w^T G w - G[:, j]^T w`` (+ cons
 target is a small quadratic program solved here by cyclic coordinate descent (Friedman,
 Hastie & Tibshirani 2010, "Regularization paths for generalized linear models via coordinate
 descent"), with glmnet's active-set strategy: a full sweep, then sweeps over the nonzero
-weights until they settle, then a full sweep again to let the KKT conditions of the zero
-weights be checked. A coordinate update is ``w_k = max(0, (r_k + G_kk w_k - l1) / (G_kk + l2))``
-with the residual gradient ``r = G[:, j] - G w`` kept up to date.
+weights, then a full sweep again to let the KKT conditions of the zero weights be checked. A
+coordinate update is ``w_k = max(0, (r_k + G_kk w_k - l1) / (G_kk + l2))`` with the residual
+gradient ``r = G[:, j] - G w`` kept up to date.
+
+Cyclic coordinate descent crawls on correlated items (hundreds of sweeps on MovieLens-like
+data), so after a few active-set sweeps the active set gets an exact step: with the signs
+known, the restricted problem is the linear system ``(G_SS + l2 I) w_S = G_Sj - l1``, solved by
+Cholesky; if a weight of the solution is not positive, the step stops where the first weight
+reaches zero (Lawson & Hanson's NNLS move; the objective still decreases). The optimum is then
+typically reached in 20-50 sweeps instead of several hundred. ``newton_max`` bounds the active
+set size for which the ``O(|S|^3)`` step is taken.
 
 Two ways to get ``G``:
 
@@ -55,6 +63,7 @@ __all__ = [
 ]
 
 _BLOCK_BYTES = 64 << 20  # dense output buffer per block of targets in slim_from_gram
+_NEWTON_AFTER = 6  # active-set sweeps before an exact step on the active set
 
 
 class SlimResult(NamedTuple):
@@ -85,13 +94,70 @@ def _update(a, c, r, w, l1, l2):
     return new - old
 
 
+@nb.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _newton(a, b, act, na, l1, l2, w, chol, z):
+    """Exact step on the active set ``S = act[:na]`` (all ``w[S] > 0``).
+
+    With the signs fixed, the problem restricted to ``S`` is the linear system
+    ``(A_SS + l2 I) z = b_S - l1``, solved by Cholesky in ``chol`` (``[>= na, >= na]``). If
+    every ``z > 0`` the weights jump to ``z``; otherwise they move from ``w`` towards ``z``
+    until the first weight reaches zero (the objective decreases along that segment, as in
+    Lawson & Hanson's NNLS). Returns False when the system is not positive definite (no step).
+    """
+    for s in range(na):
+        cs = act[s]
+        row = a[cs]
+        for t in range(s + 1):
+            chol[s, t] = row[act[t]]
+        chol[s, s] += l2
+    for j in range(na):
+        d = chol[j, j]
+        for k in range(j):
+            d -= chol[j, k] * chol[j, k]
+        if not d > 0.0:
+            return False
+        d = np.sqrt(d)
+        chol[j, j] = d
+        for i in range(j + 1, na):
+            v = chol[i, j]
+            for k in range(j):
+                v -= chol[i, k] * chol[j, k]
+            chol[i, j] = v / d
+    for i in range(na):
+        v = b[act[i]] - l1
+        for k in range(i):
+            v -= chol[i, k] * z[k]
+        z[i] = v / chol[i, i]
+    for i in range(na - 1, -1, -1):
+        v = z[i]
+        for k in range(i + 1, na):
+            v -= chol[k, i] * z[k]
+        z[i] = v / chol[i, i]
+    step = 1.0
+    hit = -1
+    for i in range(na):
+        if z[i] <= 0.0:
+            wi = w[act[i]]
+            t = wi / (wi - z[i])
+            if t < step:
+                step = t
+                hit = i
+    for i in range(na):
+        c = act[i]
+        v = w[c] + step * (z[i] - w[c])
+        w[c] = v if v > 0.0 and i != hit else 0.0
+    return True
+
+
 @nb.njit(cache=True, nogil=True)
-def _cd(a, b, m, excl, l1, l2, max_iter, tol, w, r, act):
+def _cd(a, b, m, excl, l1, l2, max_iter, tol, w, r, act, chol, z):
     """Coordinate descent for ``min 1/2 w'Aw - b'w + l1|w|_1 + l2/2 |w|^2, w >= 0``.
 
     ``a`` is ``[>= m, >= m]`` (only ``a[:m, :m]`` is used), ``b`` ``[>= m]``; coordinate
     ``excl`` (or -1) is held at 0. ``w``, ``r`` (float64) and ``act`` (int) are work arrays of
-    length ``>= m``; ``w[:m]`` holds the solution. Returns the number of sweeps.
+    length ``>= m``; ``w[:m]`` holds the solution. ``chol`` ``[p, p]`` and ``z`` ``[p]`` are
+    the work space of the exact active-set step, taken when the active set has at most ``p``
+    items (``p = 0``: never). Returns the number of sweeps.
     """
     for t in range(m):
         w[t] = 0.0
@@ -120,9 +186,13 @@ def _cd(a, b, m, excl, l1, l2, max_iter, tol, w, r, act):
                     max_w = w[c]
         if max_d <= tol * max_w:
             break
-        # active set: only the nonzero weights, residual kept on them only
+        # active set: only the nonzero weights, residual kept on them only; a few sweeps,
+        # then an exact step on the active set when it is small enough for ``chol``
+        newton = 0 < na <= chol.shape[0]
+        inner = 0
         while sweeps < max_iter:
             sweeps += 1
+            inner += 1
             max_d = 0.0
             max_w = 0.0
             for s in range(na):
@@ -137,8 +207,17 @@ def _cd(a, b, m, excl, l1, l2, max_iter, tol, w, r, act):
                         max_d = abs(d)
                 if w[c] > max_w:
                     max_w = w[c]
-            if max_d <= tol * max_w:
+            if max_d <= tol * max_w or (newton and inner >= _NEWTON_AFTER):
                 break
+        if newton and sweeps < max_iter:
+            sweeps += 1
+            nk = 0
+            for s in range(na):
+                if w[act[s]] > 0.0:
+                    act[nk] = act[s]
+                    nk += 1
+            na = nk
+            _newton(a, b, act, na, l1, l2, w, chol, z)
         # the inactive residuals are stale: recompute r = b - A w from the active weights
         for t in range(m):
             r[t] = b[t]
@@ -153,7 +232,7 @@ def _cd(a, b, m, excl, l1, l2, max_iter, tol, w, r, act):
 
 
 @nb.njit(cache=True, parallel=True, nogil=True)
-def slim_gram_kernel(gram, start, stop, l1, l2, max_iter, tol, n_blocks, out, sweeps):
+def slim_gram_kernel(gram, start, stop, l1, l2, max_iter, tol, newton_max, n_blocks, out, sweeps):
     """Targets ``start..stop-1`` on the dense Gram matrix ``gram`` ``[n, n]`` (symmetric).
 
     Row ``j - start`` of ``out`` ``[stop - start, n]`` (float32) receives ``w_j``; ``sweeps[j]``
@@ -165,8 +244,11 @@ def slim_gram_kernel(gram, start, stop, l1, l2, max_iter, tol, n_blocks, out, sw
         w = np.empty(n, dtype=np.float64)
         r = np.empty(n, dtype=np.float64)
         act = np.empty(n, dtype=np.int64)
+        nmax = min(n, newton_max)
+        chol = np.empty((nmax, nmax), dtype=np.float64)
+        z = np.empty(nmax, dtype=np.float64)
         for j in range(start + blk, stop, n_blocks):
-            sweeps[j] = _cd(gram, gram[j], n, j, l1, l2, max_iter, tol, w, r, act)
+            sweeps[j] = _cd(gram, gram[j], n, j, l1, l2, max_iter, tol, w, r, act, chol, z)
             o = out[j - start]
             for t in range(n):
                 o[t] = w[t]
@@ -187,6 +269,7 @@ def slim_candidates_kernel(
     l2,
     max_iter,
     tol,
+    newton_max,
     n_blocks,
     out,
     sweeps,
@@ -208,6 +291,9 @@ def slim_candidates_kernel(
         w = np.empty(size, dtype=np.float64)
         r = np.empty(size, dtype=np.float64)
         act = np.empty(size, dtype=np.int64)
+        nmax = min(size, newton_max)
+        chol = np.empty((nmax, nmax), dtype=np.float64)
+        z = np.empty(nmax, dtype=np.float64)
         lp = np.empty(size, dtype=np.int64)
         lv = np.empty(size, dtype=np.float64)
         pos = np.full(n_items, -1, dtype=np.int64)
@@ -246,14 +332,16 @@ def slim_candidates_kernel(
                             gx[lp[y]] += vx * lv[y]
             for t in range(m):
                 bvec[t] = g[m, t]
-            sweeps[j] = _cd(g, bvec, m, -1, l1, l2, max_iter, tol, w, r, act)
+            sweeps[j] = _cd(g, bvec, m, -1, l1, l2, max_iter, tol, w, r, act, chol, z)
             for t in range(m):
                 out[c0 + t] = w[t]
                 pos[cand_items[c0 + t]] = -1
             pos[j] = -1
 
 
-def _check(l1: float, l2: float, max_iter: int, tol: float) -> None:
+def _check(l1: float, l2: float, max_iter: int, tol: float, newton_max: int) -> None:
+    if int(newton_max) < 0:
+        raise ConfigError(f"newton_max must be >= 0; got {newton_max!r}")
     if not (l1 >= 0 and l2 >= 0):
         raise ConfigError(f"l1 and l2 must be >= 0; got l1={l1!r}, l2={l2!r}")
     if int(max_iter) < 1:
@@ -289,6 +377,7 @@ def slim_from_gram(
     *,
     max_iter: int = 100,
     tol: float = 1e-4,
+    newton_max: int = 512,
 ) -> SlimResult:
     """Exact SLIM on a dense item Gram matrix ``G = X^T X``.
 
@@ -302,9 +391,11 @@ def slim_from_gram(
         L1 and L2 penalties, in the units of ``1/2 ||x_j - X w||^2`` (see the module docstring
         for scikit-learn's ``alpha`` / ``l1_ratio``).
     max_iter
-        Sweeps per target (full or active-set).
+        Sweeps per target (full or active-set; an exact active-set step counts as one).
     tol
         Stop when a sweep changes no weight by more than ``tol * max|w|``.
+    newton_max
+        Largest active set given an exact (Cholesky) step; 0 gives plain coordinate descent.
 
     Returns
     -------
@@ -317,7 +408,7 @@ def slim_from_gram(
     ConfigError
         Negative penalties, ``max_iter < 1``, negative ``tol`` or a non-square ``gram``.
     """
-    _check(l1, l2, max_iter, tol)
+    _check(l1, l2, max_iter, tol, newton_max)
     if gram.ndim != 2 or gram.shape[0] != gram.shape[1]:
         raise ConfigError(f"gram must be square; got shape {gram.shape}")
     n = gram.shape[0]
@@ -338,6 +429,7 @@ def slim_from_gram(
             float(l2),
             int(max_iter),
             float(tol),
+            int(newton_max),
             _n_blocks(stop - start),
             out,
             sweeps,
@@ -365,6 +457,7 @@ def slim_from_candidates(
     *,
     max_iter: int = 100,
     tol: float = 1e-4,
+    newton_max: int = 512,
 ) -> SlimResult:
     """fsSLIM: SLIM with each target's weights restricted to a candidate list.
 
@@ -378,7 +471,7 @@ def slim_from_candidates(
         CSR ``[n_items, n_items]``: row ``j`` lists the items target ``j`` may use, e.g. the
         ``item_knn`` result (its row ``j``: ``j``'s neighbours). ``j`` itself and repeats are
         dropped.
-    l1, l2, max_iter, tol
+    l1, l2, max_iter, tol, newton_max
         As in :func:`slim_from_gram`.
 
     Returns
@@ -387,7 +480,7 @@ def slim_from_candidates(
         CSR of ``W`` (rows: source items, columns: target items). With every other item as a
         candidate the result equals :func:`slim_from_gram`'s.
     """
-    _check(l1, l2, max_iter, tol)
+    _check(l1, l2, max_iter, tol, newton_max)
     indptr = np.asarray(indptr)
     n_users = indptr.size - 1
     user_m = sp.csr_matrix(
@@ -424,6 +517,7 @@ def slim_from_candidates(
             float(l2),
             int(max_iter),
             float(tol),
+            int(newton_max),
             _n_blocks(n_items),
             out,
             sweeps,

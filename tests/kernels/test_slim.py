@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lensrec.data.synthetic import synthetic
 from lensrec.errors import ConfigError
 from lensrec.kernels.knn import item_knn
 from lensrec.kernels.linear import gram_matrix
@@ -172,6 +173,18 @@ def test_max_iter_bounds_sweeps_and_tol_stops_early(rng):
     assert _kkt_violation(x, w_tight, 0.1, 0.5) < _kkt_violation(x, w_loose, 0.1, 0.5)
 
 
+def test_exact_active_set_step_saves_sweeps():
+    # correlated items: plain coordinate descent needs hundreds of sweeps, the exact step few
+    x = synthetic(300, 60, 4000, implicit=True, random_state=0).csr("binary").toarray()
+    x = x.astype(np.float32)
+    plain, p_res = _from_gram(x, 0.5, 2.0, dtype=np.float64, newton_max=0, **TIGHT)
+    fast, f_res = _from_gram(x, 0.5, 2.0, dtype=np.float64, **TIGHT)
+    assert np.median(p_res.sweeps) > 150
+    assert f_res.sweeps.max() < 100
+    np.testing.assert_allclose(fast, plain, atol=1e-5 * plain.max())
+    assert _kkt_violation(x, fast, 0.5, 2.0) < 1e-4
+
+
 def test_same_result_for_any_thread_count(rng):
     x = _binary(rng, 80, 25, 0.2)
     m = sp.csr_matrix(x)
@@ -196,7 +209,15 @@ def test_parameters_change_the_result(rng):
 
 
 @pytest.mark.parametrize(
-    "kw", [dict(l1=-1.0), dict(l2=-0.1), dict(max_iter=0), dict(tol=-1.0), dict(l1=np.nan)]
+    "kw",
+    [
+        dict(l1=-1.0),
+        dict(l2=-0.1),
+        dict(max_iter=0),
+        dict(tol=-1.0),
+        dict(l1=np.nan),
+        dict(newton_max=-1),
+    ],
 )
 def test_bad_arguments(kw):
     args = dict(l1=0.1, l2=0.1, max_iter=10, tol=1e-4) | kw
