@@ -137,6 +137,9 @@ def ease_weights(gram: np.ndarray, reg: float) -> np.ndarray:
     off the diagonal, ``B[j, j] = 0``. The Cholesky factor, the inverse and ``B`` overwrite
     ``gram`` one after another (LAPACK ``potrf`` / ``potri`` on the same memory), so the peak is
     one ``n x n`` matrix (:func:`ease_memory_bytes`); pass a copy to keep the Gram matrix.
+    LAPACK runs on the BLAS threads: on cores shared with other busy processes, OpenBLAS's
+    threaded ``potrf`` / ``potri`` can be many times slower than one thread (seen here: 20x at
+    1,682 items), so callers may wrap this in ``lensrec._config.single_threaded_blas()``.
 
     Parameters
     ----------

@@ -496,7 +496,7 @@ def slim_from_candidates(
     cand = sp.csr_matrix(
         (np.ones(int(keep.sum()), np.float32), (rows[keep], cand_indices[keep])),
         shape=(n_items, n_items),
-    )  # COO -> CSR sums repeats and sorts
+    )  # built from (row, column) pairs: repeats summed, rows sorted
     c_indptr = cand.indptr.astype(np.int64)
     c_indices = cand.indices.astype(np.int32)
     max_cand = int(np.diff(c_indptr).max()) if n_items else 0
