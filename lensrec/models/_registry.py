@@ -45,6 +45,10 @@ class Entry:
 _BUILTIN: tuple[Entry, ...] = (
     Entry("popularity", "lensrec.models.popularity:Popularity"),
     Entry("biased-mf", "lensrec.models.biased_mf:BiasedMF"),
+    Entry("ease", "lensrec.models.ease:EASE"),
+    Entry("slim", "lensrec.models.slim:SLIM"),
+    Entry("pure-svd", "lensrec.models.pure_svd:PureSVD"),
+    Entry("item-knn", "lensrec.models.item_knn:ItemKNN"),
 )
 
 
