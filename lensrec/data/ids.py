@@ -1,8 +1,8 @@
 """IdMap: external ids (ints, strings, UUID strings) <-> dense int32 indices.
 
 Integer ids are sorted and searched with numpy. String ids (UUIDs included) go through
-polars, whose hash tables and UTF-8 string columns are an order of magnitude faster than
-numpy's fixed-width unicode arrays for ``unique``, sorting and lookups: distinct ids come
+polars, whose hash tables and UTF-8 string columns are several times faster than numpy's
+fixed-width unicode arrays for ``unique``, sorting and lookups: distinct ids come
 from a hash ``unique`` plus a sort of the distinct ones only, and codes from a hash join
 against a cached ``(id, index)`` table. The result is the same as the numpy path in every
 respect (same sorted order -- UTF-8 byte order is code-point order, which is how numpy
@@ -110,8 +110,11 @@ def _polars_strings(values: Any, min_size: int | None = None) -> pl.Series | Non
             return None
         if values.dtype.kind == "U":
             s = _ascii_to_polars(values)
-        if s is None:
-            obj = values.astype(object) if values.dtype.kind == "U" else values
+            obj = values.astype(object) if s is None else None
+        elif isinstance(values[0], str):  # else not all strings: skip a failing conversion
+            obj = values
+        else:
+            return None
     elif isinstance(values, list) and len(values) >= min_size and isinstance(values[0], str):
         obj = values
     else:
