@@ -2,7 +2,8 @@
 
 For each id kind the script makes ``--rows`` rows over ``--distinct`` distinct ids (every id
 at least once, the rest drawn with a Zipf-like skew, popularity ~ 1 / (rank + 10) ** 0.9)
-and times, fastest of ``--repeats``:
+and times, fastest of ``--repeats`` (the repeats go round-robin over implementations, kinds
+and steps, so that a burst of load from elsewhere hits all of them alike):
 
 * ``build``    ``IdMap.build(values)`` (distinct ids, sorted, plus the code of every row);
 * ``init``     ``IdMap(distinct ids, shuffled)``;
@@ -13,18 +14,21 @@ and times, fastest of ``--repeats``:
 Kinds: ``int`` (sparse int64 ids), ``str`` (``"user_<number>"``, 6 to 14 characters) and
 ``uuid`` (canonical UUID4 strings), the strings given as numpy unicode arrays; ``str-obj`` and
 ``uuid-obj`` give the same strings as object arrays, which is what ``polars.Series.to_numpy()``
-hands ``Interactions.from_frame``. The ratio column divides each kind's total by ``int``'s.
+hands ``Interactions.from_frame``. The ``/ int`` column divides each kind's total by ``int``'s.
+Before timing, each map is checked: codes point back to the values, ids in numpy's order.
 
-Memory, in a separate run of the same steps so that timing is not slowed: the ``tracemalloc``
-peak (Python-visible allocations: numpy arrays, Python objects; *not* polars' own buffers) and
-the growth of the process's peak RSS over its RSS once the data exist (covers polars too).
-Each kind runs in its own subprocess so that peaks do not mix.
+Memory, in a separate process per implementation and kind (so peaks do not mix), one pass of
+the same steps: the ``tracemalloc`` peak (Python-visible allocations: numpy arrays, Python
+objects; *not* polars' own buffers) and the growth of the peak RSS over the RSS once the data
+exist (covers polars too; Linux).
 
     python benchmarks/bench_ids.py [--rows 2000000] [--distinct 200000] [--repeats 3]
-    python benchmarks/bench_ids.py --idmap /tmp/ids_before.py   # another ids.py, e.g. the old one
+    python benchmarks/bench_ids.py --idmap /tmp/ids_before.py --idmap lensrec   # before/after
 
 ``--idmap PATH`` loads ``IdMap`` from another copy of ``lensrec/data/ids.py`` (imported as a
-module of ``lensrec.data`` so its relative imports resolve), to compare before and after.
+module of ``lensrec.data`` so its relative imports resolve; ``lensrec`` is the installed one);
+given several times, each gets a table and the last lines give the speed-ups over the first.
+To get the old one: ``git show <commit>:lensrec/data/ids.py > /tmp/ids_before.py``.
 """
 
 from __future__ import annotations
