@@ -49,6 +49,10 @@ _BUILTIN: tuple[Entry, ...] = (
     Entry("slim", "lensrec.models.slim:SLIM"),
     Entry("pure-svd", "lensrec.models.pure_svd:PureSVD"),
     Entry("item-knn", "lensrec.models.item_knn:ItemKNN"),
+    Entry("baseline", "lensrec.models.baseline:Baseline"),
+    Entry("svd", "lensrec.models.svd_sgd:SVD"),
+    Entry("svdpp", "lensrec.models.svdpp:SVDpp"),
+    Entry("knn-baseline", "lensrec.models.knn_baseline:KNNBaseline"),
 )
 
 

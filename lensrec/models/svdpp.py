@@ -1,0 +1,434 @@
+"""SVD++: biased matrix factorisation plus the implicit feedback of which items a user rated."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._config import seed_from
+from ..data.interactions import Interactions
+from ..kernels.biased_mf import shuffled_order
+from ..kernels.svdpp import implicit_sums, predict_pairs, svdpp_epoch, svdpp_epoch_hogwild
+from ..types import IndexArray, RandomState, ScoreArray
+from ._params import Interval, Options
+from ._trainer import EpochTrainer, TrainLog, holdout_then_refit
+from .base import Callback, Capabilities, Query, RatingPredictor, register
+from .svd_sgd import _Rate, loss_ceiling, rating_arrays, ridge_fold_in, validation_rmse
+
+__all__ = ["SVDpp"]
+
+#: users per Hogwild block
+_HOGWILD_BLOCK = 64
+
+_PARAMS = ("bu", "bi", "pu", "qi", "yj")
+
+
+def _grouped(
+    users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ratings grouped by user in row order (duplicates kept, as separate ratings) and the
+    implicit pattern ``N(u)`` (distinct items, sorted): ``(indptr, items, ratings, imp_indptr,
+    imp_items)`` with int64 indptr, int32 indices and float32 ratings."""
+    order = np.argsort(users, kind="stable")
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
+    pattern = sp.csr_matrix(
+        (np.ones(len(users), np.float32), (users, items)), shape=(n_users, n_items)
+    )
+    pattern.sum_duplicates()
+    pattern.sort_indices()
+    return (
+        indptr,
+        np.ascontiguousarray(items[order], dtype=np.int32),
+        np.ascontiguousarray(ratings[order], dtype=np.float32),
+        pattern.indptr.astype(np.int64),
+        pattern.indices.astype(np.int32),
+    )
+
+
+def _sums(history: sp.csr_matrix, implicit: np.ndarray) -> np.ndarray:
+    """``|N(u)|^-1/2 sum_{j in N(u)} y_j`` per history row (float32 ``[m, k]``)."""
+    out = np.empty((history.shape[0], implicit.shape[1]), dtype=np.float32)
+    implicit_sums(
+        np.ascontiguousarray(history.indptr, dtype=np.int64),
+        np.ascontiguousarray(history.indices, dtype=np.int32),
+        implicit,
+        out,
+    )
+    return out
+
+
+@register("svdpp")
+class SVDpp(RatingPredictor):
+    """SVD++: biased matrix factorisation with implicit feedback (Koren 2008).
+
+    Predicts ``r_hat = mu + b_u + b_i + q_i . (p_u + |N(u)|^-1/2 sum_{j in N(u)} y_j)``
+    (Koren, "Factorization meets the neighborhood: a multifaceted collaborative filtering
+    model", KDD 2008, section 4), where ``N(u)`` is the set of items the user rated: which
+    items someone chose to rate says something about them beyond the ratings themselves.
+    Trained by per-rating SGD on Surprise's ``SVDpp`` objective (squared error plus L2 on
+    every parameter, per rating), with the numba kernel
+    :func:`lensrec.kernels.svdpp.svdpp_epoch`: users one at a time, the implicit sum
+    computed once per user and the ``y_j`` moved once per user by the summed gradient
+    (MyMediaLite's formulation), so an epoch costs O(ratings x factors) instead of
+    Surprise's O(ratings x |N(u)| x factors). The learning rates are multiplied by
+    ``learning_rate_decay`` after each epoch.
+
+    The implicit part comes from the user's history: a known user's training items, or the
+    history given with a query. A user the model never saw is scored from their history of
+    ratings: the implicit sum from its items and ``p_u, b_u`` by exact ridge fold-in (the
+    point where the SGD steps on those ratings sum to zero, the items fixed).
+
+    Training runs exactly ``epochs`` epochs unless there is validation (a ``valid`` given to
+    ``fit``, or ``valid_fraction`` > 0: hold out, early-stop, refit on all ratings).
+
+    Parameters
+    ----------
+    factors : int, default 20
+        Latent dimensions (Surprise's ``n_factors``).
+    epochs : int, default 40
+        Epochs (the maximum with validation).
+    learning_rate : float, default 0.005
+        Step size of every parameter in the first epoch (Surprise's ``lr_all``).
+    reg : float, default 0.05
+        L2 weight of every parameter, applied at each of its ratings (``reg_all``).
+    lr_bu, lr_bi, lr_pu, lr_qi, lr_yj : float or None, default None
+        Per-parameter learning rates; None takes ``learning_rate``.
+    reg_bu, reg_bi, reg_pu, reg_qi, reg_yj : float or None, default None
+        Per-parameter regularisation; None takes ``reg``.
+    init_mean, init_std : float, default 0.0 and 0.1
+        ``p_u``, ``q_i`` and ``y_j`` start as ``normal(init_mean, init_std)`` draws.
+    learning_rate_decay : float in (0, 1], default 1.0
+        Every learning rate is multiplied by this after each epoch.
+    order : {"shuffle", "user"}, default "shuffle"
+        The order users are visited in each epoch (each user's ratings in row order): a new
+        random permutation every epoch, or user index order (Surprise's order).
+    parallel : bool, default False
+        Hogwild epochs over blocks of users on all threads; not repeatable bit for bit with
+        more than one thread.
+    valid_fraction : float, default 0.0
+        With no ``valid`` given: hold out this random share of the ratings for early
+        stopping, then refit on all of them (0: exactly ``epochs``).
+    patience : int, default 5
+        With validation: epochs without an improvement of more than ``tol`` before stopping.
+    tol : float, default 1e-4
+        Minimum improvement of the validation RMSE that resets ``patience``.
+    random_state : None, int or numpy Generator
+        Seeds the initialisation, the hold-out and the shuffles.
+
+    Notes
+    -----
+    Surprise's model is ``SVDpp(epochs=20, learning_rate=0.007, reg=0.02, order="user")``
+    (up to the per-user ``y`` step described above); lensrec's defaults were chosen on
+    validation sets carved from the ml-100k training parts (``benchmarks/README.md``).
+
+    Attributes
+    ----------
+    global_mean_ : float
+    user_bias_, item_bias_ : float32 [n_users], [n_items]
+    user_factors_, item_factors_, implicit_factors_ : float32 [n, factors]
+        ``p_u``, ``q_i`` and ``y_j``.
+    history_ : dict of lists of float
+        ``"train_loss"`` and ``"valid_rmse"`` per epoch (of the early-stopping run).
+    epochs_ : int
+        Epochs the returned parameters were trained for.
+
+    Examples
+    --------
+    >>> from lensrec.testing import make_ratings
+    >>> model = SVDpp(factors=4, epochs=5, random_state=0).fit(make_ratings())
+    >>> model.predict([0], [1]).dtype
+    dtype('float32')
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        needs_ratings=True,
+        predicts_ratings=True,
+        folds_in=True,
+        fold_in_needs_ratings=True,
+        uses_history=True,
+        epoch_trained=True,
+    )
+    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
+        "factors": ("int", 8, 256, "log"),
+        "epochs": ("int", 10, 100, "log"),
+        "learning_rate": ("float", 0.001, 0.03, "log"),
+        "reg": ("float", 0.005, 0.3, "log"),
+        "reg_yj": ("float", 0.005, 0.3, "log"),
+        "learning_rate_decay": ("float", 0.8, 1.0, "linear"),
+    }
+    _constraints: ClassVar[dict[str, Any]] = {
+        "factors": Interval(int, 1),
+        "epochs": Interval(int, 1),
+        "learning_rate": Interval(float, 0.0, low_open=True),
+        "reg": Interval(float, 0.0),
+        **{f"lr_{p}": _Rate(float, 0.0, allow_none=True) for p in _PARAMS},
+        **{f"reg_{p}": _Rate(float, 0.0, allow_none=True) for p in _PARAMS},
+        "init_mean": Interval(float),
+        "init_std": Interval(float, 0.0),
+        "learning_rate_decay": Interval(float, 0.0, 1.0, low_open=True),
+        "order": Options(("shuffle", "user")),
+        "parallel": Options((False, True)),
+        "valid_fraction": Interval(float, 0.0, 0.5, high_open=True),
+        "patience": Interval(int, 1),
+        "tol": Interval(float, 0.0),
+    }
+
+    def __init__(
+        self,
+        *,
+        factors: int = 20,
+        epochs: int = 40,
+        learning_rate: float = 0.005,
+        reg: float = 0.05,
+        lr_bu: float | None = None,
+        lr_bi: float | None = None,
+        lr_pu: float | None = None,
+        lr_qi: float | None = None,
+        lr_yj: float | None = None,
+        reg_bu: float | None = None,
+        reg_bi: float | None = None,
+        reg_pu: float | None = None,
+        reg_qi: float | None = None,
+        reg_yj: float | None = None,
+        init_mean: float = 0.0,
+        init_std: float = 0.1,
+        learning_rate_decay: float = 1.0,
+        order: str = "shuffle",
+        parallel: bool = False,
+        valid_fraction: float = 0.0,
+        patience: int = 5,
+        tol: float = 1e-4,
+        random_state: RandomState = None,
+    ):
+        self.factors = factors
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.reg = reg
+        self.lr_bu = lr_bu
+        self.lr_bi = lr_bi
+        self.lr_pu = lr_pu
+        self.lr_qi = lr_qi
+        self.lr_yj = lr_yj
+        self.reg_bu = reg_bu
+        self.reg_bi = reg_bi
+        self.reg_pu = reg_pu
+        self.reg_qi = reg_qi
+        self.reg_yj = reg_yj
+        self.init_mean = init_mean
+        self.init_std = init_std
+        self.learning_rate_decay = learning_rate_decay
+        self.order = order
+        self.parallel = parallel
+        self.valid_fraction = valid_fraction
+        self.patience = patience
+        self.tol = tol
+        self.random_state = random_state
+
+    @classmethod
+    def warm_up(cls) -> None:
+        """Compile the serial and Hogwild epochs, the implicit sums and the predictions."""
+        from ..data.planted import make_ratings
+
+        data = make_ratings(n_users=8, n_items=6, density=0.8, random_state=0)
+        for parallel in (False, True):
+            model = cls(factors=2, epochs=2, parallel=parallel, valid_fraction=0.25)
+            model.fit(data).predict([0], [0])
+        model.recommend([0], k=2)
+        model.recommend(None, k=2, history=data.csr("rating")[:2])
+
+    def _rates(self) -> tuple[np.ndarray, np.ndarray]:
+        lr, reg = float(self.learning_rate), float(self.reg)
+        rates = [lr if getattr(self, f"lr_{p}") is None else getattr(self, f"lr_{p}")
+                 for p in _PARAMS]  # fmt: skip
+        regs = [reg if getattr(self, f"reg_{p}") is None else getattr(self, f"reg_{p}")
+                for p in _PARAMS]  # fmt: skip
+        return np.array(rates, dtype=np.float64), np.array(regs, dtype=np.float64)
+
+    # --- training ------------------------------------------------------------------------
+    def _fit(
+        self,
+        train: Interactions,
+        valid: Interactions | None,
+        gen: np.random.Generator,
+        *,
+        show_progress: bool,
+        callback: Callback | None,
+    ) -> None:
+        users, items, ratings = rating_arrays(train, "SVDpp")
+        valid_arrays = None
+        if valid is not None and len(valid):
+            valid_arrays = rating_arrays(valid, "SVDpp (validation data)")
+        shape = (train.n_users, train.n_items)
+        scale = (float(self.rating_scale_[0]), float(self.rating_scale_[1]))
+
+        def train_on(
+            rows: np.ndarray | None, hold: np.ndarray | None, epochs: int, is_refit: bool
+        ) -> tuple[tuple[float, np.ndarray, np.ndarray, np.ndarray], TrainLog]:
+            if rows is None:
+                arrays = (users, items, ratings)
+                check = valid_arrays if not is_refit else None
+            else:
+                assert hold is not None
+                arrays = (users[rows], items[rows], ratings[rows])
+                check = (users[hold], items[hold], ratings[hold])
+            return self._train(
+                *arrays, shape, gen, epochs, check, scale,
+                show_progress=show_progress and not is_refit,
+                callback=None if is_refit else callback,
+            )  # fmt: skip
+
+        first, log, again = holdout_then_refit(
+            train_on,
+            n_rows=len(users),
+            epochs=int(self.epochs),
+            valid_given=valid is not None,
+            valid_fraction=float(self.valid_fraction),
+            refit=True,
+            gen=gen,
+        )
+        mu, up, ip, yj = again if again is not None else first
+        k = int(self.factors)
+        self.global_mean_ = mu
+        self.user_factors_ = np.ascontiguousarray(up[:, :k])
+        self.item_factors_ = np.ascontiguousarray(ip[:, :k])
+        self.implicit_factors_ = np.ascontiguousarray(yj)
+        self.user_bias_ = np.ascontiguousarray(up[:, k])
+        self.item_bias_ = np.ascontiguousarray(ip[:, k])
+        self.history_ = {
+            "train_loss": log.history.get("train_loss", []),
+            "valid_rmse": log.history.get("valid_rmse", []),
+        }
+        self.epochs_ = log.best_epoch if log.best_epoch > 0 else log.epochs_run
+
+    def _train(
+        self,
+        users: np.ndarray,
+        items: np.ndarray,
+        ratings: np.ndarray,
+        shape: tuple[int, int],
+        gen: np.random.Generator,
+        epochs: int,
+        valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+        scale: tuple[float, float],
+        *,
+        show_progress: bool,
+        callback: Callback | None,
+    ) -> tuple[tuple[float, np.ndarray, np.ndarray, np.ndarray], TrainLog]:
+        """Initialise and train on one set of ratings; return ``((mu, up, ip, y), log)``."""
+        k = int(self.factors)
+        n_users, n_items = shape
+        indptr, r_items, r_values, imp_indptr, imp_items = _grouped(
+            users, items, ratings, n_users, n_items
+        )
+        mu = float(ratings.astype(np.float64).mean()) if len(ratings) else 0.0
+        mean, std = float(self.init_mean), float(self.init_std)
+        up = np.zeros((n_users, k + 1), dtype=np.float32)
+        ip = np.zeros((n_items, k + 1), dtype=np.float32)
+        up[:, :k] = gen.normal(mean, std, (n_users, k))
+        ip[:, :k] = gen.normal(mean, std, (n_items, k))
+        yj = gen.normal(mean, std, (n_items, k)).astype(np.float32)
+        user_order = np.arange(n_users, dtype=np.int32)
+        rates, regs = self._rates()
+        decay = float(self.learning_rate_decay)
+        shuffle = self.order == "shuffle"
+        parallel = bool(self.parallel)
+
+        def step(epoch: int) -> float:
+            if shuffle:
+                shuffled_order(user_order, seed_from(gen))
+            lr = rates * decay ** (epoch - 1)
+            args = (indptr, r_items, r_values, imp_indptr, imp_items, user_order, mu, lr, regs,
+                    up, ip, yj)  # fmt: skip
+            if parallel:
+                return float(svdpp_epoch_hogwild(*args, _HOGWILD_BLOCK))
+            return float(svdpp_epoch(*args))
+
+        validate = None
+        if valid is not None:
+            sums = np.empty((n_users, k), dtype=np.float32)
+
+            def predict(u: np.ndarray, i: np.ndarray, out: np.ndarray) -> None:
+                implicit_sums(imp_indptr, imp_items, yj, sums)
+                predict_pairs(u, i, mu, up, ip, sums, out)
+
+            validate = validation_rmse(predict, valid, scale)
+        trainer: EpochTrainer[tuple[np.ndarray, ...]] = EpochTrainer(
+            "SVDpp",
+            epochs=epochs,
+            patience=int(self.patience),
+            tol=float(self.tol),
+            mode="min",
+            metric="valid_rmse",
+            loss_ceiling=loss_ceiling(ratings),
+            hint="lower learning_rate or raise reg",
+            show_progress=show_progress,
+            callback=callback,
+        )
+        log, best = trainer.run(step, validate, lambda: (up.copy(), ip.copy(), yj.copy()))
+        if best is not None:
+            return (mu, best[0], best[1], best[2]), log
+        return (mu, up, ip, yj), log
+
+    # --- scoring -------------------------------------------------------------------------
+    def _packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``[p_u | b_u]``, ``[q_i | b_i]`` and the training users' implicit sums."""
+
+        def pack() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            up = np.ascontiguousarray(np.column_stack([self.user_factors_, self.user_bias_]))
+            ip = np.ascontiguousarray(np.column_stack([self.item_factors_, self.item_bias_]))
+            return up, ip, _sums(self.user_items_, self.implicit_factors_)
+
+        return self._cached("packed", pack)
+
+    def _predict(self, users: IndexArray, items: IndexArray) -> ScoreArray:
+        up, ip, sums = self._packed()
+        out = np.empty(len(users), dtype=np.float32)
+        predict_pairs(
+            np.ascontiguousarray(users, np.int32),
+            np.ascontiguousarray(items, np.int32),
+            float(self.global_mean_),
+            up,
+            ip,
+            sums,
+            out,
+        )
+        return out
+
+    def _score(self, query: Query, items: IndexArray | None) -> ScoreArray:
+        """``mu + b_u + b_i + q_i . (p_u + s_u)`` with ``s_u`` from each row's history."""
+        assert query.history is not None  # uses_history: the base fills known users' rows
+        k = self.item_factors_.shape[1]
+        mu = float(self.global_mean_)
+        s = _sums(query.history, self.implicit_factors_)
+        uv = np.empty((len(query), k + 2), dtype=np.float32)
+        uv[:, -1] = 1.0
+        known = query.known
+        if known.any():
+            u = query.users[known]
+            uv[known, :k] = self.user_factors_[u] + s[known]
+            uv[known, k] = self.user_bias_[u] + np.float32(mu)
+        if (~known).any():
+            sol = ridge_fold_in(
+                query.history[~known], self.item_factors_, self.item_bias_.astype(np.float64),
+                mu, float(self._rates()[1][2]), float(self._rates()[1][0]), True,
+                offsets=s[~known].astype(np.float64),
+            )  # fmt: skip
+            uv[~known, :k] = sol[:, :k] + s[~known]
+            uv[~known, k] = mu + sol[:, k]
+        iv = self._cached("item_vectors", self._item_vectors)
+        if items is not None:
+            iv = iv[items]
+        return np.ascontiguousarray(uv @ iv.T, dtype=np.float32)
+
+    def _item_vectors(self) -> np.ndarray:
+        out = np.empty((self.item_factors_.shape[0], self.item_factors_.shape[1] + 2), np.float32)
+        out[:, :-2] = self.item_factors_
+        out[:, -2] = 1.0
+        out[:, -1] = self.item_bias_
+        return out
+
+    def _similarity_vectors(self) -> np.ndarray:
+        return self.item_factors_
