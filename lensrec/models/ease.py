@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
+from .._config import single_threaded_blas
 from ..data.interactions import Interactions
 from ..kernels.linear import ease_memory_bytes, ease_weights, gram_matrix
 from ..types import IndexArray, RandomState, ScoreArray
@@ -17,6 +19,9 @@ from .base import Callback, Capabilities, Query, Recommender, register
 __all__ = ["EASE"]
 
 _log = logging.getLogger(__name__)
+
+#: catalogue size from which the inversion uses the configured BLAS threads (below: one)
+_THREADED_FROM = 2048
 
 
 def _binary(history: sp.csr_matrix) -> sp.csr_matrix:
@@ -149,7 +154,11 @@ class EASE(Recommender):
             x.sort_indices()
         gram = gram_matrix(x.indptr, x.indices, x.data, int(kept.size), dtype=np.float32)
         _log.debug("EASE: Gram matrix %d x %d built", kept.size, kept.size)
-        self.weights_ = ease_weights(gram, float(self.reg))
+        # LAPACK on a small matrix: threads cost more in synchronisation than they save
+        # (and far more on a busy machine); from a few thousand items they pay
+        small = kept.size < _THREADED_FROM
+        with single_threaded_blas() if small else contextlib.nullcontext():
+            self.weights_ = ease_weights(gram, float(self.reg))
         self.kept_items_ = kept
 
     # --- scoring -------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from .._config import seed_from
+from .._config import seed_from, single_threaded_blas
 from ..data.interactions import Interactions
 from ..kernels.linear import randomized_svd
 from ..types import IndexArray, RandomState
@@ -119,7 +119,10 @@ class PureSVD(Recommender):
                 "PureSVD: factors=%d capped at %d, a tenth of the %d x %d matrix's smaller side",
                 self.factors, rank, *x.shape,
             )  # fmt: skip
-        _, s, vt = randomized_svd(x, rank, n_iter=int(self.n_iter), seed=seed_from(gen))
+        # the dense work is QR / SVD of tall, thin [n, factors + 10] blocks: one BLAS thread
+        # is as fast, and multi-threaded BLAS on such blocks is slow on a busy machine
+        with single_threaded_blas():
+            _, s, vt = randomized_svd(x, rank, n_iter=int(self.n_iter), seed=seed_from(gen))
         v = np.ascontiguousarray(vt.T, dtype=np.float32)
         self.item_factors_ = v
         self.singular_values_ = s.astype(np.float32)
