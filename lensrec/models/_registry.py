@@ -45,6 +45,7 @@ class Entry:
 _BUILTIN: tuple[Entry, ...] = (
     Entry("popularity", "lensrec.models.popularity:Popularity"),
     Entry("biased-mf", "lensrec.models.biased_mf:BiasedMF"),
+    Entry("bpmf", "lensrec.models.bpmf:BPMF"),
     Entry("ease", "lensrec.models.ease:EASE"),
     Entry("slim", "lensrec.models.slim:SLIM"),
     Entry("pure-svd", "lensrec.models.pure_svd:PureSVD"),

@@ -11,6 +11,7 @@ from lensrec.testing import check_known_answers, check_model, make_blocks, make_
 # checks run with each model's defaults: those are what users get.
 FAST: dict[str, dict] = {
     "biased-mf": {"epochs": 5},
+    "bpmf": {"n_samples": 10, "burn_in": 3},
 }
 
 

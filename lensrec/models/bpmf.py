@@ -1,0 +1,531 @@
+"""BPMF: Bayesian probabilistic matrix factorisation by Gibbs sampling, biases included."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+from .._config import seed_from, single_threaded_blas
+from ..data.interactions import Interactions
+from ..errors import ConfigError
+from ..kernels.bpmf import (
+    augment,
+    predict_pairs,
+    sample_alpha,
+    sample_hyper,
+    sample_rows,
+    squared_error,
+    update_mean_factors,
+)
+from ..types import IndexArray, RandomState, ScoreArray
+from ._params import Interval
+from ._trainer import EpochTrainer, TrainingDivergedError
+from .base import Callback, Capabilities, Query, RatingPredictor, register
+
+__all__ = ["BPMF"]
+
+_log = logging.getLogger(__name__)
+
+#: below this many ratings the chain runs on one numba thread: a sweep is then a few
+#: milliseconds of work, and starting parallel regions three times per sweep costs more than
+#: it saves (10x slower on a busy 2-core machine); the draws are the same either way
+_PARALLEL_MIN_RATINGS = 20_000
+
+
+@contextlib.contextmanager
+def _numba_threads(n_ratings: int) -> Iterator[None]:
+    """One numba thread for small data (see ``_PARALLEL_MIN_RATINGS``), else unchanged."""
+    before = numba.get_num_threads()
+    if n_ratings < _PARALLEL_MIN_RATINGS and before > 1:
+        numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+class _Alpha(Interval):
+    """A positive number or ``"sample"``."""
+
+    def describe(self) -> str:
+        return 'a number > 0 or "sample"'
+
+    def ok(self, value: Any) -> bool:
+        return value == "sample" if isinstance(value, str) else super().ok(value)
+
+
+def _by_row(
+    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR ``(indptr int64, indices int32, data float32)`` of the triples, rows by ``rows``.
+
+    Repeated pairs stay separate ratings (a CSR built by scipy would add them up).
+    """
+    order = np.lexsort((cols, rows))
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+    return (
+        indptr,
+        np.ascontiguousarray(cols[order], dtype=np.int32),
+        np.ascontiguousarray(values[order], dtype=np.float32),
+    )
+
+
+def _kept_positions(n_samples: int, count: int) -> set[int]:
+    """``count`` evenly spaced 1-based positions among ``n_samples`` kept samples, the last
+    one included (which samples the fold-in keeps)."""
+    count = min(count, n_samples)
+    return {int(math.ceil((j + 1) * n_samples / count)) for j in range(count)}
+
+
+@register("bpmf")
+class BPMF(RatingPredictor):
+    """Bayesian probabilistic matrix factorisation (BPMF), biases included, by Gibbs sampling.
+
+    Salakhutdinov & Mnih, "Bayesian probabilistic matrix factorization using Markov chain
+    Monte Carlo", ICML 2008. Ratings are ``r_ui ~ N(mu + p_u . q_i + b_u + b_i, 1 / alpha)``
+    with ``mu`` the training mean; each user row ``[p_u, b_u]`` is Gaussian with a mean and
+    precision matrix that have a Normal-Wishart prior, and so is each item row ``[q_i, b_i]``
+    (the bias is one more coordinate of the row, sharing its prior: see
+    :mod:`lensrec.kernels.bpmf`). A Gibbs sweep draws the user hyper-parameters, every user
+    row given the items (in parallel), the item hyper-parameters, every item row given the
+    users, and (``alpha="sample"``) the noise precision from its Gamma posterior. After
+    ``burn_in`` sweeps, the predictions of the next ``n_samples`` sweeps are averaged: that
+    average, not a single point estimate, is what makes BPMF resist over-fitting without a
+    tuned regularisation or early stopping.
+
+    **Predictions and rankings.** The average of the ``S`` samples' predictions is the
+    matrix ``(1/S) sum_s X_s Y_s^T`` of the samples' serving vectors ``[p, b, 1]`` and
+    ``[q, 1, b]``. It is kept as a running low-rank product ``A B^T`` of rank at most
+    ``mean_rank`` (:func:`lensrec.kernels.bpmf.update_mean_factors`): exact while
+    ``S * (factors + 2) <= mean_rank``, otherwise its leading singular directions. Both
+    ``predict`` and ``recommend`` score ``mu + A_u . B_i``, so a user's predicted ratings and
+    the ranking of their list agree exactly. The truncation is small: on validation sets
+    carved from ml-100k ua.base, the low-rank mean's RMSE is within 0.0003 of the exact
+    average of the sample predictions at the defaults (measurements in
+    ``benchmarks/README.md``); ``mean_dropped_`` tells the share of the mean's energy the
+    last truncation dropped. The validation RMSE in ``history_`` is that of the exact
+    running average (its pairs are accumulated sample by sample).
+
+    **Memory** is linear in the ratings: the ratings twice (by user and by item, 8 bytes
+    each), the current sample, ``A`` and ``B`` (``mean_rank`` columns) and
+    ``fold_in_samples`` copies of the item rows; never users x items.
+
+    **Users never seen** (``recommend(None, history=...)``) are folded in per kept sample:
+    for each of the ``fold_in_samples`` samples kept evenly spaced over the chain, the
+    posterior mean of the new user's row given their ratings, that sample's item rows, user
+    hyper-parameters and ``alpha`` (exact Gaussian conditional, the item rows fixed); their
+    scores are the average over those samples.
+
+    Parameters
+    ----------
+    factors : int, default 10
+        Latent dimensions ``k`` (each row has ``k + 1`` coordinates with its bias). 10 was
+        best or tied on ml-100k validation sets (5 to 30 tried; see ``benchmarks/README.md``).
+    n_samples : int, default 200
+        Gibbs samples averaged after the burn-in. More lowers the Monte Carlo noise of the
+        average (validation RMSE still fell by ~0.001 from 100 to 200 on ml-100k).
+    burn_in : int, default 30
+        Sweeps discarded before averaging. With ``init_std=0.5`` the chain's train RMSE and
+        ``alpha`` settle within 15-20 sweeps on ml-100k.
+    alpha : float or "sample", default "sample"
+        Precision of the rating noise. The paper fixes 2; ``"sample"`` draws it every sweep
+        from its Gamma posterior (``alpha_shape``, ``alpha_rate``), which was clearly better
+        on every ml-100k validation set (it settles near 1.6 there).
+    alpha_shape, alpha_rate : float, default 1.0, 1.0
+        Shape and rate of the Gamma prior on ``alpha`` (``alpha="sample"`` only); weak, as
+        the data (one term per rating) dominates.
+    beta0 : float, default 2.0
+        Normal-Wishart prior: pseudo-count of the prior on the rows' mean (the paper's 2).
+    nu0 : float or None, default None
+        Normal-Wishart prior: degrees of freedom of the Wishart prior on the rows'
+        precision; None takes ``factors + 1`` (the row dimension, as in the paper). Must be
+        greater than ``factors``.
+    w0 : float, default 1.0
+        Normal-Wishart prior: scale matrix ``W0 = w0 * I`` of the Wishart prior (the
+        paper's identity).
+    mu0 : float, default 0.0
+        Normal-Wishart prior: the prior mean of every coordinate of the rows' mean (the
+        paper's 0; ratings are centred by ``mu``).
+    init_std : float, default 0.5
+        Standard deviation of the random initial rows. A start at the scale the chain
+        settles at shortens the burn-in: from ``0.1`` the chain took ~150 sweeps on
+        ml-100k to reach the train RMSE it reaches in ~15 from ``0.5``.
+    mean_rank : int, default 64
+        Rank kept for the running mean of the predictions (see above). Memory and the time
+        to fold in each sample grow with it (``O((n_users + n_items) mean_rank^2)`` per
+        sample).
+    fold_in_samples : int, default 20
+        Samples kept (their item rows, user hyper-parameters and ``alpha``) to fold in
+        users the model never saw.
+    random_state : None, int or numpy Generator
+        Seeds the initial rows, the hyper-parameter draws and the row samplers' streams.
+        Rows are drawn in parallel blocks, each block from its own stream, so the same seed
+        gives the same model bit for bit whatever the thread count (on one machine).
+
+    Attributes
+    ----------
+    global_mean_ : float
+        ``mu``, the training mean.
+    user_factors_, item_factors_ : float32 [n_users, r], [n_items, r]
+        ``A`` and ``B``: ``mu + A_u . B_i`` is the posterior-mean prediction (before
+        clipping to ``rating_scale_``), biases included; ``r <= mean_rank``. These are not
+        the samples' factors (those are not identifiable across samples).
+    user_bias_, item_bias_ : float32 [n_users], [n_items]
+        Posterior means of the biases (used by ``predict(..., missing="baseline")``).
+    alpha_ : float
+        Mean of ``alpha`` over the kept samples (the fixed value when not sampled).
+    n_kept_ : int
+        Samples averaged (``n_samples`` unless the callback stopped the chain early; a chain
+        stopped during the burn-in keeps its last sample).
+    mean_dropped_ : float
+        Share of the squared Frobenius norm of the mean matrix dropped by the last
+        truncation to ``mean_rank`` (0 while exact).
+    history_ : dict of lists of float
+        Per sweep: ``"train_rmse"`` (of that sweep's sample), ``"alpha"`` (after the
+        sweep) and, when ``fit`` got ``valid``, ``"valid_rmse"``: of the running average of
+        the kept samples' predictions (of the sweep's own sample during the burn-in),
+        clipped to the rating scale.
+    fold_in_item_rows_ : float32 [T, n_items, factors + 1]
+    fold_in_user_mean_ : float64 [T, factors + 1]
+    fold_in_user_precision_ : float64 [T, factors + 1, factors + 1]
+    fold_in_alpha_ : float64 [T]
+        The ``T <= fold_in_samples`` kept samples used to fold in new users.
+
+    Examples
+    --------
+    >>> from lensrec.testing import make_ratings
+    >>> train = make_ratings()
+    >>> model = BPMF(factors=4, n_samples=20, burn_in=5, random_state=0).fit(train)
+    >>> model.predict([0, 1], [0, 1]).dtype
+    dtype('float32')
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        needs_ratings=True,
+        predicts_ratings=True,
+        folds_in=True,
+        fold_in_needs_ratings=True,
+        epoch_trained=True,
+    )
+    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
+        "factors": ("int", 4, 64, "log"),
+        "n_samples": ("int", 50, 1000, "log"),
+        "burn_in": ("int", 10, 200, "log"),
+        "beta0": ("float", 0.1, 10.0, "log"),
+        "w0": ("float", 0.1, 10.0, "log"),
+        "init_std": ("float", 0.1, 1.0, "log"),
+    }
+    _constraints: ClassVar[dict[str, Any]] = {
+        "factors": Interval(int, 1),
+        "n_samples": Interval(int, 1),
+        "burn_in": Interval(int, 0),
+        "alpha": _Alpha(float, 0.0, low_open=True),
+        "alpha_shape": Interval(float, 0.0, low_open=True),
+        "alpha_rate": Interval(float, 0.0, low_open=True),
+        "beta0": Interval(float, 0.0, low_open=True),
+        "nu0": Interval(float, 0.0, low_open=True, allow_none=True),
+        "w0": Interval(float, 0.0, low_open=True),
+        "mu0": Interval(float),
+        "init_std": Interval(float, 0.0),
+        "mean_rank": Interval(int, 1),
+        "fold_in_samples": Interval(int, 1),
+    }
+
+    def __init__(
+        self,
+        *,
+        factors: int = 10,
+        n_samples: int = 200,
+        burn_in: int = 30,
+        alpha: float | str = "sample",
+        alpha_shape: float = 1.0,
+        alpha_rate: float = 1.0,
+        beta0: float = 2.0,
+        nu0: float | None = None,
+        w0: float = 1.0,
+        mu0: float = 0.0,
+        init_std: float = 0.5,
+        mean_rank: int = 64,
+        fold_in_samples: int = 20,
+        random_state: RandomState = None,
+    ):
+        self.factors = factors
+        self.n_samples = n_samples
+        self.burn_in = burn_in
+        self.alpha = alpha
+        self.alpha_shape = alpha_shape
+        self.alpha_rate = alpha_rate
+        self.beta0 = beta0
+        self.nu0 = nu0
+        self.w0 = w0
+        self.mu0 = mu0
+        self.init_std = init_std
+        self.mean_rank = mean_rank
+        self.fold_in_samples = fold_in_samples
+        self.random_state = random_state
+
+    def estimate_memory(self, n_users: int, n_items: int, nnz: int) -> int:
+        """Linear in the ratings: the kept training matrix, the ratings by user and by item
+        (with the sort that builds them), the chain's rows, the running mean with its QR
+        work space, and the fold-in samples."""
+        d = int(self.factors) + 1
+        rows = n_users + n_items
+        wide = int(self.mean_rank) + d + 1
+        return int(
+            12 * nnz + 24 * nnz + 8 * d * rows + 32 * wide * rows
+            + 4 * int(self.fold_in_samples) * n_items * d
+        )  # fmt: skip
+
+    @classmethod
+    def warm_up(cls) -> None:
+        """Compile the sampling, prediction and error kernels on tiny data."""
+        from ..data.planted import make_ratings
+
+        data = make_ratings(n_users=8, n_items=6, density=0.8, random_state=0)
+        model = cls(factors=2, n_samples=2, burn_in=1, random_state=0)
+        model.fit(data, valid=data).predict([0], [0])
+        model.recommend(None, k=2, history=data.csr("rating")[:1])
+
+    # --- training ------------------------------------------------------------------------
+    def _fit(
+        self,
+        train: Interactions,
+        valid: Interactions | None,
+        gen: np.random.Generator,
+        *,
+        show_progress: bool,
+        callback: Callback | None,
+    ) -> None:
+        if train.ratings is None:
+            raise ConfigError("BPMF needs explicit ratings; the training data is implicit")
+        if valid is not None and valid.ratings is None:
+            raise ConfigError("BPMF: the validation data has no ratings")
+        k = int(self.factors)
+        d = k + 1
+        nu0 = float(d) if self.nu0 is None else float(self.nu0)
+        if nu0 <= k:
+            raise ConfigError(
+                f"BPMF: nu0 must be greater than factors ({k}) for a proper Wishart prior, "
+                f"got {self.nu0!r}; leave it None (factors + 1) or set BPMF(nu0=...)"
+            )
+        users = np.ascontiguousarray(train.users, dtype=np.int32)
+        items = np.ascontiguousarray(train.items, dtype=np.int32)
+        ratings = np.ascontiguousarray(train.ratings, dtype=np.float32)
+        if not np.all(np.isfinite(ratings)):
+            raise ConfigError("BPMF: the training ratings contain NaN or infinite values")
+        n_users, n_items, n = train.n_users, train.n_items, len(ratings)
+        by_user = _by_row(users, items, ratings, n_users)
+        by_item = _by_row(items, users, ratings, n_items)
+        mu = float(ratings.astype(np.float64).mean())
+        scale_lo, scale_hi = (float(v) for v in self.rating_scale_)
+
+        w0 = float(self.w0) * np.eye(d)
+        mu0 = np.full(d, float(self.mu0))
+
+        def draw_hyper(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return sample_hyper(rows, gen, beta0=float(self.beta0), nu0=nu0, w0=w0, mu0=mu0)
+
+        x = gen.standard_normal((n_users, d)) * float(self.init_std)
+        y = gen.standard_normal((n_items, d)) * float(self.init_std)
+        seed = seed_from(gen)
+        sampled_alpha = self.alpha == "sample"
+        alpha = [2.0 if sampled_alpha else float(self.alpha)]
+
+        burn_in, n_samples = int(self.burn_in), int(self.n_samples)
+        fold_at = _kept_positions(n_samples, int(self.fold_in_samples))
+        state: dict[str, Any] = dict(kept=0, a=None, b=None, dropped=0.0, alpha_sum=0.0)
+        bias_sum = [np.zeros(n_users), np.zeros(n_items)]
+        folds: list[tuple[np.ndarray, np.ndarray, np.ndarray, float]] = []
+        last_hyper: list[Any] = [None]
+
+        valid_arrays = None
+        if valid is not None and len(valid):
+            valid_arrays = (
+                np.ascontiguousarray(valid.users, dtype=np.int32),
+                np.ascontiguousarray(valid.items, dtype=np.int32),
+                np.asarray(valid.ratings, dtype=np.float64),
+            )
+        n_valid = 0 if valid_arrays is None else len(valid_arrays[0])
+        v_total, v_now = np.zeros(n_valid), np.zeros(n_valid)  # summed / current predictions
+
+        def keep_sample(user_mean: np.ndarray, user_prec: np.ndarray) -> None:
+            state["kept"] += 1
+            kept = state["kept"]
+            state["a"], state["b"], state["dropped"] = update_mean_factors(
+                state["a"], state["b"], x, y, kept - 1, int(self.mean_rank)
+            )
+            bias_sum[0] += x[:, k]
+            bias_sum[1] += y[:, k]
+            state["alpha_sum"] += alpha[0]
+            if kept in fold_at:
+                folds.append((y.astype(np.float32), user_mean, user_prec, alpha[0]))
+
+        def step(sweep: int) -> dict[str, float]:
+            m_u, l_u = draw_hyper(x)
+            sample_rows(*by_user, y, mu, alpha[0], m_u, l_u, seed, 2 * sweep - 2, x)
+            m_v, l_v = draw_hyper(y)
+            sample_rows(*by_item, x, mu, alpha[0], m_v, l_v, seed, 2 * sweep - 1, y)
+            sse = float(squared_error(users, items, ratings, mu, x, y))
+            if not math.isfinite(sse):
+                raise TrainingDivergedError(
+                    f"BPMF: the chain produced non-finite values at sweep {sweep}; check the "
+                    "ratings' scale, or raise w0 / lower init_std"
+                )
+            if sampled_alpha:
+                alpha[0] = sample_alpha(
+                    sse, n, gen, a0=float(self.alpha_shape), b0=float(self.alpha_rate)
+                )
+            last_hyper[0] = (m_u, l_u)
+            if sweep > burn_in:
+                keep_sample(m_u, l_u)
+            if valid_arrays is not None:
+                vu, vi, _ = valid_arrays
+                predict_pairs(vu, vi, mu, x, y, v_now, False)
+                if sweep > burn_in:
+                    np.add(v_total, v_now, out=v_total)
+            return {"train_rmse": math.sqrt(sse / max(n, 1)), "alpha": alpha[0]}
+
+        def validate() -> float:
+            assert valid_arrays is not None
+            kept = state["kept"]
+            pred = v_total / kept if kept else v_now.copy()
+            np.clip(pred, scale_lo, scale_hi, out=pred)
+            return float(np.sqrt(np.mean((pred - valid_arrays[2]) ** 2)))
+
+        trainer: EpochTrainer[None] = EpochTrainer(
+            "BPMF",
+            epochs=burn_in + n_samples,
+            patience=None,
+            metric="valid_rmse",
+            hint="check the ratings, or raise w0 / lower init_std",
+            show_progress=show_progress,
+            callback=callback,
+        )
+        # the NumPy steps (hyper-parameters, the running mean) are small: with a
+        # multi-threaded BLAS beside numba's threads they ran 10-30x slower
+        with single_threaded_blas(), _numba_threads(n):
+            log, _ = trainer.run(step, validate if valid_arrays is not None else None, None)
+            if state["kept"] == 0:  # stopped during the burn-in: keep the last sample
+                m_u, l_u = last_hyper[0]
+                fold_at = {1}
+                keep_sample(m_u, l_u)
+
+        kept = state["kept"]
+        self.global_mean_ = mu
+        self.user_factors_ = np.ascontiguousarray(state["a"], dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(state["b"], dtype=np.float32)
+        self.user_bias_ = (bias_sum[0] / kept).astype(np.float32)
+        self.item_bias_ = (bias_sum[1] / kept).astype(np.float32)
+        self.alpha_ = state["alpha_sum"] / kept
+        self.n_kept_ = kept
+        self.mean_dropped_ = float(state["dropped"])
+        hist = log.history
+        self.history_ = {key: list(hist.get(key, [])) for key in ("train_rmse", "alpha")}
+        self.history_["valid_rmse"] = list(hist.get("valid_rmse", []))
+        self.fold_in_item_rows_ = np.stack([f[0] for f in folds])
+        self.fold_in_user_mean_ = np.stack([f[1] for f in folds])
+        self.fold_in_user_precision_ = np.stack([f[2] for f in folds])
+        self.fold_in_alpha_ = np.array([f[3] for f in folds], dtype=np.float64)
+
+    # --- scoring -------------------------------------------------------------------------
+    def _predict(self, users: IndexArray, items: IndexArray) -> ScoreArray:
+        uv, iv = self._packed()
+        out = np.empty(len(users), dtype=np.float32)
+        predict_pairs(
+            np.ascontiguousarray(users, dtype=np.int32),
+            np.ascontiguousarray(items, dtype=np.int32),
+            float(self.global_mean_),
+            uv,
+            iv,
+            out,
+            False,
+        )
+        return out
+
+    def _packed(self) -> tuple[np.ndarray, np.ndarray]:
+        """``[A, 0]`` and ``[B, 0]``: :func:`predict_pairs` reads the last column as biases."""
+
+        def pack() -> tuple[np.ndarray, np.ndarray]:
+            zu = np.zeros((self.user_factors_.shape[0], 1), dtype=np.float32)
+            zi = np.zeros((self.item_factors_.shape[0], 1), dtype=np.float32)
+            return (
+                np.ascontiguousarray(np.hstack([self.user_factors_, zu]), dtype=np.float32),
+                np.ascontiguousarray(np.hstack([self.item_factors_, zi]), dtype=np.float32),
+            )
+
+        return self._cached("packed", pack)
+
+    def _user_vectors(self, users: IndexArray) -> np.ndarray:
+        """``[A_u, mu]``: against ``[B_i, 1]`` the posterior-mean predicted rating."""
+        out = np.empty((len(users), self.user_factors_.shape[1] + 1), dtype=np.float32)
+        out[:, :-1] = self.user_factors_[users]
+        out[:, -1] = np.float32(self.global_mean_)
+        return out
+
+    def _item_vectors(self) -> np.ndarray:
+        out = np.empty((self.item_factors_.shape[0], self.item_factors_.shape[1] + 1), np.float32)
+        out[:, :-1] = self.item_factors_
+        out[:, -1] = 1.0
+        return out
+
+    def _similarity_vectors(self) -> np.ndarray:
+        return self.item_factors_
+
+    def _score(self, query: Query, items: IndexArray | None) -> ScoreArray:
+        """Known users: ``mu + A_u . B_i``; users given by a history: the fold-in average."""
+        known = query.known
+        if known.all():
+            return super()._score(query, items)
+        n_cols = self.n_items if items is None else len(items)
+        out = np.empty((len(query), n_cols), dtype=np.float32)
+        if known.any():
+            out[known] = super()._score(Query(query.users[known], None), items)
+        assert query.history is not None  # unknown users come with a history
+        out[~known] = self._fold_in_scores(query.history[~known], items)
+        return out
+
+    def _fold_in_scores(self, history: sp.csr_matrix, items: IndexArray | None) -> np.ndarray:
+        """Average over the kept samples of the scores of each history's posterior-mean row."""
+        rows = self._fold_in_rows(history)  # [T, m, k + 1]
+        mu = float(self.global_mean_)
+        out = np.zeros((history.shape[0], self.n_items if items is None else len(items)))
+        for s in range(rows.shape[0]):
+            user_aug, item_aug = augment(rows[s], self.fold_in_item_rows_[s].astype(np.float64))
+            if items is not None:
+                item_aug = item_aug[items]
+            out += user_aug @ item_aug.T
+        return (mu + out / rows.shape[0]).astype(np.float32)
+
+    def _fold_in_rows(self, history: sp.csr_matrix) -> np.ndarray:
+        """``[T, m, k + 1]``: per kept sample, the posterior mean of each history's row given
+        its ratings, that sample's item rows, user hyper-parameters and ``alpha``."""
+        item_rows = self.fold_in_item_rows_
+        t_count, _, d = item_rows.shape
+        k = d - 1
+        mu = float(self.global_mean_)
+        m = history.shape[0]
+        out = np.empty((t_count, m, d))
+        prior_h = np.einsum("tpq,tq->tp", self.fold_in_user_precision_, self.fold_in_user_mean_)
+        alphas = self.fold_in_alpha_
+        for r in range(m):
+            lo, hi = history.indptr[r], history.indptr[r + 1]
+            its = history.indices[lo:hi]
+            vals = history.data[lo:hi].astype(np.float64)
+            rated = item_rows[:, its].astype(np.float64)  # [T, n, d]
+            design = rated.copy()
+            design[:, :, k] = 1.0
+            target = vals[None, :] - mu - rated[:, :, k]
+            prec = self.fold_in_user_precision_ + alphas[:, None, None] * np.einsum(
+                "tnp,tnq->tpq", design, design
+            )
+            rhs = prior_h + alphas[:, None] * np.einsum("tnp,tn->tp", design, target)
+            out[:, r] = np.linalg.solve(prec, rhs[:, :, None])[:, :, 0]
+        return out
