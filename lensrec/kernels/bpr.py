@@ -195,6 +195,8 @@ def bpr_epoch(
     max_tries : int
         Negative draws per triple before it is skipped (``>= 1``).
 
+    ``nnz`` and ``n_items`` must stay below 2**32 (the draws use 32-bit multiply-shift).
+
     Returns
     -------
     mean_loss : float

@@ -204,10 +204,13 @@ def warp_epoch(
         Negative draws per visit at most (LightFM's ``max_sampled``, default 10 there).
     adagrad : bool
     kos_k, kos_n : int
-        ``kos_k = 0``: plain WARP. Otherwise k-OS: the positive is the ``kos_k``-th highest
-        scored of ``kos_n`` items drawn from the user's row (LightFM: k=5, n=10).
+        ``kos_k = 0`` (or ``kos_n = 0``): plain WARP. Otherwise k-OS: the positive is the
+        ``min(kos_k, kos_n)``-th highest scored of ``kos_n`` items drawn from the user's row
+        (LightFM: k=5, n=10).
     seed : int
         Seeds the visiting order and every block's stream.
+
+    ``nnz`` and ``n_items`` must stay below 2**32 (the draws use 32-bit multiply-shift).
 
     Returns
     -------
@@ -267,7 +270,7 @@ def warp_epoch(
                 lo = indptr[u]
                 hi = indptr[u + 1]
                 xu = user_factors[u]
-                if kos_k > 0:
+                if kos_k > 0 and kos_n > 0:
                     state, i = _kos_positive(
                         state, indices, lo, hi, xu, item_factors, item_bias, kos_k, kos_n,
                         kos_i, kos_s,
