@@ -64,8 +64,10 @@ class SLIM(Recommender):
         timestamp and by file order) over ``l1`` in {0.1 .. 10} x ``l2`` in {10 .. 300}.
     neighbours : int or None, default None
         None: exact SLIM on the dense Gram matrix. An int: fsSLIM, each target restricted
-        to its ``neighbours`` most cosine-similar items (100-200 loses little on
-        MovieLens-like data, see ``benchmarks/README.md``).
+        to its ``neighbours`` most cosine-similar items: for catalogues whose Gram matrix
+        does not fit. On the ml-100k validation sets above, 100 or 200 neighbours were
+        within 2% of exact SLIM's NDCG@10; while the dense Gram matrix fits, the exact
+        solver is also the faster one (see ``benchmarks/README.md``).
     max_iter : int, default 100
         Coordinate-descent sweeps per target item at most.
     tol : float, default 1e-4
