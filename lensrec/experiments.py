@@ -415,15 +415,27 @@ def leaderboard(
         raise ConfigError(
             f"no run has metric {metric!r}; metrics in {runs_dir}: {', '.join(names) or '(none)'}"
         )
-    key = metric or _default_metric(names)
-    if key is not None and df.height:
-        group = list(PROTOCOL_COLUMNS)
-        df = df.sort(
-            [*group, key, "created"],
-            descending=[False] * len(group) + [not _lower_is_better(key), False],
-            nulls_last=True,
-        )
-    return df
+    if df.height == 0:
+        return df
+    # each protocol block sorted by its own metric: the one asked for, else ndcg@k when the
+    # block ranks, rmse when every run in it predicts ratings
+    group = list(PROTOCOL_COLUMNS)
+    blocks = []
+    for _, part in df.group_by(group, maintain_order=True):
+        present = [m for m in names if part[m].drop_nulls().len() > 0]
+        every = [m for m in present if part[m].null_count() == 0]
+        if metric is not None:
+            key = metric
+        elif "rmse" in every:
+            key = "rmse"
+        else:
+            key = _default_metric(present)
+        if key is not None:
+            part = part.sort(
+                [key, "created"], descending=[not _lower_is_better(key), False], nulls_last=True
+            )
+        blocks.append(part)
+    return pl.concat(blocks).sort(group, maintain_order=True)
 
 
 def write_leaderboard_csv(df: pl.DataFrame, path: str | Path) -> Path:
