@@ -753,8 +753,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "config",
         nargs="?",
-        help='TOML config: dataset = "..." and [[runs]] tables with model, split, k, params '
-        "(default: ml-100k, biased-mf and popularity on ua and last:3)",
+        help='TOML config: dataset = "..." and [[runs]] tables with model, split, k, params, '
+        "min_rating (default: ml-100k, every rating model on ua and every ranking model on "
+        "ratings >= 4 / last:3)",
     )
     p.add_argument("--runs-dir", default=DEFAULT_RUNS, help="where run records go")
     p.add_argument("--k", type=int, default=10, help="list length for runs that set none")
