@@ -169,6 +169,8 @@ def test_ranking_scores_equal_predictions(planted):
         ("patience", 1),  # with the overfitting setting below
         ("valid_fraction", 0.2),
         ("rating_range", (0.0, 6.0)),
+        ("factors", "auto"),
+        ("valid_by", "time"),
     ],
 )
 def test_each_parameter_changes_the_result(small, param, value):
@@ -260,6 +262,101 @@ def test_early_stopping_restores_best(planted):
     assert _rmse(model, test) == pytest.approx(hist[best], rel=1e-5)
 
 
+def test_learning_curves(planted):
+    train, test = planted
+    model = BiasedMF(**FAST, valid_fraction=0.0, random_state=0).fit(train, valid=test)
+    hist = model.history_
+    assert set(hist) == {"train_loss", "train_rmse", "valid_rmse"}
+    assert len(hist["train_rmse"]) == len(hist["valid_rmse"]) == len(hist["train_loss"])
+    assert hist["train_rmse"][-1] < hist["train_rmse"][0]
+    # the best epoch's parameters are kept: the curves at that epoch are the model's RMSEs
+    best = model.best_epoch_ - 1
+    assert hist["train_rmse"][best] == pytest.approx(_rmse(model, train), rel=1e-5)
+    assert hist["valid_rmse"][best] == pytest.approx(_rmse(model, test), rel=1e-5)
+
+
+def test_auto_factors(small):
+    from lensrec.models.biased_mf import _auto_factors
+
+    # the fourth root of the larger vocabulary: ml-100k 1682 items -> 6, ml-1m 6040 users -> 9
+    assert [_auto_factors(943, 1682), _auto_factors(6040, 3706), _auto_factors(1, 1)] == [6, 9, 2]
+    assert _auto_factors(162_541, 59_047) == 20  # ml-25m
+    model = BiasedMF(**{**FAST, "factors": "auto"}, refit=True, random_state=0).fit(small)
+    want = round(max(small.n_users, small.n_items) ** 0.25)
+    assert model.factors_ == want and model.user_factors_.shape == (small.n_users, want)
+    averaged = BiasedMF(**{**FAST, "factors": "auto"}, random_state=0).fit(small)
+    assert averaged.item_factors_.shape == (small.n_items, 2 * want)
+    with pytest.raises(ConfigError, match='factors must be an integer >= 1 or "auto"'):
+        BiasedMF(factors="big").fit(small)
+
+
+def test_reg_factors_auto_keeps_0_1_on_noisy_data():
+    noisy = make_ratings(n_users=200, n_items=120, density=0.35, noise=1.0, random_state=7)
+    auto = BiasedMF(factors=8, random_state=0).fit(noisy)
+    assert auto.reg_factors == "auto" and auto.reg_factors_ == 0.1
+    assert list(auto.reg_search_) == ["0.1", "0.05"]
+    assert auto.reg_search_["0.05"] >= auto.reg_search_["0.1"]
+    # the same model as reg_factors=0.1, bit for bit (the extra run used its own stream)
+    fixed = BiasedMF(factors=8, reg_factors=0.1, random_state=0).fit(noisy)
+    assert fixed.reg_factors_ == 0.1 and fixed.reg_search_ == {}
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        np.testing.assert_array_equal(getattr(auto, name), getattr(fixed, name))
+    assert auto.history_ == fixed.history_ and auto.best_epoch_ == fixed.best_epoch_
+
+
+def test_reg_factors_auto_lowers_it_when_the_hold_out_says_so():
+    # a rank-3 matrix with little noise: less shrinkage is better
+    data = make_ratings(n_users=200, n_items=120, density=0.35, noise=0.1, random_state=8)
+    mask = np.random.default_rng(3).random(len(data)) < 0.15
+    train, test = data.subset(~mask), data.subset(mask)
+    auto = BiasedMF(factors=8, random_state=0).fit(train)
+    tried = {float(k): v for k, v in auto.reg_search_.items()}
+    assert auto.reg_factors_ < 0.1 and auto.reg_factors_ in tried
+    assert list(tried) == [0.1 / 2**j for j in range(len(tried))]  # halving from 0.1
+    assert tried[auto.reg_factors_] == min(tried.values())
+    # every value but the last tried improved on the one before
+    values = list(tried.values())
+    assert all(b < a for a, b in zip(values[:-2], values[1:-1], strict=True))
+    assert auto.history_["valid_rmse"] and min(auto.history_["valid_rmse"]) == min(values)
+    # and the choice holds on data it never saw
+    fixed = BiasedMF(factors=8, reg_factors=0.1, random_state=0).fit(train)
+    assert _rmse(auto, test) < _rmse(fixed, test)
+    # with a validation set given, the search runs on it; without any, "auto" is 0.1
+    given = BiasedMF(factors=8, random_state=0).fit(train, valid=test)
+    assert len(given.reg_search_) >= 2
+    assert given.reg_search_[repr(given.reg_factors_)] == min(given.reg_search_.values())
+    none = BiasedMF(**FAST, valid_fraction=0.0, random_state=0).fit(train)
+    assert none.reg_factors_ == 0.1 and none.reg_search_ == {}
+    with pytest.raises(ConfigError, match='reg_factors must be a number >= 0 or "auto"'):
+        BiasedMF(reg_factors="more").fit(train)
+
+
+def test_valid_by_time_holds_out_the_latest_ratings(small, monkeypatch):
+    import lensrec.models._trainer as trainer
+
+    carved = []
+    real = trainer.carve_rows
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        carved.append(out)
+        return out
+
+    monkeypatch.setattr(trainer, "carve_rows", spy)
+    BiasedMF(**FAST, valid_by="time", valid_fraction=0.2, random_state=0).fit(small)
+    keep, hold = carved[-1]
+    assert len(hold) == round(0.2 * len(small))
+    assert small.timestamps[hold].min() > small.timestamps[keep].max()
+    BiasedMF(**FAST, valid_fraction=0.2, random_state=0).fit(small)
+    keep, hold = carved[-1]
+    assert small.timestamps[hold].min() < small.timestamps[keep].max()  # at random
+    with pytest.raises(ConfigError, match='valid_by="time" needs timestamps'):
+        no_time = Interactions.from_arrays(small.users, small.items, small.ratings)
+        BiasedMF(**FAST, valid_by="time").fit(no_time)
+    with pytest.raises(ConfigError, match="valid_by"):
+        BiasedMF(valid_by="last").fit(small)
+
+
 def test_no_validation_runs_all_epochs(small):
     model = BiasedMF(**FAST, valid_fraction=0.0, random_state=0).fit(small)
     assert len(model.history_["train_loss"]) == FAST["epochs"] == model.best_epoch_
@@ -278,7 +375,7 @@ def test_callback_can_stop(small):
     model = BiasedMF(**FAST, random_state=0).fit(small, callback=cb)
     assert [e for e, _, _ in seen] == [1, 2, 3]
     assert all(s >= 0 for _, s, _ in seen)
-    assert set(seen[0][2]) == {"train_loss", "valid_rmse"}
+    assert set(seen[0][2]) == {"train_loss", "train_rmse", "valid_rmse"}
     assert len(model.history_["train_loss"]) == 3
 
 
