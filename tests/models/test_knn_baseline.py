@@ -156,4 +156,4 @@ def test_quality_floor_ml100k_ua():
     m = KNNBaseline().fit(split.train)
     pred = m.predict(split.test.users, split.test.items)
     rmse = float(np.sqrt(np.mean((pred - split.test.ratings) ** 2)))
-    assert rmse < 0.94, rmse
+    assert rmse < 0.942, rmse  # 0.9389 measured (0.9392 with reg_user=15, reg_item=10)
