@@ -216,8 +216,8 @@ def _cold_rows(raw: Interactions, train: Interactions) -> ColdRows:
     """The rows of ``raw`` whose user or item train does not know, as train indices or -1."""
     if len(raw) == 0:
         return ColdRows(np.zeros(0, np.int32), np.zeros(0, np.int32), None)
-    u = train.user_ids.lookup(raw.user_ids.ids[raw.users])
-    i = train.item_ids.lookup(raw.item_ids.ids[raw.items])
+    u = train.user_ids.lookup(raw.user_ids.ids)[raw.users]
+    i = train.item_ids.lookup(raw.item_ids.ids)[raw.items]
     cold = (u < 0) | (i < 0)
     ratings = None if raw.ratings is None else raw.ratings[cold]
     return ColdRows(u[cold].astype(np.int32), i[cold].astype(np.int32), ratings)

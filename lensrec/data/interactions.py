@@ -360,8 +360,9 @@ class Interactions:
         Returns the new interactions and counts of what was dropped (``cold_user_rows``,
         ``cold_item_rows``, ``cold_users``, ``cold_items``).
         """
-        u = user_ids.lookup(self.user_ids.ids[self.users]) if len(self) else np.empty(0, np.int32)
-        i = item_ids.lookup(self.item_ids.ids[self.items]) if len(self) else np.empty(0, np.int32)
+        # look up each distinct id once, then gather by row (not 1 lookup per row)
+        u = user_ids.lookup(self.user_ids.ids)[self.users] if len(self) else np.empty(0, np.int32)
+        i = item_ids.lookup(self.item_ids.ids)[self.items] if len(self) else np.empty(0, np.int32)
         cold_u, cold_i = u < 0, i < 0
         keep = ~(cold_u | cold_i)
         report = {

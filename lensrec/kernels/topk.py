@@ -44,6 +44,9 @@ def _sift_down(heap_s, heap_i, size, pos):
         pos = small
 
 
+_CHUNK = 32  # columns per skip test in topk_rows
+
+
 @nb.njit(cache=True, parallel=True, nogil=True)
 def topk_rows(scores, k, excl_indptr, excl_indices, out_ids, out_scores):
     """Fill ``out_ids`` / ``out_scores`` ``[b, k]`` with each row's best ``k`` columns.
@@ -58,34 +61,48 @@ def topk_rows(scores, k, excl_indptr, excl_indices, out_ids, out_scores):
         heap_s = np.empty(k, dtype=np.float32)
         heap_i = np.empty(k, dtype=np.int32)
         size = 0
-        # mark excluded columns by a sorted walk over the exclusion row
-        e0 = excl_indptr[r]
+        # the exclusion row is walked lazily: most columns lose to the current k-th best and
+        # are skipped by one comparison, before any exclusion check
         e1 = excl_indptr[r + 1]
-        ep = e0
-        for j in range(n):
-            while ep < e1 and excl_indices[ep] < j:
-                ep += 1
-            if ep < e1 and excl_indices[ep] == j:
-                continue
-            s = scores[r, j]
-            if not (s > -np.inf):  # -inf or NaN
-                continue
-            if size < k:
-                # insert and sift up
-                pos = size
-                heap_s[pos] = s
-                heap_i[pos] = j
-                size += 1
-                while pos > 0:
-                    parent = (pos - 1) // 2
-                    if not _worse(heap_s, heap_i, pos, parent):
-                        break
-                    _swap(heap_s, heap_i, pos, parent)
-                    pos = parent
-            elif s > heap_s[0]:
-                heap_s[0] = s
-                heap_i[0] = j
-                _sift_down(heap_s, heap_i, size, 0)
+        ep = excl_indptr[r]
+        for j0 in range(0, n, _CHUNK):
+            j1 = min(j0 + _CHUNK, n)
+            if size == k:
+                # a chunk with no column above the k-th best is skipped whole: counting
+                # comparisons vectorises (NaN never compares greater)
+                thr = heap_s[0]
+                c = 0
+                for j in range(j0, j1):
+                    c += scores[r, j] > thr
+                if c == 0:
+                    continue
+            for j in range(j0, j1):
+                s = scores[r, j]
+                if size == k:
+                    if not (s > heap_s[0]):  # not better than the k-th best (or NaN)
+                        continue
+                elif not (s > -np.inf):  # -inf or NaN
+                    continue
+                while ep < e1 and excl_indices[ep] < j:
+                    ep += 1
+                if ep < e1 and excl_indices[ep] == j:
+                    continue
+                if size < k:
+                    # insert and sift up
+                    pos = size
+                    heap_s[pos] = s
+                    heap_i[pos] = j
+                    size += 1
+                    while pos > 0:
+                        parent = (pos - 1) // 2
+                        if not _worse(heap_s, heap_i, pos, parent):
+                            break
+                        _swap(heap_s, heap_i, pos, parent)
+                        pos = parent
+                else:
+                    heap_s[0] = s
+                    heap_i[0] = j
+                    _sift_down(heap_s, heap_i, size, 0)
         # pop in ascending order into the tail of the output
         for t in range(k):
             out_ids[r, t] = -1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -57,3 +58,20 @@ def test_topk_nan_is_not_a_candidate():
     scores = np.array([[np.nan, 1.0, np.nan]], dtype=np.float32)
     ids, _ = _run(scores, 3, [set()])
     assert ids.tolist() == [[1, -1, -1]]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_topk_long_rows_skip_chunks_correctly(seed):
+    """Rows far longer than the skip chunk: ties, NaN, -inf and exclusions across chunks."""
+    gen = np.random.default_rng(seed)
+    b, n, k = 6, 1000, 7
+    scores = np.round(gen.standard_normal((b, n)), 1).astype(np.float32)  # many ties
+    scores[gen.random((b, n)) < 0.05] = -np.inf
+    scores[gen.random((b, n)) < 0.05] = np.nan
+    exclude = [
+        set(np.argsort(-np.nan_to_num(scores[r], nan=-9))[: 3 + r].tolist()) for r in range(b)
+    ]
+    ids, out = _run(scores, k, exclude)
+    ref_ids, ref_out = _reference_topk_rows(np.nan_to_num(scores, nan=-np.inf), k, exclude)
+    np.testing.assert_array_equal(ids, ref_ids)
+    np.testing.assert_array_equal(out, ref_out)
