@@ -114,6 +114,41 @@ def test_predict_and_recommend_agree(small):
     np.testing.assert_allclose(scores, pred, rtol=1e-5, atol=1e-5)
 
 
+def test_repeated_pairs_are_separate_ratings(monkeypatch):
+    # a (user, item) pair rated twice counts twice, as two observations (not their sum)
+    base = make_ratings(n_users=30, n_items=20, density=0.3, random_state=2)
+    twice = np.arange(0, len(base), 7)
+    users = np.concatenate([base.users, base.users[twice]])
+    items = np.concatenate([base.items, base.items[twice]])
+    ratings = np.concatenate([base.ratings, 6.0 - base.ratings[twice]])
+    data = Interactions.from_arrays(users, items, ratings, duplicates="keep")
+    assert len(data) == len(base) + twice.size and data.csr("rating").nnz == len(base)
+    calls = []
+    real = bpmf_module.sample_rows
+
+    def spy(indptr, indices, values, *args):
+        calls.append((indptr.copy(), indices.copy(), values.copy()))
+        return real(indptr, indices, values, *args)
+
+    monkeypatch.setattr(bpmf_module, "sample_rows", spy)
+    # with repeats (triples sorted by row) and without (the training CSR and its transpose)
+    for train in (data, base):
+        calls.clear()
+        BPMF(**{**FAST, "n_samples": 1, "burn_in": 0}, random_state=0).fit(train)
+        u, i, r = train.users, train.items, train.ratings
+        for (indptr, indices, values), (rows, cols) in zip(
+            calls[:2], ((u, i), (i, u)), strict=True
+        ):
+            assert indptr[-1] == len(train)
+            got = sorted(
+                (row, int(c), float(v))
+                for row in range(len(indptr) - 1)
+                for c, v in zip(indices[indptr[row] : indptr[row + 1]],
+                                values[indptr[row] : indptr[row + 1]], strict=True)
+            )  # fmt: skip
+            assert got == sorted(zip(rows.tolist(), cols.tolist(), r.tolist(), strict=True))
+
+
 # --- fold-in ----------------------------------------------------------------------------------
 def test_fold_in_rows_are_the_closed_form_posterior_means(small):
     model = BPMF(**FAST, fold_in_samples=3, random_state=0).fit(small)
