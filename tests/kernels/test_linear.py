@@ -60,6 +60,50 @@ def test_gram_matches_reference(seed, n_users, n_items, valued):
     np.testing.assert_allclose(_gram(x, np.float32), _reference_gram_matrix(x), rtol=1e-6)
 
 
+def test_gram_unsorted_rows_and_repeats_leave_the_input_alone(rng):
+    # rows given unsorted and with a repeated (user, item) entry: X^T X of the dense matrix
+    # in which repeats add up, and the caller's arrays are not sorted in place
+    indptr = np.array([0, 4, 6, 9], np.int32)
+    indices = np.array([3, 0, 2, 0, 1, 4, 4, 1, 3], np.int32)
+    data = np.array([1, 2, 1, 3, 1, 2, 1, 1, 1], np.float32)
+    x = np.zeros((3, 5))
+    np.add.at(x, (np.repeat(np.arange(3), np.diff(indptr)), indices), data)
+    before = indices.copy(), data.copy()
+    for dtype in (np.float64, np.float32):
+        got = gram_matrix(indptr, indices, data, 5, dtype)
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, _reference_gram_matrix(x))
+    np.testing.assert_array_equal(indices, before[0])
+    np.testing.assert_array_equal(data, before[1])
+
+
+def test_gram_many_items_popular_first(rng):
+    # more items than the kernel's work blocks, popularity skewed to low ids (the lower
+    # triangle of row i is longest for popular items): exact in float64, symmetric
+    n_items = 700
+    p = 0.5 / (1.0 + np.arange(n_items)) ** 0.7
+    x = (rng.random((150, n_items)) < p).astype(np.float32)
+    x[rng.random(x.shape) < 0.2] *= 3.0
+    got = _gram(x)
+    np.testing.assert_array_equal(got, _reference_gram_matrix(x))
+    np.testing.assert_array_equal(_gram(x, np.float32), _reference_gram_matrix(x))
+
+
+@pytest.mark.skipif(nb.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
+def test_gram_does_not_depend_on_thread_count(rng):
+    x = _sparse(rng, 120, 300, 0.1, valued=True) * rng.random((120, 300)).astype(np.float32)
+    old = nb.get_num_threads()
+    outs = []
+    try:
+        for threads in (1, 2):
+            nb.set_num_threads(threads)
+            outs.append(_gram(x, np.float32))
+    finally:
+        nb.set_num_threads(old)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_allclose(outs[0], _reference_gram_matrix(x), rtol=1e-5, atol=1e-5)
+
+
 # --- EASE ------------------------------------------------------------------------------------
 
 
@@ -245,3 +289,31 @@ def test_gram_same_for_any_thread_count(rng):
     finally:
         nb.set_num_threads(before)
     np.testing.assert_array_equal(one, many)
+
+
+def test_randomized_svd_pins_blas_to_one_thread_on_small_blocks(rng, monkeypatch):
+    # the QR and SVD calls see one BLAS thread even when the caller allows more
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import lensrec.kernels.linear as linear
+
+    seen: list[int] = []
+    qr = linear.sla.qr
+
+    def spy(*args, **kwargs):
+        seen.append(blas_threads())
+        return qr(*args, **kwargs)
+
+    monkeypatch.setattr(linear.sla, "qr", spy)
+    a = sp.csr_matrix(_sparse(rng, 60, 40, 0.2))
+
+    def blas_threads() -> int:
+        return max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        if blas_threads() < 2:
+            pytest.skip("BLAS cannot use 2 threads here")
+        randomized_svd(a, 3, seed=0)
+        after = blas_threads()
+    assert seen and set(seen) == {1}
+    assert after == 2  # restored for the caller
