@@ -340,7 +340,10 @@ def test_quality_floor_ml100k_ua():
         split = grouplens(load_dataset("ml-100k"), "ua")
     except Exception as exc:  # data not available here
         pytest.skip(f"ml-100k ua split unavailable: {exc}")
-    model = BPMF(random_state=0).fit(split.train)
+    # a short chain keeps the test short: 0.9166-0.9183 at seeds 0-2 (the defaults, 400
+    # samples: 0.9141-0.9144); Surprise SVD++ 0.935, grid-tuned SVD 0.928, lensrec BiasedMF
+    # 0.928 on ua.test
+    model = BPMF(n_samples=50, burn_in=20, random_state=0).fit(split.train)
     rmse = _rmse(model.predict(split.test.users, split.test.items), split.test.ratings)
-    # Surprise SVD++ 0.935, grid-tuned SVD 0.928, lensrec BiasedMF 0.928 on ua.test
-    assert rmse < 0.92, rmse
+    assert rmse < 0.925, rmse
+    assert model.alpha_ == pytest.approx(1.6, rel=0.1)  # rating noise sd ~0.79 on ml-100k
