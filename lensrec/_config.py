@@ -28,6 +28,20 @@ def n_threads() -> int:
 
 
 _applied: int | None = None
+_controller: tuple[tuple[bool, ...], object] | None = None
+
+
+def _blas_controller() -> object:
+    """A cached threadpoolctl controller (making one inspects every loaded library, ~10 ms);
+    made again when a library that brings its own BLAS (scipy.linalg, torch) has been
+    imported since."""
+    global _controller
+    key = tuple(m in sys.modules for m in ("scipy.linalg", "torch", "sklearn"))
+    if _controller is None or _controller[0] != key:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = (key, ThreadpoolController())
+    return _controller[1]
 
 
 def apply_threads() -> int:
@@ -44,9 +58,7 @@ def apply_threads() -> int:
     # numba.config sets NUMBA_NUM_THREADS at import time; its stub does not declare it
     numba.set_num_threads(min(value, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     if value != _applied:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=value, user_api="blas")
+        _blas_controller().limit(limits=value, user_api="blas")  # type: ignore[attr-defined]
         torch = sys.modules.get("torch")
         if torch is not None:
             torch.set_num_threads(value)
@@ -58,9 +70,7 @@ def apply_threads() -> int:
 def single_threaded_blas() -> Iterator[None]:
     """BLAS pinned to one thread, e.g. around a numba ``parallel=True`` kernel that calls it
     from every thread (without this, 2 cores x 2 BLAS threads oversubscribe the machine)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas_controller().limit(limits=1, user_api="blas"):  # type: ignore[attr-defined]
         yield
 
 

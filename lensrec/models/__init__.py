@@ -30,6 +30,18 @@ __all__ = [
     "TrainingDivergedError",
     "Popularity",
     "BiasedMF",
+    "Baseline",
+    "SVD",
+    "SVDpp",
+    "KNNBaseline",
+    "BPMF",
+    "ALS",
+    "BPR",
+    "WARP",
+    "EASE",
+    "SLIM",
+    "PureSVD",
+    "ItemKNN",
 ]
 
 
@@ -43,5 +55,17 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .als import ALS
+    from .baseline import Baseline
     from .biased_mf import BiasedMF
+    from .bpmf import BPMF
+    from .bpr import BPR
+    from .ease import EASE
+    from .item_knn import ItemKNN
+    from .knn_baseline import KNNBaseline
     from .popularity import Popularity
+    from .pure_svd import PureSVD
+    from .slim import SLIM
+    from .svd_sgd import SVD
+    from .svdpp import SVDpp
+    from .warp import WARP

@@ -97,6 +97,8 @@ class EpochTrainer(Generic[_S]):
         A tqdm bar over epochs.
     callback : Callback or None
         Called after every epoch with ``(epoch, seconds, metrics)``; True stops training.
+    unit : str
+        What one step is called in the bar and the log (``"epoch"``, ``"sample"``).
     """
 
     def __init__(
@@ -112,8 +114,10 @@ class EpochTrainer(Generic[_S]):
         hint: str = "lower learning_rate or raise the regularisation",
         show_progress: bool = False,
         callback: Callback | None = None,
+        unit: str = "epoch",
     ):
         self.owner = owner
+        self.unit = unit
         self.epochs = int(epochs)
         self.patience = patience
         self.tol = float(tol)
@@ -151,7 +155,7 @@ class EpochTrainer(Generic[_S]):
         if self.show_progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=self.epochs, desc=self.owner, unit="epoch")
+            bar = tqdm(total=self.epochs, desc=self.owner, unit=self.unit)
         try:
             for epoch in range(1, self.epochs + 1):
                 t0 = time.perf_counter()
@@ -183,8 +187,9 @@ class EpochTrainer(Generic[_S]):
                 hist.setdefault("seconds", []).append(seconds)
                 log.epochs_run = epoch
                 _log.info(
-                    "%s epoch %d: %s (%.3fs)",
+                    "%s %s %d: %s (%.3fs)",
                     self.owner,
+                    self.unit,
                     epoch,
                     ", ".join(f"{k}={v:.5f}" for k, v in metrics.items()),
                     seconds,
