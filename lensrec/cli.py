@@ -528,6 +528,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     parse_ks(args.k)
     data_cache: dict[tuple[Any, ...], Any] = {}
     run_ids = []
+    printed_notes: set[str] = set()
     from .experiments import run_spec
 
     for spec in specs:
@@ -556,7 +557,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         )
         print(f"  fit {outcome.fit_seconds:.2f}s{compile_note}: {shown}")
         for note in outcome.notes:
-            print(f"  note: {note}")
+            if note not in printed_notes:  # a note shared by several runs is said once
+                print(f"  note: {note}")
+                printed_notes.add(note)
     print()
     table = leaderboard(args.runs_dir, run_ids=run_ids)
     print(format_leaderboard(table))

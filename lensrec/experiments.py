@@ -514,6 +514,13 @@ def format_leaderboard(
 
 
 # --- running an evaluation from a spec ------------------------------------------------------
+RATING_MODEL_NOTE = (
+    "rating models rank the whole catalogue by predicted rating and usually lose to "
+    "popularity on top-N metrics (they never learned which items people choose to rate); "
+    "for top-N lists use a ranking model (als, bpr, warp, ease, slim, item-knn)"
+)
+"""Printed with the ranking metrics of a rating model (README: "Rating models on ranking")."""
+
 DROPPED_WARN_SHARE = 0.2
 """Warn when a split drops more than this share of its test part as cold rows."""
 
@@ -796,12 +803,8 @@ def run_spec(
             "over the fold values; fit seconds are the mean per fold"
         )
     if any("@" in m for m in result.metrics) and cls.capabilities.predicts_ratings:
-        notes.append(
-            f"{spec.model} predicts ratings; ranked over the whole catalogue by predicted rating "
-            "it usually loses to popularity on top-N metrics (it never learned which items "
-            "people choose to rate). For top-N use a ranking model (als, bpr, ease, item-knn)."
-        )
-    if "cold_share" in result.metrics:
+        notes.append(RATING_MODEL_NOTE)
+    if result.metrics.get("cold_share", 0.0) >= 0.01:
         notes.append(
             f"{result.metrics['cold_share']:.1%} of the test ratings have a user or item unseen "
             "in training: rmse / mae are on the rest (warm); rmse_cold uses the baseline "
