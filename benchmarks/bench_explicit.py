@@ -69,6 +69,12 @@ def lensrec_specs() -> list[Spec]:
         Spec("biased-mf", "biased-mf", {}, "Surprise SVD"),
         Spec("svd", "svd", {}, "Surprise SVD"),
         Spec("svd (Surprise settings, user order)", "svd", SVD_AS_SURPRISE, "Surprise SVD"),
+        Spec(
+            "svd (Surprise settings, shuffled)",
+            "svd",
+            {**SVD_AS_SURPRISE, "order": "shuffle"},
+            "Surprise SVD",
+        ),  # fmt: skip
         Spec("svdpp", "svdpp", {}, "Surprise SVDpp"),
         Spec("knn-baseline", "knn-baseline", {}, "Surprise KNNBaseline"),
         Spec("bpmf", "bpmf", {}, "Surprise SVDpp"),

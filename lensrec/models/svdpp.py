@@ -15,7 +15,15 @@ from ..types import IndexArray, RandomState, ScoreArray
 from ._params import Interval, Options
 from ._trainer import EpochTrainer, TrainLog, holdout_then_refit
 from .base import Callback, Capabilities, Query, RatingPredictor, register
-from .svd_sgd import _Rate, loss_ceiling, rating_arrays, ridge_fold_in, validation_rmse
+from .svd_sgd import (
+    _Rate,
+    _Reg,
+    auto_reg,
+    loss_ceiling,
+    rating_arrays,
+    ridge_fold_in,
+    validation_rmse,
+)
 
 __all__ = ["SVDpp"]
 
@@ -88,12 +96,16 @@ class SVDpp(RatingPredictor):
     ----------
     factors : int, default 100
         Latent dimensions (Surprise's ``n_factors``).
-    epochs : int, default 35
+    epochs : int, default 30
         Epochs (the maximum with validation).
     learning_rate : float, default 0.01
         Step size of every parameter in the first epoch (Surprise's ``lr_all``).
-    reg : float, default 0.12
-        L2 weight of every parameter, applied at each of its ratings (``reg_all``).
+    reg : float or "auto", default "auto"
+        L2 weight of every parameter but ``y_j``, applied at each of its ratings
+        (``reg_all``). ``"auto"`` scales it with the number ``n`` of training ratings, as
+        SVD's: ``0.1 * (n / 100,000) ** -0.25`` within [0.02, 0.1] (0.1 up to ml-100k's
+        size, 0.056 at 1M ratings, 0.032 at 10M; :func:`lensrec.models.svd_sgd.auto_reg`).
+        The value used is ``reg_used_``.
     lr_bu, lr_bi, lr_pu, lr_qi : float or None, default None
         Per-parameter learning rates; None takes ``learning_rate``.
     lr_yj : float or None, default 0.005
@@ -103,7 +115,7 @@ class SVDpp(RatingPredictor):
     reg_yj : float or None, default 0.005
         Regularisation of the implicit factors (None: ``reg``). They need far less than the
         explicit ones: on ml-100k validation sets ``reg_yj = reg = 0.1`` gives 0.9218,
-        ``reg_yj = 0.005`` 0.9154.
+        ``reg_yj = 0.005`` 0.9155 (at 30 epochs).
     init_mean, init_std : float, default 0.0 and 0.1
         ``p_u``, ``q_i`` and ``y_j`` start as ``normal(init_mean, init_std)`` draws.
     learning_rate_decay : float in (0, 1], default 1.0
@@ -130,7 +142,9 @@ class SVDpp(RatingPredictor):
     lr_yj=None, reg_yj=None, order="user")`` (up to the per-user ``y`` step described
     above). lensrec's defaults were chosen on validation sets carved from the ml-100k
     training parts, never a test part: mean validation RMSE 0.9155, against 0.9316 for the
-    best of Surprise-like settings (20 factors, ``reg`` 0.02); see ``benchmarks/README.md``.
+    best of Surprise-like settings (20 factors, ``reg`` 0.02); ``reg="auto"`` follows the
+    measurements at 1M synthetic ratings, where the best ``reg`` was 0.035-0.05 as for SVD
+    (``benchmarks/README.md``).
 
     Attributes
     ----------
@@ -142,6 +156,8 @@ class SVDpp(RatingPredictor):
         ``"train_loss"`` and ``"valid_rmse"`` per epoch (of the early-stopping run).
     epochs_ : int
         Epochs the returned parameters were trained for.
+    reg_used_ : float
+        The shared regularisation used (``reg``, or the ``"auto"`` value).
 
     Examples
     --------
@@ -171,7 +187,7 @@ class SVDpp(RatingPredictor):
         "factors": Interval(int, 1),
         "epochs": Interval(int, 1),
         "learning_rate": Interval(float, 0.0, low_open=True),
-        "reg": Interval(float, 0.0),
+        "reg": _Reg(float, 0.0),
         **{f"lr_{p}": _Rate(float, 0.0, allow_none=True) for p in _PARAMS},
         **{f"reg_{p}": _Rate(float, 0.0, allow_none=True) for p in _PARAMS},
         "init_mean": Interval(float),
@@ -188,9 +204,9 @@ class SVDpp(RatingPredictor):
         self,
         *,
         factors: int = 100,
-        epochs: int = 35,
+        epochs: int = 30,
         learning_rate: float = 0.01,
-        reg: float = 0.12,
+        reg: float | str = "auto",
         lr_bu: float | None = None,
         lr_bi: float | None = None,
         lr_pu: float | None = None,
@@ -248,7 +264,7 @@ class SVDpp(RatingPredictor):
         model.recommend(None, k=2, history=data.csr("rating")[:2])
 
     def _rates(self) -> tuple[np.ndarray, np.ndarray]:
-        lr, reg = float(self.learning_rate), float(self.reg)
+        lr, reg = float(self.learning_rate), float(self.reg_used_)
         rates = [lr if getattr(self, f"lr_{p}") is None else getattr(self, f"lr_{p}")
                  for p in _PARAMS]  # fmt: skip
         regs = [reg if getattr(self, f"reg_{p}") is None else getattr(self, f"reg_{p}")
@@ -266,6 +282,7 @@ class SVDpp(RatingPredictor):
         callback: Callback | None,
     ) -> None:
         users, items, ratings = rating_arrays(train, "SVDpp")
+        self.reg_used_ = auto_reg(len(users), 0.1) if self.reg == "auto" else float(self.reg)
         valid_arrays = None
         if valid is not None and len(valid):
             valid_arrays = rating_arrays(valid, "SVDpp (validation data)")

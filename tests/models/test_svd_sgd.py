@@ -209,3 +209,18 @@ def test_surprise_settings_match_surprise_on_ml100k_ua():
     their_rmse = float(np.sqrt(np.mean((theirs - te.ratings) ** 2)))
     ours = SVD(epochs=20, learning_rate=0.005, reg=0.02, order="user", random_state=0)
     assert abs(_rmse(ours.fit(tr), te) - their_rmse) < 0.005
+
+
+def test_auto_reg_scales_with_the_number_of_ratings(data):
+    from lensrec.errors import ConfigError
+    from lensrec.models.svd_sgd import auto_reg
+
+    assert auto_reg(1_000, 0.1) == 0.1 and auto_reg(100_000, 0.1) == pytest.approx(0.1)
+    assert auto_reg(1_000_000, 0.1) == pytest.approx(0.1 * 10**-0.25)
+    assert auto_reg(10**9, 0.1) == 0.02
+    auto = SVD(factors=4, epochs=3, random_state=0).fit(data)
+    assert auto.reg_used_ == auto_reg(len(data), 0.1)
+    fixed = SVD(factors=4, epochs=3, reg=auto.reg_used_, random_state=0).fit(data)
+    np.testing.assert_array_equal(auto.user_factors_, fixed.user_factors_)
+    with pytest.raises(ConfigError, match="reg"):
+        SVD(reg="large").fit(data)

@@ -175,4 +175,4 @@ def test_quality_floor_ml100k_ua():
 
     split = grouplens(load_dataset("ml-100k"), "ua")
     rmse = _rmse(SVDpp(random_state=0).fit(split.train), split.test)
-    assert rmse < 0.925, rmse  # 0.9208 measured (Surprise SVDpp defaults: 0.935)
+    assert rmse < 0.925, rmse  # 0.9200 measured (Surprise SVDpp defaults: 0.9378)
