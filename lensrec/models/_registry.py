@@ -54,6 +54,9 @@ _BUILTIN: tuple[Entry, ...] = (
     Entry("svd", "lensrec.models.svd_sgd:SVD"),
     Entry("svdpp", "lensrec.models.svdpp:SVDpp"),
     Entry("knn-baseline", "lensrec.models.knn_baseline:KNNBaseline"),
+    Entry("als", "lensrec.models.als:ALS"),
+    Entry("bpr", "lensrec.models.bpr:BPR"),
+    Entry("warp", "lensrec.models.warp:WARP"),
 )
 
 

@@ -12,6 +12,9 @@ from lensrec.testing import check_known_answers, check_model, make_blocks, make_
 FAST: dict[str, dict] = {
     "biased-mf": {"epochs": 5},
     "bpmf": {"n_samples": 10, "burn_in": 3},
+    "als": {"epochs": 3},
+    "bpr": {"epochs": 5},
+    "warp": {"epochs": 5},
 }
 
 

@@ -1,0 +1,476 @@
+"""ALS: implicit alternating least squares (Hu, Koren & Volinsky 2008; Rendle et al. 2021)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from .._config import single_threaded_blas
+from ..data.ids import IdMap
+from ..data.interactions import Interactions
+from ..errors import ConfigError, DataError
+from ..kernels.als import als_half_step_cg, als_half_step_cholesky, als_loss, gram
+from ..kernels.topk import topk_rows
+from ..types import IndexArray, RandomState
+from ._params import Interval, Options
+from ._trainer import EpochTrainer
+from .base import Callback, Capabilities, Recommender, register
+
+__all__ = ["ALS"]
+
+_log = logging.getLogger(__name__)
+
+#: cut-off of the validation metric used for early stopping (NDCG@10)
+VALID_K = 10
+#: factor sizes up to this use the exact Cholesky solve for fold-in; above, CG with many steps
+_CHOLESKY_FOLD_IN_MAX = 256
+_FOLD_IN_CG_STEPS = 64
+
+
+def _rank(factors: int, n_users: int, n_items: int) -> int:
+    """``factors``, at most a tenth of the matrix's smaller side (and at least 1)."""
+    return max(1, min(factors, min(n_users, n_items) // 10))
+
+
+# --- shared by the ranking models (ALS, BPR, WARP) ----------------------------------------------
+class RankingValidation:
+    """NDCG@k on a validation set for early stopping, seen training items excluded.
+
+    Built once per fit: the validation users (those with a validation item they did not
+    have in training), their training rows (to exclude) and their relevant items. Calling
+    it with ``score(users) -> float32 [len(users), n_items]`` returns the mean NDCG@k over
+    those users (binary relevance, ``1 / log2(rank + 1)`` discounts, ideal DCG over
+    ``min(n_relevant, k)`` hits), the same definition as :mod:`lensrec.evaluate`.
+    """
+
+    def __init__(self, train_csr: sp.csr_matrix, valid: Interactions, k: int = VALID_K):
+        seen = sp.csr_matrix(
+            (np.ones(train_csr.nnz, np.float32), train_csr.indices, train_csr.indptr),
+            shape=train_csr.shape,
+        )
+        v = valid.csr()
+        v = sp.csr_matrix(v - v.multiply(seen))
+        v.eliminate_zeros()
+        self.k = int(k)
+        self.users = np.flatnonzero(np.diff(v.indptr) > 0).astype(np.int32)
+        self.relevant = v[self.users]
+        seen_rows = seen[self.users]
+        seen_rows.sort_indices()
+        self.seen = seen_rows
+        n_items = train_csr.shape[1]
+        self.block = max(1, (1 << 22) // max(n_items, 1))
+        disc = 1.0 / np.log2(np.arange(2, self.k + 2, dtype=np.float64))
+        self.discounts = disc
+        self.ideal = np.concatenate([[0.0], np.cumsum(disc)])
+
+    def __len__(self) -> int:
+        return int(self.users.size)
+
+    def __call__(self, score: Callable[[np.ndarray], np.ndarray]) -> float:
+        if self.users.size == 0:
+            return 0.0
+        k = self.k
+        total = 0.0
+        for start in range(0, self.users.size, self.block):
+            stop = min(start + self.block, self.users.size)
+            scores = np.ascontiguousarray(score(self.users[start:stop]), dtype=np.float32)
+            seen = self.seen[start:stop]
+            ids = np.empty((stop - start, k), dtype=np.int32)
+            top = np.empty((stop - start, k), dtype=np.float32)
+            topk_rows(
+                scores, k, seen.indptr.astype(np.int64), seen.indices.astype(np.int32), ids, top
+            )
+            rel = self.relevant[start:stop]
+            rel_dense = rel.toarray() > 0
+            rows = np.arange(stop - start)[:, None]
+            hit = rel_dense[rows, np.maximum(ids, 0)] & (ids >= 0)
+            dcg = hit @ self.discounts
+            n_rel = np.diff(rel.indptr)
+            total += float((dcg / self.ideal[np.minimum(n_rel, k)]).sum())
+        return total / self.users.size
+
+
+def history_csr(
+    model: Recommender,
+    items: npt.ArrayLike | Sequence[npt.ArrayLike] | sp.spmatrix | sp.sparray,
+    ratings: npt.ArrayLike | Sequence[npt.ArrayLike] | None,
+) -> sp.csr_matrix:
+    """A checked float32 CSR ``[n, n_items]`` from a CSR or item-index rows (+ values)."""
+    if sp.issparse(items):
+        if ratings is not None:
+            raise ConfigError("give the values inside the sparse matrix, not as ratings=")
+        return model._history_csr(items, None)
+    seq = list(items)  # type: ignore[arg-type]
+    rows = [np.atleast_1d(np.asarray(r)) for r in seq]
+    h = model._history_csr(rows, None)
+    if ratings is None:
+        return h
+    vals = [np.atleast_1d(np.asarray(r, dtype=np.float32)) for r in list(ratings)]  # type: ignore[arg-type]
+    if len(vals) != len(rows) or any(v.size != r.size for v, r in zip(vals, rows, strict=True)):
+        raise ValueError("ratings must align with items (one value per item, row by row)")
+    lengths = np.array([r.size for r in rows], dtype=np.int64)
+    out = sp.csr_matrix(
+        (
+            np.concatenate(vals) if vals else np.zeros(0, np.float32),
+            np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64),
+            np.concatenate([[0], np.cumsum(lengths)]),
+        ),
+        shape=(len(rows), model.n_items),
+    )
+    return model._history_csr(out, None)
+
+
+# --- the model ----------------------------------------------------------------------------------
+@register("als")
+class ALS(Recommender):
+    """Implicit-feedback matrix factorisation by alternating least squares (iALS).
+
+    Hu, Koren & Volinsky, "Collaborative Filtering for Implicit Feedback Datasets" (ICDM
+    2008), with what Rendle, Krichene, Zhang & Koren, "Revisiting the Performance of iALS on
+    Item Recommendation Benchmarks" (RecSys 2022; arXiv 2110.14037, 2021) showed matters: a
+    weight for the unobserved entries and regularisation scaled by row frequency. Every
+    (user, item) cell is a target: 1 where the user interacted, 0 elsewhere. The model
+    minimises
+
+        sum_(u,i observed) c_ui (1 - x_u . y_i)^2 + w0 sum_(u,i unobserved) (x_u . y_i)^2
+            + sum_u lam_u |x_u|^2 + sum_i lam_i |y_i|^2
+
+    with confidence ``c_ui = 1 + alpha * t(r_ui) / mean(t(r))`` (``t`` the identity for
+    ``confidence="linear"``, ``log(1 + r)`` for ``"log"``; ``r`` the interaction's value:
+    1 for implicit data, else the rating or count), ``w0 = unobserved_weight`` and
+    ``lam_u = reg * (n_u + w0 * n_items) ** reg_frequency_exponent`` (``n_u`` the row's
+    interactions; likewise for items). Dividing by the mean makes ``alpha`` the mean extra
+    confidence of an observed entry whatever the values' scale, so one default serves
+    binary data, ratings >= 4 and play counts alike; on binary data ``c = 1 + alpha``,
+    Hu et al.'s linear confidence. An iteration solves the item rows with the users fixed,
+    then the user rows with the items fixed (:mod:`lensrec.kernels.als`: the normal
+    equations through the Gram matrix, by a few warm-started conjugate-gradient steps per
+    row in blocks, or exactly by Cholesky), so the user vectors always fit the final items.
+
+    Scores are ``x_u . y_i``. A user the model never saw is folded in by the same exact
+    least-squares user step on their history (items fixed): a training user's own history
+    gives back, up to the CG tolerance, their fitted vector. :meth:`partial_fit_users`
+    adds such users to the model for good.
+
+    Parameters
+    ----------
+    factors : int, default 64
+        Latent dimensions. Time per iteration grows as ``nnz * f + (n_users + n_items) *
+        f^2``; the blocked CG keeps f up to 1024 usable.
+    reg : float, default 0.01
+        L2 weight ``reg`` in ``lam_u`` and ``lam_i`` (> 0).
+    alpha : float, default 1.0
+        Mean extra confidence of an observed entry (see above).
+    confidence : {"linear", "log"}, default "linear"
+        How an interaction's value becomes confidence: in proportion, or through
+        ``log(1 + r)`` (Hu et al.'s choice for heavy-tailed counts).
+    unobserved_weight : float, default 1.0
+        ``w0``, the weight of each unobserved cell (Hu et al.: 1; Rendle et al. tune it).
+    reg_frequency_exponent : float in [0, 1], default 1.0
+        ``0``: the same ``reg`` for every row (Hu et al., implicit); ``1``: ``reg`` in
+        proportion to the row's total weight ``n_u + w0 n_items`` (Rendle et al.), which
+        keeps one ``reg`` meaningful across catalogue sizes.
+    epochs : int, default 15
+        Iterations (one item half-step and one user half-step each).
+    cg_steps : int, default 3
+        Conjugate-gradient steps per row and half-step (warm-started from the previous
+        iteration); ignored by ``solver="cholesky"``.
+    solver : {"cg", "cholesky"}, default "cg"
+        ``"cholesky"`` solves every row exactly: O(n_u f^2 + f^3) per row, for small ``f``.
+    patience : int, default 3
+        With a ``valid`` set passed to ``fit``: stop after this many iterations without a
+        better validation NDCG@10 and keep the best iteration's factors. Without one, all
+        ``epochs`` iterations run.
+    random_state : None, int or numpy Generator
+        Seeds the initial factors. Rows are solved independently, so the model does not
+        depend on the thread count (up to the BLAS library's own blocking).
+
+    Attributes
+    ----------
+    user_factors_ : float32 [n_users, factors]
+    item_factors_ : float32 [n_items, factors]
+    value_scale_ : float
+        ``mean(t(r))`` over the training interactions, the divisor in the confidence (kept
+        so fold-in and :meth:`partial_fit_users` weigh new histories the same way).
+    history_ : dict of lists of float
+        Per iteration: ``"train_loss"`` (the objective above divided by the total weight of
+        all cells, ``sum c + w0 * unobserved``), ``"valid_ndcg@10"`` when validating, and
+        ``"seconds"``.
+    best_epoch_ : int
+        Iteration whose factors were kept (the last one without validation).
+
+    Examples
+    --------
+    >>> from lensrec.data.planted import make_blocks
+    >>> data, _, item_group = make_blocks(random_state=0)
+    >>> model = ALS(factors=8, random_state=0).fit(data)
+    >>> ids, _ = model.recommend_for_history([0, 1, 2], k=3)
+    >>> bool((item_group[ids[0]] == item_group[0]).all())
+    True
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(folds_in=True, epoch_trained=True)
+    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
+        "factors": ("int", 16, 512, "log"),
+        "reg": ("float", 1e-4, 1.0, "log"),
+        "alpha": ("float", 0.1, 100.0, "log"),
+        "unobserved_weight": ("float", 0.01, 1.0, "log"),
+        "reg_frequency_exponent": ("float", 0.0, 1.0, "linear"),
+        "epochs": ("int", 5, 30, "linear"),
+    }
+    _constraints: ClassVar[dict[str, Any]] = {
+        "factors": Interval(int, 1),
+        "reg": Interval(float, 0.0, low_open=True),
+        "alpha": Interval(float, 0.0),
+        "confidence": Options(("linear", "log")),
+        "unobserved_weight": Interval(float, 0.0),
+        "reg_frequency_exponent": Interval(float, 0.0, 1.0),
+        "epochs": Interval(int, 1),
+        "cg_steps": Interval(int, 1),
+        "solver": Options(("cg", "cholesky")),
+        "patience": Interval(int, 1),
+    }
+
+    def __init__(
+        self,
+        *,
+        factors: int = 64,
+        reg: float = 0.01,
+        alpha: float = 1.0,
+        confidence: str = "linear",
+        unobserved_weight: float = 1.0,
+        reg_frequency_exponent: float = 1.0,
+        epochs: int = 15,
+        cg_steps: int = 3,
+        solver: str = "cg",
+        patience: int = 3,
+        random_state: RandomState = None,
+    ):
+        self.factors = factors
+        self.reg = reg
+        self.alpha = alpha
+        self.confidence = confidence
+        self.unobserved_weight = unobserved_weight
+        self.reg_frequency_exponent = reg_frequency_exponent
+        self.epochs = epochs
+        self.cg_steps = cg_steps
+        self.solver = solver
+        self.patience = patience
+        self.random_state = random_state
+
+    @classmethod
+    def warm_up(cls) -> None:
+        """Compile both solvers, the loss and the fold-in on tiny data."""
+        from ..data.planted import make_blocks
+
+        data = make_blocks(n_groups=2, users_per_group=6, items_per_group=5, random_state=0)[0]
+        for solver in ("cg", "cholesky"):
+            model = cls(factors=4, epochs=2, solver=solver, random_state=0).fit(data, data)
+            model.recommend_for_history([0, 1], k=2)
+
+    def estimate_memory(self, n_users: int, n_items: int, nnz: int) -> int:
+        """Both CSR orientations with confidences, the factors and a snapshot of them."""
+        f = int(self.factors)
+        return int(28 * nnz + 4 * 3 * f * (n_users + n_items))
+
+    # --- confidence ----------------------------------------------------------------------
+    def _transform(self, values: np.ndarray) -> np.ndarray:
+        v = values.astype(np.float64)
+        if v.size and v.min() < 0:
+            raise DataError(
+                f"ALS uses interaction values as confidence and they must be >= 0; got "
+                f"{v.min():g} (filter positives first, e.g. --min-rating 4)"
+            )
+        return np.log1p(v) if self.confidence == "log" else v
+
+    def _confidence(self, values: np.ndarray, scale: float) -> np.ndarray:
+        t = self._transform(values)
+        return (1.0 + float(self.alpha) * t / scale).astype(np.float32)
+
+    # --- training ------------------------------------------------------------------------
+    def _fit(
+        self,
+        train: Interactions,
+        valid: Interactions | None,
+        gen: np.random.Generator,
+        *,
+        show_progress: bool,
+        callback: Callback | None,
+    ) -> None:
+        x = self.user_items_
+        t = self._transform(x.data)
+        scale = float(t.mean()) if t.size else 1.0
+        scale = scale if scale > 0 else 1.0
+        conf = (1.0 + float(self.alpha) * t / scale).astype(np.float32)
+        ui = sp.csr_matrix((conf, x.indices, x.indptr), shape=x.shape)
+        iu = ui.T.tocsr()
+        iu.sort_indices()
+        u_ptr, u_idx = ui.indptr, ui.indices.astype(np.int32)
+        i_ptr, i_idx = iu.indptr, iu.indices.astype(np.int32)
+        u_conf, i_conf = conf, np.ascontiguousarray(iu.data, dtype=np.float32)
+
+        n_users, n_items = x.shape
+        f = _rank(int(self.factors), n_users, n_items)
+        if f < int(self.factors):
+            _log.info(
+                "ALS: factors=%d capped at %d, a tenth of the %d x %d matrix's smaller side",
+                self.factors, f, n_users, n_items,
+            )  # fmt: skip
+        std = np.float32(0.1 / np.sqrt(f))
+        X = gen.standard_normal((n_users, f), dtype=np.float32) * std
+        Y = gen.standard_normal((n_items, f), dtype=np.float32) * std
+        X[np.diff(u_ptr) == 0] = 0.0
+        Y[np.diff(i_ptr) == 0] = 0.0
+        reg, e, w0 = (
+            float(self.reg),
+            float(self.reg_frequency_exponent),
+            float(self.unobserved_weight),
+        )
+        cg = self.solver == "cg"
+        steps = int(self.cg_steps)
+        total_weight = float(conf.sum(dtype=np.float64)) + w0 * (n_users * n_items - x.nnz)
+        total_weight = total_weight if total_weight > 0 else 1.0
+
+        def half(ptr, idx, c, fixed, solve, g):
+            if cg:
+                als_half_step_cg(ptr, idx, c, fixed, solve, g, reg, e, w0, steps)
+            else:
+                als_half_step_cholesky(ptr, idx, c, fixed, solve, g, reg, e, w0)
+
+        def step(epoch: int) -> float:
+            with single_threaded_blas():
+                half(i_ptr, i_idx, i_conf, X, Y, gram(X))
+                gy = gram(Y)
+                half(u_ptr, u_idx, u_conf, Y, X, gy)
+                loss = als_loss(u_ptr, u_idx, u_conf, X, Y, gy, reg, e, w0)
+            return float(loss) / total_weight
+
+        validate = None
+        if valid is not None and len(valid):
+            check = RankingValidation(x, valid)
+            if len(check):
+
+                def validate() -> float:
+                    return check(lambda users: X[users] @ Y.T)
+
+        trainer: EpochTrainer[tuple[np.ndarray, np.ndarray]] = EpochTrainer(
+            "ALS",
+            epochs=int(self.epochs),
+            patience=int(self.patience),
+            mode="max",
+            metric=f"valid_ndcg@{VALID_K}",
+            hint="raise reg, or lower alpha",
+            show_progress=show_progress,
+            callback=callback,
+        )
+        log, best = trainer.run(step, validate, lambda: (X.copy(), Y.copy()))
+        if best is not None:
+            X, Y = best
+        self.user_factors_ = X
+        self.item_factors_ = Y
+        self.factors_ = f
+        self.value_scale_ = scale
+        self.history_ = {key: list(v) for key, v in log.history.items()}
+        self.best_epoch_ = log.best_epoch if log.best_epoch > 0 else log.epochs_run
+
+    # --- scoring -------------------------------------------------------------------------
+    def _user_vectors(self, users: IndexArray) -> np.ndarray:
+        return self.user_factors_[users]
+
+    def _item_vectors(self) -> np.ndarray:
+        return self.item_factors_
+
+    def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
+        """The exact user half-step on the history rows, items fixed (values as confidence)."""
+        Y = np.ascontiguousarray(self.item_factors_, dtype=np.float32)
+        f = Y.shape[1]
+        out = np.zeros((history.shape[0], f), dtype=np.float32)
+        if history.nnz == 0:
+            return out
+        h = sp.csr_matrix(history)
+        h.sort_indices()
+        conf = self._confidence(h.data, float(self.value_scale_))
+        ptr = h.indptr.astype(np.int64)
+        idx = h.indices.astype(np.int32)
+        reg, e, w0 = (
+            float(self.reg),
+            float(self.reg_frequency_exponent),
+            float(self.unobserved_weight),
+        )
+        g = self._cached("gram", lambda: gram(Y))
+        with single_threaded_blas():
+            if f <= _CHOLESKY_FOLD_IN_MAX:
+                als_half_step_cholesky(ptr, idx, conf, Y, out, g, reg, e, w0)
+            else:
+                als_half_step_cg(ptr, idx, conf, Y, out, g, reg, e, w0, _FOLD_IN_CG_STEPS)
+        return out
+
+    # --- incremental ---------------------------------------------------------------------
+    def partial_fit_users(
+        self,
+        user_ids: npt.ArrayLike,
+        items: npt.ArrayLike | Sequence[npt.ArrayLike] | sp.spmatrix | sp.sparray,
+        *,
+        ratings: npt.ArrayLike | Sequence[npt.ArrayLike] | None = None,
+    ) -> Self:
+        """Add users to the fitted model (or refresh known ones) without touching the items.
+
+        Each user's vector is the exact least-squares user step on the given history with
+        the item factors fixed, the same as fold-in; the history becomes the user's row of
+        ``user_items_`` (so ``recommend`` excludes it), replacing the old row of a user the
+        model already knew. Item factors, and every other user, stay as they are.
+
+        Parameters
+        ----------
+        user_ids : array of external user ids, length n
+            Ids new to the model are added; known ids are re-solved from their new history.
+        items : CSR [n, n_items] or list of n item-index arrays
+            Each user's full history (item indices: ``model.item_ids_.index(ids)``).
+        ratings : list of n value arrays, optional
+            Values aligned with ``items`` (ratings, counts), used as confidence as in
+            training; default 1 per item. With a CSR, its values are used.
+
+        Returns
+        -------
+        self
+            User indices can shift (ids are kept sorted): look users up again with
+            ``model.user_ids_.index(...)``.
+        """
+        self._require_fitted()
+        ids = np.asarray(user_ids).reshape(-1)
+        h = history_csr(self, items, ratings)
+        if h.shape[0] != ids.size:
+            raise ValueError(f"{ids.size} user ids for {h.shape[0]} history rows")
+        if np.unique(ids).size != ids.size:
+            raise ValueError("user_ids must be unique")
+        vectors = self._fold_in(h)
+        old = self.user_ids_
+        known = old.lookup(ids)
+        new_ids = ids[known < 0]
+        if new_ids.size:
+            merged = IdMap(np.concatenate([old.ids, new_ids]), kind=old.kind)
+        else:
+            merged = old
+        pos_old = merged.index(old.ids) if new_ids.size else np.arange(len(old), dtype=np.int32)
+        pos_given = merged.index(ids)
+        n = len(merged)
+        X = np.zeros((n, self.user_factors_.shape[1]), dtype=np.float32)
+        X[pos_old] = self.user_factors_
+        X[pos_given] = vectors
+        # user_items_: old rows at their new positions, given rows replacing or added
+        take = np.empty(n, dtype=np.int64)
+        take[pos_old] = np.arange(len(old))
+        take[pos_given] = len(old) + np.arange(ids.size)
+        rows = sp.csr_matrix(sp.vstack([self.user_items_, h], format="csr")[take], dtype=np.float32)
+        rows.sort_indices()
+        rows.indices = rows.indices.astype(np.int32)
+        self.user_ids_ = merged
+        self.user_factors_ = X
+        self.user_items_ = rows
+        self._derived = {}
+        return self
