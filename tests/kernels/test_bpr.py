@@ -6,10 +6,17 @@ import numba
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lensrec.kernels.bpr import (
+    _fill_tables_parallel,
+    _filter_slot,
+    _filtered_in_row,
+    _in_row,
     _reference_bpr_epoch,
     _reference_bpr_update,
+    _sampling_tables,
     bpr_epoch,
     bpr_fold_in,
 )
@@ -106,6 +113,72 @@ def test_epoch_matches_reference(rng, one_thread, n_samples, max_tries):
     assert got[2] == ref[2] and got[2] > 0
     assert got[0] == pytest.approx(ref[0], rel=1e-4)
     assert got[1] == pytest.approx(ref[1], abs=2 / n_samples)
+    np.testing.assert_allclose(U, R[0], atol=1e-4)
+    np.testing.assert_allclose(V, R[1], atol=1e-4)
+    np.testing.assert_allclose(b, R[2], atol=1e-4)
+
+
+@settings(max_examples=50, deadline=None)
+@given(row=st.lists(st.integers(0, 200), max_size=40, unique=True), item=st.integers(-1, 201))
+def test_in_row_is_membership(row, item):
+    indices = np.array([7, *sorted(row), 7], np.int32)  # the row sits inside a larger array
+    assert _in_row(indices, 1, 1 + len(row), item) == (item in row)
+
+
+def test_row_filters_answer_membership_exactly(rng):
+    # rows from empty to a third of a 1000-item catalogue: hashed filters (1 to 16 words),
+    # exact bitmaps (16 words) and a row of every item; every (row, item) pair is asked
+    n_items = 1000
+    lengths = [0, 1, 2, 4, 5, 30, 63, 64, 65, 200, 333, n_items]
+    rows = [np.sort(rng.choice(n_items, n, replace=False)) for n in lengths]
+    m = _csr([r.tolist() for r in rows], n_items)
+    pairs, offsets, words = _sampling_tables(m.indptr, m.indices, n_items)
+    np.testing.assert_array_equal(pairs >> 32, np.repeat(np.arange(len(rows)), lengths))
+    np.testing.assert_array_equal(pairs & 0xFFFFFFFF, m.indices)
+    n_words = np.diff(offsets)
+    exact = (n_items + 63) // 64
+    assert n_words[0] == 0 and 1 <= n_words[1] < exact and n_words[-1] == exact
+    assert np.all(n_words <= exact)
+    for u, row in enumerate(rows):
+        members = set(row.tolist())
+        lo, hi = m.indptr[u], m.indptr[u + 1]
+        if hi == lo:
+            continue
+        got = [
+            _filtered_in_row(m.indices, lo, hi, offsets, words, exact, u, j) for j in range(n_items)
+        ]
+        assert got == [j in members for j in range(n_items)], u
+    # the parallel fill (used from _PARALLEL_TABLES entries) builds the same tables
+    par_words, par_pairs = np.zeros_like(words), np.empty_like(pairs)
+    _fill_tables_parallel(m.indptr, m.indices, n_items, offsets, par_words, par_pairs)
+    np.testing.assert_array_equal(par_words, words)
+    np.testing.assert_array_equal(par_pairs, pairs)
+
+
+def test_epoch_matches_reference_with_hashed_filters(rng, one_thread):
+    # a 2000-item catalogue: rows of up to 64 items get hashed filters, whose false alarms go
+    # to the binary search; two rows of nearly every item get exact bitmaps and are mostly
+    # skipped (max_tries=2). The triples and steps must still be the reference's.
+    n_items = 2000
+    lengths = [*rng.integers(5, 64, 30), 1990, 1995]
+    rows = [rng.choice(n_items, n, replace=False) for n in lengths]
+    m = _csr(rows, n_items)
+    _, offsets, words = _sampling_tables(m.indptr, m.indices, n_items)
+    n_words = np.diff(offsets)
+    assert (n_words[:-2] < 32).all() and (n_words[-2:] == 32).all()
+    false_alarms = 0  # items outside a hashed row whose filter bit is set
+    for u in range(len(rows) - 2):
+        for j in set(range(n_items)) - set(rows[u].tolist()):
+            w, bit = _filter_slot(offsets, u, j, 32)
+            false_alarms += int(words[w] >> bit) & 1
+    assert false_alarms > 1000
+    U, V, b = _init(rng, len(rows), n_items, 4)
+    R = [a.astype(np.float64) for a in (U, V, b)]
+    got = bpr_epoch(m.indptr, m.indices, U, V, b, 5000, 0.05, 0.01, 0.001, 4, 2)
+    ref = _reference_bpr_epoch(m.indptr, m.indices, *R, 5000, 0.05, 0.01, 0.001, 4, 2)
+    assert got[2] == ref[2] and got[2] > 0
+    assert got[0] == pytest.approx(ref[0], rel=1e-4)
+    assert got[1] == pytest.approx(ref[1], abs=2 / 5000)
     np.testing.assert_allclose(U, R[0], atol=1e-4)
     np.testing.assert_allclose(V, R[1], atol=1e-4)
     np.testing.assert_allclose(b, R[2], atol=1e-4)
