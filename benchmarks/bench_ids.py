@@ -201,12 +201,12 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.repeats} (round-robin over implementations, kinds and steps)",
         flush=True,
     )
-    datas = {k: make_data(k, args.rows, args.distinct, args.seed) for k in kinds}
+    parts = {k: make_data(k, args.rows, args.distinct, args.seed) for k in kinds}
     fns: dict[tuple[int, str], dict[str, Callable[[], Any]]] = {}
     for j, IdMap in enumerate(impls):
         for k in kinds:
-            check(IdMap, k, datas[k], args.distinct)
-            fns[j, k] = steps(IdMap, datas[k])
+            check(IdMap, k, parts[k], args.distinct)
+            fns[j, k] = steps(IdMap, parts[k])
             for fn in fns[j, k].values():
                 fn()  # warm-up: lazy lookup tables, page faults
     best: dict[tuple[int, str, str], float] = {}

@@ -484,8 +484,12 @@ def _benchmark_config(args: argparse.Namespace) -> dict[str, Any]:
         raise
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the benchmark config ({exc})") from None
-    runs = config.get("runs")
-    if not isinstance(runs, list) or not runs or not all(isinstance(r, dict) for r in runs):
+    raw_runs = config.get("runs")
+    if (
+        not isinstance(raw_runs, list)
+        or not raw_runs
+        or not all(isinstance(r, dict) for r in raw_runs)
+    ):
         raise ConfigError(
             f"{path}: the benchmark config needs [[runs]] tables, each with at least "
             'model = "..." (and optionally split, k, params, seed, metrics)'

@@ -424,6 +424,7 @@ def leaderboard(
     for _, part in df.group_by(group, maintain_order=True):
         present = [m for m in names if part[m].drop_nulls().len() > 0]
         every = [m for m in present if part[m].null_count() == 0]
+        key: str | None
         if metric is not None:
             key = metric
         elif "rmse" in every:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -115,13 +116,13 @@ def check_model(
     for bad_k in (0, -1):
         _raises(
             ConfigError,
-            lambda bad_k=bad_k: model.recommend([0], k=bad_k),
+            partial(model.recommend, [0], k=bad_k),
             f"{name}: k={bad_k} accepted",
         )
         if caps.similar_items:
             _raises(
                 ConfigError,
-                lambda bad_k=bad_k: model.similar_items([0], k=bad_k),
+                partial(model.similar_items, [0], k=bad_k),
                 f"{name}: similar_items k={bad_k} accepted",
             )
     for bad in (lambda: model.recommend([train.n_users], k=k), lambda: model.recommend([-1], k=k)):
@@ -270,7 +271,7 @@ def _check_save_load(model: Recommender, train: Interactions, users: np.ndarray,
         for bad_path in (corrupt, flipped, foreign):
             _raises(
                 ModelFormatError,
-                lambda bad_path=bad_path: load(bad_path),
+                partial(load, bad_path),
                 f"{name}: loading {bad_path.name} must raise ModelFormatError",
             )
 
