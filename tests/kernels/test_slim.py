@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import lensrec.kernels.slim as slim_module
 from lensrec.data.synthetic import synthetic
 from lensrec.errors import ConfigError
 from lensrec.kernels.knn import item_knn
@@ -44,6 +45,18 @@ def _from_candidates(x, cand_indptr, cand_indices, l1, l2, **kw):
         m.indptr, m.indices, m.data, x.shape[1], cand_indptr, cand_indices, l1, l2, **kw
     )
     return _dense(res, x.shape[1]), res
+
+
+#: where slim_from_candidates takes its Gram matrix from: (dense bytes, sparse bytes) caps
+GRAM_SOURCES = {"dense": (1 << 40, 1 << 40), "sparse": (0, 1 << 40), "interactions": (0, 0)}
+
+
+@pytest.fixture(params=list(GRAM_SOURCES))
+def gram_source(request, monkeypatch):
+    dense, sparse = GRAM_SOURCES[request.param]
+    monkeypatch.setattr(slim_module, "_DENSE_GRAM_BYTES", dense)
+    monkeypatch.setattr(slim_module, "_SPARSE_GRAM_BYTES", sparse)
+    return request.param
 
 
 def _all_candidates(n):
@@ -133,7 +146,7 @@ def test_block_diagonal_data_has_no_cross_block_weights(rng):
     assert np.count_nonzero(w[:6, :6]) > 0 and np.count_nonzero(w[6:, 6:]) > 0
 
 
-def test_candidates_restrict_and_match_reference(rng):
+def test_candidates_restrict_and_match_reference(rng, gram_source):
     x = _binary(rng, 60, 14, 0.3)
     m = sp.csr_matrix(x)
     kp, ki, _ = item_knn(m.indptr, m.indices, m.data, 14, 4)
@@ -146,7 +159,7 @@ def test_candidates_restrict_and_match_reference(rng):
         assert np.all(w[outside, j] == 0)
 
 
-def test_candidate_repeats_and_self_are_ignored(rng):
+def test_candidate_repeats_and_self_are_ignored(rng, gram_source):
     x = _binary(rng, 50, 6, 0.4)
     cp, ci = _all_candidates(6)
     clean, _ = _from_candidates(x, cp, ci, 0.3, 1.0, **TIGHT)
@@ -225,3 +238,49 @@ def test_bad_arguments(kw):
         slim_from_gram(np.eye(3, dtype=np.float32), **args)
     with pytest.raises(ConfigError):
         slim_from_gram(np.ones((2, 3), np.float32), 0.1, 0.1)
+
+
+def test_candidate_gram_sources_agree(rng, monkeypatch):
+    # valued data, skewed popularity, uneven candidate lists (some empty, some long enough
+    # for the sparse source's binary search, some short enough for its row scan): the three
+    # sources of the restricted Gram matrices give the same weights
+    n_items = 40
+    p = 0.6 / (1.0 + np.arange(n_items)) ** 0.8
+    x = (rng.random((120, n_items)) < p).astype(np.float32)
+    x *= rng.integers(1, 6, x.shape).astype(np.float32)
+    sizes = rng.integers(0, n_items, n_items)
+    sizes[:3] = (0, 1, n_items)
+    rows = [rng.choice(n_items, k, replace=False) for k in sizes]
+    cp = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+    ci = np.concatenate(rows).astype(np.int32)
+    got = {}
+    for name, (dense, sparse) in GRAM_SOURCES.items():
+        monkeypatch.setattr(slim_module, "_DENSE_GRAM_BYTES", dense)
+        monkeypatch.setattr(slim_module, "_SPARSE_GRAM_BYTES", sparse)
+        got[name] = _from_candidates(x, cp, ci, 0.5, 2.0, **TIGHT)
+    want = _reference_slim(x, 0.5, 2.0, sweeps=400, candidates=[r.tolist() for r in rows])
+    scale = max(1.0, np.abs(want).max())
+    for name, (w, res) in got.items():
+        np.testing.assert_allclose(w, want, atol=2e-5 * scale, err_msg=name)
+        assert res.sweeps[0] == 0  # no candidates, no solve
+    assert np.count_nonzero(want) > 20
+
+
+def test_sparse_cooccurrence_matches_gram(rng):
+    x = (rng.random((50, 30)) < 0.2).astype(np.float32) * rng.integers(1, 4, (50, 30))
+    x[:, 7] = 0  # an item nobody has: an empty row
+    m = sp.csr_matrix(x.astype(np.float32))
+    c = m.tocsc()
+    counts = np.zeros(30, np.int64)
+    slim_module.cooccurrence_counts(c.indptr, c.indices, m.indptr, m.indices, 4, counts)
+    g_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    g_indices = np.empty(g_indptr[-1], np.int32)
+    g_data = np.empty(g_indptr[-1], np.float32)
+    slim_module.cooccurrence_fill(
+        c.indptr, c.indices, c.data, m.indptr, m.indices, m.data, 4, g_indptr, g_indices, g_data
+    )
+    g = sp.csr_matrix((g_data, g_indices, g_indptr), shape=(30, 30))
+    assert g.has_sorted_indices
+    want = x.astype(np.float64).T @ x
+    np.testing.assert_array_equal(g.toarray(), want)
+    assert g.nnz == np.count_nonzero(want)  # stored entries: exactly the co-occurring pairs
