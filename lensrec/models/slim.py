@@ -125,13 +125,16 @@ class SLIM(Recommender):
 
     def estimate_memory(self, n_users: int, n_items: int, nnz: int) -> int:
         """Exact: the float32 Gram matrix plus one block of targets; fsSLIM: the candidate
-        lists and per-thread ``N x N`` Gram matrices. Both: copies of the interactions and
-        the result."""
+        lists, per-thread ``N x N`` Gram matrices and the item co-occurrences they are read
+        from. Both: copies of the interactions and the result."""
         linear = 24 * nnz + 16 * (n_users + n_items)
         if self.neighbours is None:
             return int(4 * n_items * n_items + min(_BLOCK_BYTES, 4 * n_items * n_items) + linear)
         n = min(int(self.neighbours), max(n_items - 1, 1))
-        return int(12 * n_items * n + 64 * n * n + linear)
+        # the candidate Grams are read from X^T X computed once: dense float32 up to 1 GiB,
+        # else a sparse co-occurrence table of up to 2 GiB (see kernels.slim)
+        gram = 4 * n_items * n_items if 4 * n_items * n_items <= 2**30 else 2**31
+        return int(12 * n_items * n + 64 * n * n + gram + linear)
 
     @classmethod
     def warm_up(cls) -> None:
