@@ -133,7 +133,10 @@ class SLIM(Recommender):
         n = min(int(self.neighbours), max(n_items - 1, 1))
         # the candidate Grams are read from X^T X computed once: dense float32 up to 1 GiB,
         # else a sparse co-occurrence table of up to 2 GiB (see kernels.slim)
-        gram = 4 * n_items * n_items if 4 * n_items * n_items <= 2**30 else 2**31
+        if 4 * n_items * n_items <= 2**30:
+            gram = 4 * n_items * n_items
+        else:  # about one (pair, value) entry per co-occurrence: nnz x mean items per user
+            gram = min(2**31, 12 * nnz * max(1, nnz // max(n_users, 1)))
         return int(12 * n_items * n + 64 * n * n + gram + linear)
 
     @classmethod
