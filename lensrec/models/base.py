@@ -904,7 +904,17 @@ def _titles(train: Interactions) -> np.ndarray | None:
     info = train.item_info
     if info is None or "title" not in info.columns or "item_id" not in info.columns:
         return None
-    return np.asarray(train.titles(np.arange(train.n_items)), dtype=str)
+    # vectorised: each item_info row placed at its item's index; unknown titles fall back
+    # to the external id, as Interactions.titles does
+    titles = train.item_ids.ids.astype(str)
+    rows = train.item_ids.lookup(info["item_id"].to_numpy())
+    known = rows >= 0
+    values = np.asarray(info["title"].cast(str).fill_null("").to_numpy(), dtype=str)
+    titles = titles.astype(
+        values.dtype if values.dtype.itemsize > titles.dtype.itemsize else titles.dtype
+    )
+    titles[rows[known]] = values[known]
+    return titles
 
 
 def _exclusion_rows(
