@@ -46,9 +46,15 @@ class WARP(_BiasedFactorRanker):
     Parameters
     ----------
     factors : int, default 64
-        Latent dimensions.
+        Latent dimensions; the rank used (``factors_``) is at most a tenth of
+        ``min(n_users, n_items)``, as for :class:`~lensrec.models.als.ALS`.
     learning_rate : float, default 0.02
-        Step size: AdaGrad's base rate (LightFM's default 0.05), or the SGD step.
+        Step size: AdaGrad's base rate, or the SGD step. LightFM's default is 0.05; on
+        validation sets carved from the training part of ml-100k (ratings >= 4; each
+        user's last 3 training positives, by timestamp and by file order) 0.05 overfits
+        after 10-30 epochs while 0.02 keeps improving to 60-100 (NDCG@10 +5-10%), and
+        ``epochs=100`` at 0.02 also learns small catalogues (the planted known-answer
+        data), where 50 epochs do not.
     learning_schedule : {"adagrad", "sgd"}, default "adagrad"
         ``"adagrad"`` divides each parameter's gradient by the root of its accumulated
         squared gradients (accumulators start at 1, as in LightFM): the rank weight's scale
@@ -62,7 +68,7 @@ class WARP(_BiasedFactorRanker):
     max_sampled : int, default 30
         Negative draws per visit at most (LightFM: 10). More draws find violations near the
         top of the list, which is what top-k metrics reward, at more cost per epoch late in
-        training.
+        training (on ml-100k validation 30 and 100 tied, both ahead of 10).
     loss : {"warp", "k-os"}, default "warp"
     k : int, default 5
         k-OS only: the positive is the ``k``-th best of ``n`` drawn positives.
@@ -81,9 +87,11 @@ class WARP(_BiasedFactorRanker):
 
     Attributes
     ----------
-    user_factors_ : float32 [n_users, factors]
-    item_factors_ : float32 [n_items, factors]
+    user_factors_ : float32 [n_users, factors_]
+    item_factors_ : float32 [n_items, factors_]
     item_bias_ : float32 [n_items]
+    factors_ : int
+        The rank used.
     history_ : dict of lists of float
         Per epoch: ``"train_loss"`` (the sampled WARP loss per visit, before each step),
         ``"share_updated"`` (visits that found a violating negative), ``"mean_sampled"``
@@ -179,7 +187,7 @@ class WARP(_BiasedFactorRanker):
         x = self.user_items_
         indptr, indices = x.indptr, x.indices
         n_users, n_items = x.shape
-        U, V, b = self._init_factors(gen, n_users, n_items)
+        U, V, b = self._init_factors(gen, x)
         f = U.shape[1]
         adagrad = self.learning_schedule == "adagrad"
         if adagrad:
