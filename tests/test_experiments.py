@@ -38,7 +38,7 @@ def test_create_stamps_time_versions_and_commit():
     assert created.utcoffset().total_seconds() == 0
     assert set(rec.versions) == {"python", "lensrec", "numpy", "scipy", "polars", "numba"}
     assert rec.versions["numpy"] == np.__version__ and rec.versions["polars"] == pl.__version__
-    in_repo = shutil.which("git") and (Path(E.__file__).resolve().parents[1] / ".git").exists()
+    in_repo = shutil.which("git") and (Path(E.__file__).resolve().parents[2] / ".git").exists()
     if in_repo:
         assert re.fullmatch(r"[0-9a-f]{40}", rec.git_commit or "")
     else:
