@@ -33,7 +33,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "IdMap": "lensrec.data.ids:IdMap",
     "Interactions": "lensrec.data.interactions:Interactions",
-    "load_dataset": "lensrec.data.movielens:load_dataset",
+    "load_dataset": "lensrec.data.loading:load_dataset",
     "Split": "lensrec.split:Split",
     "make_split": "lensrec.split:make_split",
     "evaluate": "lensrec.evaluate.protocol:evaluate",
@@ -86,7 +86,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from . import data, models, split
     from .data.ids import IdMap
     from .data.interactions import Interactions
-    from .data.movielens import load_dataset
+    from .data.loading import load_dataset
     from .evaluate.protocol import EvalResult, evaluate
     from .models.base import load
     from .split import Split, make_split

@@ -1,8 +1,9 @@
-"""Data: ids, the Interactions container, MovieLens and tabular loaders, synthetic data."""
+"""Data: ids, Interactions, loading by name or path (MovieLens, tabular files), synthetic data."""
 
 from .ids import IdMap
 from .interactions import Interactions
-from .movielens import DATASETS, REGISTRY, MovieLensVariant, fetch, load_dataset, load_movielens
+from .loading import load_dataset
+from .movielens import DATASETS, REGISTRY, MovieLensVariant, fetch, load_movielens
 from .summary import describe, format_summary
 from .synthetic import synthetic
 from .tabular import RatingScale, load_table

@@ -30,7 +30,6 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -54,9 +53,7 @@ from .tabular import (
     PARQUET_ERRORS,
     RatingScale,
     check_columns,
-    load_table,
     read_delimited,
-    read_parquet,
     reader_reason,
 )
 
@@ -69,7 +66,6 @@ __all__ = [
     "fetch",
     "is_cached",
     "load_movielens",
-    "load_dataset",
     "parse_raw",
     "cache_root",
 ]
@@ -212,7 +208,7 @@ REGISTRY: dict[str, MovieLensVariant] = {
     )
 }
 
-#: Names accepted by :func:`load_movielens` and :func:`load_dataset`.
+#: Names accepted by :func:`load_movielens` and :func:`~lensrec.data.loading.load_dataset`.
 DATASETS: tuple[str, ...] = tuple(REGISTRY)
 
 
@@ -1030,82 +1026,3 @@ def load_movielens(
     if low is not None:
         inter.stats["rating_scale"] = {"low": low, "high": high, "step": step, "source": "declared"}
     return inter
-
-
-# --- dispatch ----------------------------------------------------------------------------
-def load_dataset(
-    spec: str | os.PathLike[str],
-    *,
-    cache_dir: str | os.PathLike[str] | None = None,
-    download: bool = True,
-    progress: bool = False,
-    **mapping: Any,
-) -> Interactions:
-    """A registry name -> :func:`load_movielens`; an existing file -> :func:`load_table`.
-
-    ``mapping`` holds :func:`load_table`'s keywords (``user=``, ``item=``, ``rating=``,
-    ``timestamp=``, ``sep=``, ...). For a file without ``user``/``item`` the MovieLens CSV
-    names (``userId``, ``movieId``, ``rating``, ``timestamp``) are tried, then
-    ``user_id``/``item_id`` and ``user``/``item``; a file whose first line is all numbers
-    is read as headerless with columns user, item[, rating[, timestamp]].
-    """
-    text = os.fspath(spec)
-    if text in REGISTRY:
-        if mapping:
-            raise DataError(
-                f"column mapping {sorted(mapping)} does not apply to registry dataset {text!r}"
-            )
-        return load_movielens(text, cache_dir, download=download, progress=progress)
-    path = Path(text)
-    if path.is_file():
-        if "user" not in mapping or "item" not in mapping:
-            mapping = {**_guess_mapping(path), **mapping}
-        return load_table(path, **mapping)
-    raise DataError(
-        f"{text!r} is neither a known dataset ({', '.join(REGISTRY)}) nor an existing file"
-    )
-
-
-def _guess_mapping(path: Path) -> dict[str, Any]:
-    """Column mapping for a file given without one, from its first line.
-
-    A header with MovieLens-style names maps by name; a first line of numbers only (a
-    headerless file such as ``u.data``) maps by position: user, item, then rating and
-    timestamp when present.
-    """
-    cols: list[str]
-    if path.suffix.lower() in (".parquet", ".pq"):
-        cols = read_parquet(path, file=str(path), schema_only=True)
-    else:
-        with open(path, "rb") as fh:
-            first = fh.readline().decode("utf-8", "replace").strip()
-        if not first:
-            raise DataError(
-                "the file is empty (or its first line is blank)", file=str(path), line=1
-            )
-        cols = re.split(r"::|[,\t;|]", first)
-        fields = [c.strip() for c in cols]
-        if len(fields) >= 2 and all(
-            re.fullmatch(r"[-+]?\d+(\.\d*)?([eE][-+]?\d+)?", f) for f in fields
-        ):
-            names = ("user", "item", "rating", "timestamp")
-            return {"has_header": False, **{n: j for j, n in enumerate(names[: len(fields)])}}
-    cols = [c.strip().strip('"') for c in cols]
-    for user, item, rating, ts in (
-        ("userId", "movieId", "rating", "timestamp"),
-        ("user_id", "item_id", "rating", "timestamp"),
-        ("user", "item", "rating", "timestamp"),
-    ):
-        if user in cols and item in cols:
-            out: dict[str, Any] = {"user": user, "item": item}
-            if rating in cols:
-                out["rating"] = rating
-            if ts in cols:
-                out["timestamp"] = ts
-            return out
-    raise DataError(
-        f"no column mapping given and no user/item columns recognised in {cols}; "
-        "pass user= and item= (CLI: --user-col/--item-col)",
-        file=str(path),
-        line=1,
-    )

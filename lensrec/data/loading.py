@@ -1,0 +1,99 @@
+"""Loading any dataset by name or path: a MovieLens name, or a ratings file with a column mapping.
+
+:func:`load_dataset` is the one entry point the CLI, run specs and notebooks use. A registry
+name goes to :func:`~lensrec.data.movielens.load_movielens`; an existing CSV / TSV / Parquet
+file goes to :func:`~lensrec.data.tabular.load_table`, with its columns guessed from the first
+line when no mapping is given.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError
+from .interactions import Interactions
+from .movielens import REGISTRY, load_movielens
+from .tabular import load_table, read_parquet
+
+__all__ = ["load_dataset"]
+
+
+def load_dataset(
+    spec: str | os.PathLike[str],
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    progress: bool = False,
+    **mapping: Any,
+) -> Interactions:
+    """A registry name -> :func:`load_movielens`; an existing file -> :func:`load_table`.
+
+    ``mapping`` holds :func:`load_table`'s keywords (``user=``, ``item=``, ``rating=``,
+    ``timestamp=``, ``sep=``, ...). For a file without ``user``/``item`` the MovieLens CSV
+    names (``userId``, ``movieId``, ``rating``, ``timestamp``) are tried, then
+    ``user_id``/``item_id`` and ``user``/``item``; a file whose first line is all numbers
+    is read as headerless with columns user, item[, rating[, timestamp]].
+    """
+    text = os.fspath(spec)
+    if text in REGISTRY:
+        if mapping:
+            raise DataError(
+                f"column mapping {sorted(mapping)} does not apply to registry dataset {text!r}"
+            )
+        return load_movielens(text, cache_dir, download=download, progress=progress)
+    path = Path(text)
+    if path.is_file():
+        if "user" not in mapping or "item" not in mapping:
+            mapping = {**_guess_mapping(path), **mapping}
+        return load_table(path, **mapping)
+    raise DataError(
+        f"{text!r} is neither a known dataset ({', '.join(REGISTRY)}) nor an existing file"
+    )
+
+
+def _guess_mapping(path: Path) -> dict[str, Any]:
+    """Column mapping for a file given without one, from its first line.
+
+    A header with MovieLens-style names maps by name; a first line of numbers only (a
+    headerless file such as ``u.data``) maps by position: user, item, then rating and
+    timestamp when present.
+    """
+    cols: list[str]
+    if path.suffix.lower() in (".parquet", ".pq"):
+        cols = read_parquet(path, file=str(path), schema_only=True)
+    else:
+        with open(path, "rb") as fh:
+            first = fh.readline().decode("utf-8", "replace").strip()
+        if not first:
+            raise DataError(
+                "the file is empty (or its first line is blank)", file=str(path), line=1
+            )
+        cols = re.split(r"::|[,\t;|]", first)
+        fields = [c.strip() for c in cols]
+        if len(fields) >= 2 and all(
+            re.fullmatch(r"[-+]?\d+(\.\d*)?([eE][-+]?\d+)?", f) for f in fields
+        ):
+            names = ("user", "item", "rating", "timestamp")
+            return {"has_header": False, **{n: j for j, n in enumerate(names[: len(fields)])}}
+    cols = [c.strip().strip('"') for c in cols]
+    for user, item, rating, ts in (
+        ("userId", "movieId", "rating", "timestamp"),
+        ("user_id", "item_id", "rating", "timestamp"),
+        ("user", "item", "rating", "timestamp"),
+    ):
+        if user in cols and item in cols:
+            out: dict[str, Any] = {"user": user, "item": item}
+            if rating in cols:
+                out["rating"] = rating
+            if ts in cols:
+                out["timestamp"] = ts
+            return out
+    raise DataError(
+        f"no column mapping given and no user/item columns recognised in {cols}; "
+        "pass user= and item= (CLI: --user-col/--item-col)",
+        file=str(path),
+        line=1,
+    )
