@@ -14,7 +14,8 @@ the observed entries (with replacement, as LearnBPR does); ``j`` uniformly from 
 drawn again while it is a positive of ``u``, at most ``max_tries`` draws; a triple without a
 negative is skipped and counted. Whether ``j`` is a positive is asked of a small per-row bit
 filter first (exact for long rows, hashed for short ones) and, when a hashed filter cannot
-rule it out, of a binary search in the sorted CSR row.
+rule it out, of a binary search in the sorted CSR row. The streams, the filter, the row
+search and the prefetch hints are in :mod:`._sampling`, shared with WARP.
 
 Parallelism: ``prange`` over blocks of ``_SAMPLES`` samples; block ``b`` draws from its own
 splitmix64 stream seeded by ``(seed, b)``, so the triples drawn do not depend on the thread
@@ -28,10 +29,21 @@ import math
 
 import numba as nb
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
+
+from ._sampling import (
+    ReferenceStream,
+    below,
+    draw_negative,
+    fill_tables_parallel,
+    filter_slot,
+    filtered_in_row,
+    in_row,
+    next_bits,
+    prefetch,
+    prefetch_row,
+    sampling_tables,
+    stream,
+)
 
 __all__ = [
     "bpr_epoch",
@@ -44,226 +56,13 @@ _FAST = {"reassoc", "contract", "arcp"}
 _SAMPLES = 4096  # samples per RNG block
 _BATCH = 32  # samples whose memory is prefetched together (software pipelining)
 _ROWS = 64  # rows per RNG block in the fold-in kernel
-_GOLDEN = 0x9E3779B97F4A7C15
-_MASK64 = (1 << 64) - 1
 
-
-# --- random numbers (shared with warp.py) ---------------------------------------------------
-@nb.njit(cache=True, nogil=True)
-def _mix64(z):
-    # the splitmix64 output function (Steele, Lea & Flood 2014); uint64 arithmetic wraps
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-@nb.njit(cache=True, nogil=True)
-def _stream(seed, block):
-    """Initial state of the stream of ``block`` under ``seed`` (a hash of both)."""
-    return _mix64(np.uint64(seed) ^ _mix64(np.uint64(block) + np.uint64(_GOLDEN)))
-
-
-@nb.njit(cache=True, nogil=True)
-def _next(state):
-    """Advance a splitmix64 stream: return ``(new_state, 64 random bits)``."""
-    state = state + np.uint64(_GOLDEN)
-    return state, _mix64(state)
-
-
-@nb.njit(cache=True, nogil=True)
-def _below(z, n):
-    """Map 64 random bits to ``0..n-1`` (``n < 2**32``) by the high 32 bits times ``n``."""
-    return np.int64(((z >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32))
-
-
-@nb.njit(cache=True, nogil=True)
-def _in_row(indices, lo, hi, item):
-    """Whether ``item`` is among the sorted ``indices[lo:hi]`` (binary search).
-
-    Branch-free halving (the comparison picks the next base by a conditional move): the
-    outcome of each comparison is a coin flip, and a mispredicted branch per probe cost more
-    than the probes themselves.
-    """
-    n = hi - lo
-    if n <= 0:
-        return False
-    base = lo
-    while n > 1:
-        half = n >> 1
-        base = base + half if indices[base + half] <= item else base
-        n -= half
-    return indices[base] == item
-
-
-@nb.njit(cache=True, nogil=True)
-def _draw_negative(state, indices, lo, hi, n_items, max_tries):
-    """Draw an item not in ``indices[lo:hi]``; ``-1`` after ``max_tries`` positives."""
-    for _ in range(max_tries):
-        state, z = _next(state)
-        j = _below(z, n_items)
-        if not _in_row(indices, lo, hi, j):
-            return state, j
-    return state, -1
-
-
-@nb.njit(cache=True, nogil=True)
-def _entry_pairs(indptr, indices):
-    # (row << 32) | column of every entry: one cache line per sampled entry instead of two
-    out = np.empty(indices.shape[0], dtype=np.int64)
-    for u in range(indptr.shape[0] - 1):
-        for idx in range(indptr[u], indptr[u + 1]):
-            out[idx] = (np.int64(u) << 32) | np.int64(indices[idx])
-    return out
-
-
-# --- a per-row bit filter in front of the binary search (shared with warp.py) ----------------
-# Row u owns a segment of 64-bit words: an exact bitmap of the catalogue when that is no larger
-# than ~_FILTER_BITS bits per entry of the row, otherwise a power-of-two number of bits,
-# at least _FILTER_BITS per entry, indexed by a multiplicative hash of the item (a one-hash
-# Bloom filter: a clear bit proves "not in the row", a set bit needs the binary search).
-_FILTER_BITS = 16
-_HASH = 0x9E3779B97F4A7C15
-_PARALLEL_TABLES = 1 << 22  # entries from which the tables are filled in parallel
-
-
-@nb.njit(cache=True, nogil=True)
-def _filter_words(n, exact_words):
-    if n <= 0:
-        return 0
-    bits = 64
-    while bits < _FILTER_BITS * n:
-        bits <<= 1
-    return min(bits >> 6, exact_words)
-
-
-@nb.njit(cache=True, nogil=True)
-def _filter_offsets(indptr, n_items):
-    n_rows = indptr.shape[0] - 1
-    exact_words = (np.int64(n_items) + 63) >> 6
-    offsets = np.empty(n_rows + 1, dtype=np.int64)
-    offsets[0] = 0
-    for u in range(n_rows):
-        offsets[u + 1] = offsets[u] + _filter_words(indptr[u + 1] - indptr[u], exact_words)
-    return offsets
-
-
-@nb.njit(cache=True, nogil=True)
-def _fill_tables(indptr, indices, n_items, offsets, words, pairs, u0, u1):
-    """Entry pairs and filter bits of rows ``u0..u1-1`` (disjoint entries and words)."""
-    exact_words = (np.int64(n_items) + 63) >> 6
-    for u in range(u0, u1):
-        for idx in range(indptr[u], indptr[u + 1]):
-            item = indices[idx]
-            pairs[idx] = (np.int64(u) << 32) | np.int64(item)
-            w, bit = _filter_slot(offsets, u, item, exact_words)
-            words[w] |= np.uint64(1) << bit
-
-
-@nb.njit(cache=True, nogil=True, parallel=True)
-def _fill_tables_parallel(indptr, indices, n_items, offsets, words, pairs):
-    n_rows = indptr.shape[0] - 1
-    n_blocks = min(n_rows, 64)
-    for blk in nb.prange(n_blocks):  # rows own disjoint entries and words: no races
-        u0 = blk * n_rows // n_blocks
-        u1 = (blk + 1) * n_rows // n_blocks
-        _fill_tables(indptr, indices, n_items, offsets, words, pairs, u0, u1)
-
-
-@nb.njit(cache=True, nogil=True)
-def _sampling_tables(indptr, indices, n_items):
-    """``(pairs, offsets, words)``: :func:`_entry_pairs` and every row's bit filter (row
-    ``u``'s words are ``words[offsets[u]:offsets[u + 1]]``).
-
-    Filled in one pass over the rows, in parallel only from ``_PARALLEL_TABLES`` entries: a
-    parallel region wakes the threads and ends at a barrier, which on a busy machine cost
-    more than the serial fill of synthetic 1M (~4 ms).
-    """
-    offsets = _filter_offsets(indptr, n_items)
-    words = np.zeros(offsets[-1], dtype=np.uint64)
-    pairs = np.empty(indices.shape[0], dtype=np.int64)
-    if indices.shape[0] >= _PARALLEL_TABLES:
-        _fill_tables_parallel(indptr, indices, n_items, offsets, words, pairs)
-    else:
-        _fill_tables(indptr, indices, n_items, offsets, words, pairs, 0, indptr.shape[0] - 1)
-    return pairs, offsets, words
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _filter_slot(offsets, u, item, exact_words):
-    """``(word, bit)`` of ``item`` in row ``u``'s filter."""
-    w0 = offsets[u]
-    nw = offsets[u + 1] - w0
-    if nw >= exact_words:
-        pos = np.uint64(item)
-    else:
-        pos = ((np.uint64(item) * np.uint64(_HASH)) >> np.uint64(32)) & np.uint64(64 * nw - 1)
-    return w0 + np.int64(pos >> np.uint64(6)), pos & np.uint64(63)
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _filtered_in_row(indices, lo, hi, offsets, words, exact_words, u, item):
-    """Whether ``item`` is in row ``u`` (``indices[lo:hi]``), the filter asked first."""
-    w, bit = _filter_slot(offsets, u, item, exact_words)
-    if (words[w] >> bit) & np.uint64(1) == np.uint64(0):
-        return False
-    if offsets[u + 1] - offsets[u] >= exact_words:
-        return True
-    return _in_row(indices, lo, hi, item)
-
-
-# --- software prefetch (shared with warp.py) ------------------------------------------------
-def _prefetch_call(builder, ptr):
-    i8p = ir.IntType(8).as_pointer()
-    i32 = ir.IntType(32)
-    fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-    fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
-    # read, high temporal locality, data cache
-    builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
-
-
-@intrinsic
-def _prefetch(typingctx, arr, idx):
-    """Hint the CPU to fetch ``arr[idx]`` (1-D) into cache; no effect on results."""
-    if not isinstance(arr, types.Array) or arr.ndim != 1:
-        return None
-
-    def codegen(context, builder, signature, args):
-        aryty, idxty = signature.args
-        ary = context.make_array(aryty)(context, builder, args[0])
-        ind = context.cast(builder, args[1], idxty, types.intp)
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [ind], wraparound=False)
-        _prefetch_call(builder, ptr)
-        return context.get_dummy_value()
-
-    return types.void(arr, idx), codegen
-
-
-@intrinsic
-def _prefetch_row(typingctx, arr, row):
-    """Hint the CPU to fetch every cache line of row ``row`` of a C-contiguous 2-D array."""
-    if not isinstance(arr, types.Array) or arr.ndim != 2 or arr.layout != "C":
-        return None
-
-    def codegen(context, builder, signature, args):
-        aryty, rowty = signature.args
-        ary = context.make_array(aryty)(context, builder, args[0])
-        zero = context.get_constant(types.intp, 0)
-        ind = context.cast(builder, args[1], rowty, types.intp)
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [ind, zero], wraparound=False)
-        base = builder.bitcast(ptr, ir.IntType(8).as_pointer())
-        itemsize = context.get_abi_sizeof(context.get_data_type(aryty.dtype))
-        ncols = cgutils.unpack_tuple(builder, ary.shape, 2)[1]
-        nbytes = builder.mul(ncols, context.get_constant(types.intp, itemsize))
-        step = context.get_constant(types.intp, 64)
-        with cgutils.for_range_slice(builder, zero, nbytes, step) as (off, _):
-            _prefetch_call(builder, builder.gep(base, [off]))
-        # numpy aligns to 16 bytes, not to cache lines: a 256-byte row usually spans 5 lines
-        one = context.get_constant(types.intp, 1)
-        with builder.if_then(builder.icmp_signed(">", nbytes, zero)):
-            _prefetch_call(builder, builder.gep(base, [builder.sub(nbytes, one)]))
-        return context.get_dummy_value()
-
-    return types.void(arr, row), codegen
+# the names tests/kernels/test_bpr.py imports from this module (the helpers live in _sampling)
+_fill_tables_parallel = fill_tables_parallel
+_filter_slot = filter_slot
+_filtered_in_row = filtered_in_row
+_in_row = in_row
+_sampling_tables = sampling_tables
 
 
 # --- kernels --------------------------------------------------------------------------------
@@ -322,9 +121,9 @@ def bpr_epoch(
     length (~400 entries on average on synthetic 1M), and every probe is a coin-flip branch.
     So:
 
-    * each row gets a small bit filter (:func:`_sampling_tables`, built at the start of the call,
-      16-32 bits per entry or an exact bitmap of the catalogue for long rows; 24 MiB on
-      synthetic 10M, beside the 8 bytes per entry of the entry table): one prefetched word
+    * each row gets a small bit filter (:func:`._sampling.sampling_tables`, built at the start
+      of the call, 16-32 bits per entry or an exact bitmap of the catalogue for long rows;
+      24 MiB on synthetic 10M, beside the 8 bytes per entry of the entry table): one prefetched word
       answers "not a positive" for most candidates; only a set bit of a hashed filter leads
       to the (branch-free) binary search;
     * each block works in batches of ``_BATCH`` triples: it draws the batch's entries and first
@@ -342,7 +141,7 @@ def bpr_epoch(
     n_items, f = item_factors.shape
     if nnz == 0 or n_items == 0 or n_samples <= 0:
         return 0.0, 0.0, max(n_samples, 0)
-    pairs, offsets, words = _sampling_tables(indptr, indices, n_items)
+    pairs, offsets, words = sampling_tables(indptr, indices, n_items)
     exact_words = (np.int64(n_items) + 63) >> 6
     n_blocks = (n_samples + _SAMPLES - 1) // _SAMPLES
     loss_b = np.zeros(n_blocks, dtype=np.float64)
@@ -354,8 +153,8 @@ def bpr_epoch(
     one = np.float32(1.0)
     zero = np.float32(0.0)
     for blk in nb.prange(n_blocks):
-        s_pos = _stream(seed, 2 * blk)
-        s_neg = _stream(seed, 2 * blk + 1)
+        s_pos = stream(seed, 2 * blk)
+        s_neg = stream(seed, 2 * blk + 1)
         count = min((blk + 1) * _SAMPLES, n_samples) - blk * _SAMPLES
         bu = np.empty(_BATCH, dtype=np.int64)
         bi = np.empty(_BATCH, dtype=np.int64)
@@ -368,30 +167,30 @@ def bpr_epoch(
         for b0 in range(0, count, _BATCH):
             m = min(_BATCH, count - b0)
             for t in range(m):  # entries
-                s_pos, z = _next(s_pos)
-                e = _below(z, nnz)
+                s_pos, z = next_bits(s_pos)
+                e = below(z, nnz)
                 bu[t] = e
-                _prefetch(pairs, e)
+                prefetch(pairs, e)
             for t in range(m):  # users, positives, first negative candidates
                 p = pairs[bu[t]]
                 u = p >> 32
                 i = p & 0xFFFFFFFF
                 bu[t] = u
                 bi[t] = i
-                s_neg, z = _next(s_neg)
-                j = _below(z, n_items)
+                s_neg, z = next_bits(s_neg)
+                j = below(z, n_items)
                 bj[t] = j
-                _prefetch(offsets, u)
-                _prefetch_row(user_factors, u)
-                _prefetch_row(item_factors, i)
-                _prefetch_row(item_factors, j)
-                _prefetch(item_bias, i)
-                _prefetch(item_bias, j)
+                prefetch(offsets, u)
+                prefetch_row(user_factors, u)
+                prefetch_row(item_factors, i)
+                prefetch_row(item_factors, j)
+                prefetch(item_bias, i)
+                prefetch(item_bias, j)
             for t in range(m):  # the filter words the negative check will read
-                w, bit = _filter_slot(offsets, bu[t], bj[t], exact_words)
+                w, bit = filter_slot(offsets, bu[t], bj[t], exact_words)
                 bw[t] = w
                 bb[t] = bit
-                _prefetch(words, w)
+                prefetch(words, w)
             for t in range(m):  # negative check, redraws
                 if (words[bw[t]] >> bb[t]) & np.uint64(1) == np.uint64(0):
                     continue  # the filter proves it: not a positive
@@ -399,17 +198,17 @@ def bpr_epoch(
                 lo = indptr[u]
                 hi = indptr[u + 1]
                 j = bj[t]
-                if offsets[u + 1] - offsets[u] < exact_words and not _in_row(indices, lo, hi, j):
+                if offsets[u + 1] - offsets[u] < exact_words and not in_row(indices, lo, hi, j):
                     continue  # a false alarm of a hashed filter
                 tries = 1
                 while True:
                     if tries >= max_tries:
                         j = -1
                         break
-                    s_neg, z = _next(s_neg)
-                    j = _below(z, n_items)
+                    s_neg, z = next_bits(s_neg)
+                    j = below(z, n_items)
                     tries += 1
-                    if not _filtered_in_row(indices, lo, hi, offsets, words, exact_words, u, j):
+                    if not filtered_in_row(indices, lo, hi, offsets, words, exact_words, u, j):
                         break
                 bj[t] = j
             prod = 1.0  # of 1 + exp(-|x|) <= 2 over the batch: <= 2**_BATCH
@@ -482,7 +281,7 @@ def bpr_fold_in(
     rg = np.float32(reg)
     n_blocks = (n_rows + _ROWS - 1) // _ROWS
     for blk in nb.prange(n_blocks):
-        state = _stream(seed, blk)
+        state = stream(seed, blk)
         for u in range(blk * _ROWS, min((blk + 1) * _ROWS, n_rows)):
             lo = indptr[u]
             hi = indptr[u + 1]
@@ -490,9 +289,9 @@ def bpr_fold_in(
                 continue
             xu = X[u]
             for _ in range(epochs * (hi - lo)):
-                state, z = _next(state)
-                i = indices[lo + _below(z, hi - lo)]
-                state, j = _draw_negative(state, indices, lo, hi, n_items, max_tries)
+                state, z = next_bits(state)
+                i = indices[lo + below(z, hi - lo)]
+                state, j = draw_negative(state, indices, lo, hi, n_items, max_tries)
                 if j < 0:
                     continue
                 yi = item_factors[i]
@@ -506,30 +305,6 @@ def bpr_fold_in(
 
 
 # --- slow NumPy references, used only by tests ---------------------------------------------
-def _ref_mix64(z: int) -> int:
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
-
-
-class _RefStream:
-    """The kernels' random stream of one block, in plain Python integers."""
-
-    def __init__(self, seed: int, block: int):
-        self.state = _ref_mix64((seed & _MASK64) ^ _ref_mix64((block + _GOLDEN) & _MASK64))
-
-    def below(self, n: int) -> int:
-        self.state = (self.state + _GOLDEN) & _MASK64
-        return ((_ref_mix64(self.state) >> 32) * n) >> 32
-
-    def negative(self, positives: set[int], n_items: int, max_tries: int) -> int:
-        for _ in range(max_tries):
-            j = self.below(n_items)
-            if j not in positives:
-                return j
-        return -1
-
-
 def _reference_bpr_update(
     xu: np.ndarray,
     yi: np.ndarray,
@@ -577,8 +352,8 @@ def _reference_bpr_epoch(
     loss, correct, skipped = 0.0, 0, 0
     for b0 in range(0, n_samples, _BATCH):
         if b0 % _SAMPLES == 0:
-            pos = _RefStream(seed, 2 * (b0 // _SAMPLES))
-            neg = _RefStream(seed, 2 * (b0 // _SAMPLES) + 1)
+            pos = ReferenceStream(seed, 2 * (b0 // _SAMPLES))
+            neg = ReferenceStream(seed, 2 * (b0 // _SAMPLES) + 1)
         m = min(_BATCH, n_samples - b0, _SAMPLES - b0 % _SAMPLES)
         entries = [pos.below(nnz) for _ in range(m)]
         candidates = [neg.below(n_items) for _ in range(m)]

@@ -32,9 +32,9 @@ Parallelism and determinism: ``prange`` over blocks of ``_SAMPLES`` visits; bloc
 negatives (and k-OS positives) from its own splitmix64 stream seeded by ``(seed, b)``. Updates
 race (Hogwild). With one thread an epoch is bit-for-bit repeatable.
 
-The random streams, the row search and the prefetch hints come from :mod:`.bpr`. numba's cache
-keys on the content of *this* file only: after editing those helpers, delete
-``__pycache__/warp.*`` (or change this file) or the old code keeps running.
+The random streams, the row search and the prefetch hints come from :mod:`._sampling`, shared
+with BPR. numba's cache keys on the content of *this* file only: after editing those helpers,
+delete ``__pycache__/warp.*`` (or change this file) or the old code keeps running.
 """
 
 from __future__ import annotations
@@ -45,18 +45,18 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from .bpr import (
-    _MASK64,
-    _below,
-    _entry_pairs,
-    _in_row,
-    _mix64,
-    _next,
-    _prefetch,
-    _prefetch_row,
-    _ref_mix64,
-    _RefStream,
-    _stream,
+from ._sampling import (
+    MASK64,
+    ReferenceStream,
+    below,
+    entry_pairs,
+    in_row,
+    mix64,
+    next_bits,
+    prefetch,
+    prefetch_row,
+    reference_mix64,
+    stream,
 )
 
 __all__ = [
@@ -80,7 +80,7 @@ _KEY = 0xD1B54A32D192ED03  # spreads the permutation's round keys
 def _perm_keys(seed):
     keys = np.empty(4, dtype=np.uint64)
     for r in range(4):
-        keys[r] = _mix64(np.uint64(seed) ^ (np.uint64(_KEY) * np.uint64(r + 1)))
+        keys[r] = mix64(np.uint64(seed) ^ (np.uint64(_KEY) * np.uint64(r + 1)))
     return keys
 
 
@@ -102,7 +102,7 @@ def _permute(s, n, h, keys):
         right = x & mask
         for r in range(4):
             tmp = right
-            right = left ^ (_mix64(right ^ keys[r]) & mask)
+            right = left ^ (mix64(right ^ keys[r]) & mask)
             left = tmp
         x = (left << np.uint64(h)) | right
         if x < np.uint64(n):
@@ -122,8 +122,8 @@ def _kos_positive(state, indices, lo, hi, xu, item_factors, item_bias, kos_k, ko
     # draw kos_n positives from the row, return the kos_k-th highest scored (ties: first drawn)
     n = hi - lo
     for t in range(kos_n):
-        state, z = _next(state)
-        i = indices[lo + _below(z, n)]
+        state, z = next_bits(state)
+        i = indices[lo + below(z, n)]
         buf_i[t] = i
         buf_s[t] = _score(xu, item_factors[i], item_bias[i])
     k = min(kos_k, kos_n)
@@ -152,16 +152,16 @@ def _search_negative(state, indices, lo, hi, xu, s_pos, item_factors, item_bias,
     while sampled < max_sampled:
         m = min(_CHUNK, max_sampled - sampled)
         for t in range(m):
-            state, z = _next(state)
-            j = _below(z, n_items)
+            state, z = next_bits(state)
+            j = below(z, n_items)
             cand[t] = j
-            _prefetch_row(item_factors, j)
-            _prefetch(item_bias, j)
+            prefetch_row(item_factors, j)
+            prefetch(item_bias, j)
         for t in range(m):
             sampled += 1
             j = cand[t]
             s_neg = _score(xu, item_factors[j], item_bias[j])
-            if s_neg > s_pos - np.float32(1.0) and not _in_row(indices, lo, hi, j):
+            if s_neg > s_pos - np.float32(1.0) and not in_row(indices, lo, hi, j):
                 return state, j, sampled, s_neg
     return state, -1, sampled, np.float32(0.0)
 
@@ -227,7 +227,7 @@ def warp_epoch(
     n_items, f = item_factors.shape
     if nnz == 0 or n_items < 2:
         return 0.0, 0.0, 0.0
-    pairs = _entry_pairs(indptr, indices)
+    pairs = entry_pairs(indptr, indices)
     keys = _perm_keys(seed)
     h = _half_bits(nnz)
     n_blocks = (nnz + _SAMPLES - 1) // _SAMPLES
@@ -238,7 +238,7 @@ def warp_epoch(
     rg = np.float32(reg)
     rb = np.float32(reg_bias)
     for blk in nb.prange(n_blocks):
-        state = _stream(seed, blk)
+        state = stream(seed, blk)
         first = blk * _SAMPLES
         count = min(first + _SAMPLES, nnz) - first
         bu = np.empty(_BATCH, dtype=np.int64)
@@ -254,17 +254,17 @@ def warp_epoch(
             for t in range(m):
                 e = _permute(first + b0 + t, nnz, h, keys)
                 bu[t] = e
-                _prefetch(pairs, e)
+                prefetch(pairs, e)
             for t in range(m):
                 p = pairs[bu[t]]
                 u = p >> 32
                 i = p & 0xFFFFFFFF
                 bu[t] = u
                 bi[t] = i
-                _prefetch(indptr, u)
-                _prefetch_row(user_factors, u)
-                _prefetch_row(item_factors, i)
-                _prefetch(item_bias, i)
+                prefetch(indptr, u)
+                prefetch_row(user_factors, u)
+                prefetch_row(item_factors, i)
+                prefetch(item_bias, i)
             for t in range(m):
                 u = bu[t]
                 lo = indptr[u]
@@ -361,7 +361,7 @@ def warp_fold_in(
     rg = np.float32(reg)
     n_blocks = (n_rows + _ROWS - 1) // _ROWS
     for blk in nb.prange(n_blocks):
-        state = _stream(seed, blk)
+        state = stream(seed, blk)
         acc = np.empty(f, dtype=np.float32)
         cand = np.empty(_CHUNK, dtype=np.int64)
         for u in range(blk * _ROWS, min((blk + 1) * _ROWS, n_rows)):
@@ -373,8 +373,8 @@ def warp_fold_in(
             for k in range(f):
                 acc[k] = 1.0
             for _ in range(epochs * (hi - lo)):
-                state, z = _next(state)
-                i = indices[lo + _below(z, hi - lo)]
+                state, z = next_bits(state)
+                i = indices[lo + below(z, hi - lo)]
                 yi = item_factors[i]
                 s_pos = _score(xu, yi, item_bias[i])
                 state, j, sampled, s_neg = _search_negative(
@@ -396,7 +396,7 @@ def warp_fold_in(
 
 # --- slow NumPy references, used only by tests ---------------------------------------------
 def _ref_permute(s: int, n: int, seed: int) -> int:
-    keys = [_ref_mix64((seed & _MASK64) ^ ((_KEY * (r + 1)) & _MASK64)) for r in range(4)]
+    keys = [reference_mix64((seed & MASK64) ^ ((_KEY * (r + 1)) & MASK64)) for r in range(4)]
     h = 1
     while (1 << (2 * h)) < n:
         h += 1
@@ -405,7 +405,7 @@ def _ref_permute(s: int, n: int, seed: int) -> int:
     while True:
         left, right = x >> h, x & mask
         for key in keys:
-            left, right = right, left ^ (_ref_mix64(right ^ key) & mask)
+            left, right = right, left ^ (reference_mix64(right ^ key) & mask)
         x = (left << h) | right
         if x < n:
             return x
@@ -474,19 +474,19 @@ def _reference_warp_epoch(
 
     for s in range(nnz):
         if s % _SAMPLES == 0:
-            stream = _RefStream(seed, s // _SAMPLES)
+            draws = ReferenceStream(seed, s // _SAMPLES)
         e = _ref_permute(s, nnz, seed)
         u, i = int(rows[e]), int(indices[e])
         row = indices[indptr[u] : indptr[u + 1]]
         if kos_k > 0:
-            drawn = [int(row[stream.below(len(row))]) for _ in range(kos_n)]
+            drawn = [int(row[draws.below(len(row))]) for _ in range(kos_n)]
             ranked = sorted(drawn, key=lambda item: -score(u, item))  # stable
             i = ranked[min(kos_k, kos_n) - 1]
         s_pos = score(u, i)
         positives = set(row.tolist())
         j, sampled = -1, 0
         while sampled < max_sampled and j < 0:
-            chunk = [stream.below(n_items) for _ in range(min(_CHUNK, max_sampled - sampled))]
+            chunk = [draws.below(n_items) for _ in range(min(_CHUNK, max_sampled - sampled))]
             for c in chunk:
                 sampled += 1
                 if score(u, c) > s_pos - 1.0 and c not in positives:
