@@ -43,7 +43,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from ..errors import ConfigError
-from .topk import _sift_down, _swap, _worse
+from ._heap import heap_drain, heap_push
 
 __all__ = [
     "Weighting",
@@ -179,33 +179,12 @@ def item_knn_kernel(
                 s = np.float32(dot / (ni * norms[j] + shrink))
                 if not (s != 0.0 and s == s):  # zero or NaN
                     continue
-                if size < k:
-                    pos = size
-                    heap_s[pos] = s
-                    heap_i[pos] = j
-                    size += 1
-                    while pos > 0:
-                        parent = (pos - 1) // 2
-                        if not _worse(heap_s, heap_i, pos, parent):
-                            break
-                        _swap(heap_s, heap_i, pos, parent)
-                        pos = parent
-                elif s > heap_s[0] or (s == heap_s[0] and j < heap_i[0]):
-                    heap_s[0] = s
-                    heap_i[0] = j
-                    _sift_down(heap_s, heap_i, size, 0)
+                size = heap_push(heap_s, heap_i, size, k, s, j)
             # 3. pop worst first into the tail: the row ends up best first
             for t in range(size, k):
                 out_ids[i, t] = -1
                 out_scores[i, t] = 0.0
-            m = size
-            while m > 0:
-                out_ids[i, m - 1] = heap_i[0]
-                out_scores[i, m - 1] = heap_s[0]
-                m -= 1
-                heap_s[0] = heap_s[m]
-                heap_i[0] = heap_i[m]
-                _sift_down(heap_s, heap_i, m, 0)
+            heap_drain(heap_s, heap_i, size, out_ids, out_scores, i)
 
 
 def _check(weighting: str, k: int, shrink: float) -> None:

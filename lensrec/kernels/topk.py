@@ -9,39 +9,9 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from ._heap import heap_drain, heap_push
+
 __all__ = ["topk_rows", "_reference_topk_rows"]
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _worse(heap_s, heap_i, a, b):
-    """Heap order: entry ``a`` ranks below ``b`` (lower score; on ties, the higher column)."""
-    return heap_s[a] < heap_s[b] or (heap_s[a] == heap_s[b] and heap_i[a] > heap_i[b])
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _swap(heap_s, heap_i, a, b):
-    ts = heap_s[a]
-    ti = heap_i[a]
-    heap_s[a] = heap_s[b]
-    heap_i[a] = heap_i[b]
-    heap_s[b] = ts
-    heap_i[b] = ti
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _sift_down(heap_s, heap_i, size, pos):
-    # min-heap of the k best so far: the root is the worst of them
-    while True:
-        left = 2 * pos + 1
-        if left >= size:
-            return
-        small = left
-        if left + 1 < size and _worse(heap_s, heap_i, left + 1, left):
-            small = left + 1
-        if not _worse(heap_s, heap_i, small, pos):
-            return
-        _swap(heap_s, heap_i, small, pos)
-        pos = small
 
 
 _CHUNK = 32  # columns per skip test in topk_rows
@@ -87,34 +57,12 @@ def topk_rows(scores, k, excl_indptr, excl_indices, out_ids, out_scores):
                     ep += 1
                 if ep < e1 and excl_indices[ep] == j:
                     continue
-                if size < k:
-                    # insert and sift up
-                    pos = size
-                    heap_s[pos] = s
-                    heap_i[pos] = j
-                    size += 1
-                    while pos > 0:
-                        parent = (pos - 1) // 2
-                        if not _worse(heap_s, heap_i, pos, parent):
-                            break
-                        _swap(heap_s, heap_i, pos, parent)
-                        pos = parent
-                else:
-                    heap_s[0] = s
-                    heap_i[0] = j
-                    _sift_down(heap_s, heap_i, size, 0)
-        # pop in ascending order into the tail of the output
+                size = heap_push(heap_s, heap_i, size, k, s, j)
+        # pop worst first into the tail of the output: the row ends up best first
         for t in range(k):
             out_ids[r, t] = -1
             out_scores[r, t] = -np.inf
-        m = size
-        while m > 0:
-            out_ids[r, m - 1] = heap_i[0]
-            out_scores[r, m - 1] = heap_s[0]
-            m -= 1
-            heap_s[0] = heap_s[m]
-            heap_i[0] = heap_i[m]
-            _sift_down(heap_s, heap_i, m, 0)
+        heap_drain(heap_s, heap_i, size, out_ids, out_scores, r)
 
 
 def _reference_topk_rows(
