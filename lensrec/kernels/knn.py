@@ -43,6 +43,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from ..errors import ConfigError
+from ._csr import csr_parts
 from ._heap import heap_drain, heap_push
 
 __all__ = [
@@ -292,12 +293,8 @@ def item_knn(
     if n_items > 0:
         n_blocks = max(1, min(n_items, 8 * nb.get_num_threads()))
         item_knn_kernel(
-            item_m.indptr.astype(np.int64),
-            item_m.indices.astype(np.int32),
-            item_m.data,
-            user_m.indptr.astype(np.int64),
-            user_m.indices.astype(np.int32),
-            user_m.data,
+            *csr_parts(item_m, None),
+            *csr_parts(user_m, None),
             norms,
             float(shrink),
             k_eff,

@@ -55,6 +55,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from ..errors import ConfigError
+from ._csr import csr_parts
 from .linear import gram_matrix
 
 __all__ = [
@@ -551,12 +552,7 @@ def _result_from_targets(
     wt.eliminate_zeros()
     w = wt.T.tocsr()
     w.sort_indices()
-    return SlimResult(
-        w.indptr.astype(np.int64),
-        w.indices.astype(np.int32),
-        w.data.astype(np.float32),
-        sweeps,
-    )
+    return SlimResult(*csr_parts(w), sweeps)
 
 
 def slim_from_gram(
@@ -699,8 +695,7 @@ def slim_from_candidates(
         (np.ones(int(keep.sum()), np.float32), (rows[keep], cand_indices[keep])),
         shape=(n_items, n_items),
     )  # built from (row, column) pairs: repeats summed, rows sorted
-    c_indptr = cand.indptr.astype(np.int64)
-    c_indices = cand.indices.astype(np.int32)
+    c_indptr, c_indices, _ = csr_parts(cand)
     max_cand = int(np.diff(c_indptr).max()) if n_items else 0
     out = np.zeros(c_indices.size, dtype=np.float32)
     sweeps = np.zeros(n_items, dtype=np.int32)
@@ -731,8 +726,8 @@ def _candidate_weights(
         slim_candidates_dense_kernel(gram, *targets, *solver, blocks, out, sweeps)
         return
     item_m = user_m.tocsc()
-    users = (user_m.indptr.astype(np.int64), user_m.indices.astype(np.int32), user_m.data)
-    items = (item_m.indptr.astype(np.int64), item_m.indices.astype(np.int32), item_m.data)
+    users = csr_parts(user_m, None)
+    items = csr_parts(item_m, None)
     counts = np.zeros(n_items, dtype=np.int64)
     cooccurrence_counts(items[0], items[1], users[0], users[1], blocks, counts)
     g_indptr = np.zeros(n_items + 1, dtype=np.int64)

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from .._config import seed_from
 from ..data.interactions import Interactions
+from ..kernels import csr_parts, triples_by_row
 from ..kernels.biased_mf import shuffled_order
 from ..kernels.svdpp import implicit_sums, predict_pairs, svdpp_epoch, svdpp_epoch_hogwild
 from ..types import IndexArray, RandomState, ScoreArray
@@ -39,32 +40,20 @@ def _grouped(
     """Ratings grouped by user in row order (duplicates kept, as separate ratings) and the
     implicit pattern ``N(u)`` (distinct items, sorted): ``(indptr, items, ratings, imp_indptr,
     imp_items)`` with int64 indptr, int32 indices and float32 ratings."""
-    order = np.argsort(users, kind="stable")
-    indptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(users, minlength=n_users), out=indptr[1:])
     pattern = sp.csr_matrix(
         (np.ones(len(users), np.float32), (users, items)), shape=(n_users, n_items)
     )
     pattern.sum_duplicates()
     pattern.sort_indices()
-    return (
-        indptr,
-        np.ascontiguousarray(items[order], dtype=np.int32),
-        np.ascontiguousarray(ratings[order], dtype=np.float32),
-        pattern.indptr.astype(np.int64),
-        pattern.indices.astype(np.int32),
-    )
+    imp_indptr, imp_items, _ = csr_parts(pattern)
+    return (*triples_by_row(users, items, ratings, n_users), imp_indptr, imp_items)
 
 
 def _sums(history: sp.csr_matrix, implicit: np.ndarray) -> np.ndarray:
     """``|N(u)|^-1/2 sum_{j in N(u)} y_j`` per history row (float32 ``[m, k]``)."""
     out = np.empty((history.shape[0], implicit.shape[1]), dtype=np.float32)
-    implicit_sums(
-        np.ascontiguousarray(history.indptr, dtype=np.int64),
-        np.ascontiguousarray(history.indices, dtype=np.int32),
-        implicit,
-        out,
-    )
+    indptr, indices, _ = csr_parts(history, None)
+    implicit_sums(indptr, indices, implicit, out)
     return out
 
 
