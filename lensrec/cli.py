@@ -320,117 +320,110 @@ def _model_file(args: argparse.Namespace) -> Any:
     return load(args.model_file)
 
 
-def _title_of(model: Any, idx: Any) -> list[str]:
-    titles = getattr(model, "item_titles_", None)
-    if titles is None:
-        return [""] * len(idx)
-    return [str(t) for t in titles[idx]]
-
-
-def _result_rows(model: Any, ids: Any, scores: Any) -> list[dict[str, Any]]:
-    """One printable row per recommended item of a single-row (ids, scores) answer."""
-    import numpy as np
-
-    keep = ids[0] >= 0
-    found = ids[0][keep]
-    external = model.item_ids_.external(found).tolist()
-    titles = _title_of(model, found)
-    counts = (
-        np.diff(model.user_items_.tocsc().indptr)[found] if hasattr(model, "user_items_") else None
-    )
-    rows = []
-    for r, (ext, title, s) in enumerate(zip(external, titles, scores[0][keep], strict=True)):
-        row = {"rank": r + 1, "item": ext, "title": title, "score": float(s)}
-        if counts is not None:
-            row["n_train"] = int(counts[r])
-        rows.append(row)
-    return rows
-
-
-def _clip_to_scale(model: Any, scores: Any, lo_hi: Any = None) -> Any:
+def _clip_to_scale(model: Any, answer: Any, lo_hi: Any = None) -> Any:
     """Predicted ratings shown on the data's rating scale (rating models only)."""
+    import dataclasses
+
     import numpy as np
 
-    caps = type(model).capabilities
-    if not caps.predicts_ratings:
-        return scores
-    if lo_hi is None and hasattr(model, "user_items_") and model.user_items_.nnz:
+    if answer.score_name != "predicted":
+        return answer
+    if lo_hi is None and getattr(model, "user_items_", None) is not None and model.user_items_.nnz:
         data = model.user_items_.data
         lo_hi = (float(data.min()), float(data.max()))
     if lo_hi is None:
-        return scores
-    finite = np.isfinite(scores)
-    out = scores.copy()
-    out[finite] = np.clip(scores[finite], lo_hi[0], lo_hi[1])
-    return out
+        return answer
+    return dataclasses.replace(answer, scores=np.clip(answer.scores, lo_hi[0], lo_hi[1]))
+
+
+def _split_list(raw: str) -> list[str]:
+    return [v.strip() for v in raw.split(",") if v.strip()]
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
+    from .models import read_meta
+    from .retrieval import recommend_history, recommend_user
+
     model = _model_file(args)
-    exclude: Any = None if args.no_exclude else "seen"
     if args.history is not None:
-        items_ext = [parse_value(v) for v in args.history.split(",") if v.strip()]
-        items = model.item_ids_.index(items_ext, on_missing="drop")
+        items = _split_list(args.history)
         ratings = None
         if args.ratings is not None:
-            ratings = [float(v) for v in args.ratings.split(",") if v.strip()]
-            if len(ratings) != len(items_ext):
+            try:
+                ratings = [float(v) for v in _split_list(args.ratings)]
+            except ValueError:
+                raise ConfigError(f"--ratings takes numbers, got {args.ratings!r}") from None
+            if len(ratings) != len(items):
                 raise ConfigError(
-                    f"--ratings has {len(ratings)} values for {len(items_ext)} --history items"
+                    f"--ratings has {len(ratings)} values for {len(items)} --history items"
                 )
-            keep = model.item_ids_.index(items_ext, on_missing="mark") >= 0
-            ratings = [r for r, k in zip(ratings, keep, strict=True) if k]
-        ids, scores = model.recommend_for_history(
-            items, k=args.k, ratings=ratings, exclude_history=not args.no_exclude
+        answer = recommend_history(
+            model, items, args.k, ratings=ratings, exclude_history=not args.no_exclude
         )
-        title = f"top {args.k} for a new user with {len(items)} known items"
+        title = f"top {args.k} for a new user with {answer.used} known items"
     else:
         if args.user is None:
             raise ConfigError("give --user ID (a user the model was trained on) or --history ITEMS")
-        user = model.user_ids_.index([parse_value(args.user) if _numeric_ids(model) else args.user])
-        if exclude == "seen" and getattr(model, "user_items_", None) is None:
+        if not args.no_exclude and getattr(model, "user_items_", None) is None:
             raise ConfigError(
                 f"{args.model_file} holds no training interactions, so the items user "
                 f"{args.user} has seen cannot be excluded; retrain with this lensrec, or pass "
                 "--no-exclude to accept seen items in the list"
             )
-        ids, scores = model.recommend(user, k=args.k, exclude=exclude)
+        answer = recommend_user(model, args.user, args.k, exclude_seen=not args.no_exclude)
         title = f"top {args.k} for user {args.user}"
         if not args.no_exclude:
             title += " (items seen in training excluded)"
-    from .models import read_meta
-
-    scores = _clip_to_scale(model, scores, read_meta(args.model_file).get("rating_scale"))
-    _print_rows(args, title, _result_rows(model, ids, scores), score_name=_score_name(model))
+    answer = _clip_to_scale(model, answer, read_meta(args.model_file).get("rating_scale"))
+    notes = []
+    if answer.n_unknown:
+        shown = ", ".join(map(str, answer.unknown))
+        more = (
+            f" (and {answer.n_unknown - len(answer.unknown)} more)"
+            if answer.n_unknown > len(answer.unknown)
+            else ""
+        )
+        notes.append(
+            f"note: {answer.n_unknown} unknown item id{'s' if answer.n_unknown != 1 else ''} "
+            f"left out of the history: {shown}{more}"
+        )
+    if answer.fallback:
+        notes.append(
+            f"note: fallback to the most popular items ({answer.fallback}); the model did not "
+            "rank these"
+        )
+        title += " (fallback: most popular)"
+    _print_answer(args, title, answer, notes)
     return 0
 
 
-def _numeric_ids(model: Any) -> bool:
-    return model.user_ids_.ids.dtype.kind in "iu"
-
-
-def _score_name(model: Any) -> str:
-    return "predicted" if type(model).capabilities.predicts_ratings else "score"
-
-
 def cmd_similar(args: argparse.Namespace) -> int:
-    import numpy as np
+    from .retrieval import similar
 
     model = _model_file(args)
-    key = parse_value(args.item) if model.item_ids_.ids.dtype.kind in "iu" else args.item
-    item = model.item_ids_.index([key])
-    candidates = None
-    if args.min_count:
-        counts = np.diff(model.user_items_.tocsc().indptr)
-        candidates = np.flatnonzero(counts >= args.min_count).astype(np.int32)
-    ids, scores = model.similar_items(item, k=args.k, candidates=candidates)
-    head = _title_of(model, item)[0]
+    answer = similar(model, args.item, args.k, min_count=args.min_count or None)
+    titles = getattr(model, "item_titles_", None)
+    head = ""
+    if titles is not None:
+        head = str(titles[model.item_ids_.index([args.item])[0]])
     label = f"{args.item}" + (f" ({head})" if head else "")
     title = f"items most similar to {label}"
     if args.min_count:
         title += f", with at least {args.min_count} training interactions"
-    _print_rows(args, title, _result_rows(model, ids, scores), score_name="similarity")
+    _print_answer(args, title, answer, [])
     return 0
+
+
+def _print_answer(args: argparse.Namespace, title: str, answer: Any, notes: list[str]) -> None:
+    """An ItemList as a table (notes on stderr) or, with --json, one JSON object."""
+    if getattr(args, "json", False):
+        for note in notes:
+            _say(note)
+        _print_json(answer.to_dict())
+        return
+    for note in notes:
+        _say(note)
+    _print_rows(args, title, answer.rows(), score_name=answer.score_name)
 
 
 def _print_rows(

@@ -47,7 +47,9 @@ class DataError(LensrecError, ValueError):
 class UnknownIdError(LensrecError, KeyError):
     """An external id (user or item) that the IdMap does not know."""
 
-    def __init__(self, kind: str, ids: Iterable[object], count: int | None = None):
+    def __init__(
+        self, kind: str, ids: Iterable[object], count: int | None = None, hint: str | None = None
+    ):
         shown = list(ids)[:5]
         self.kind = kind
         self.ids = shown
@@ -58,6 +60,8 @@ class UnknownIdError(LensrecError, KeyError):
             + ", ".join(map(repr, shown))
             + more
         )
+        if hint:
+            msg += f"; {hint}"
         super().__init__(msg)
 
     def __str__(self) -> str:  # KeyError would quote the message

@@ -136,7 +136,7 @@ def test_train_recommend_similar(ratings_csv, tmp_path, capsys):
     )
     capsys.readouterr()
     assert main(["recommend", str(model), "--user", "user-3", "-k", "4", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["items"]
     assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
     assert all(r["item"].startswith("item-") for r in rows)
     # popularity has no item-item similarity: one line, exit 2
@@ -147,7 +147,7 @@ def test_train_recommend_similar(ratings_csv, tmp_path, capsys):
     assert main([*args, "--set", "epochs=3", "--out", str(mf)]) == 0
     capsys.readouterr()
     assert main(["similar", str(mf), "--item", "item-1", "-k", "3", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["items"]
     assert "item-1" not in [r["item"] for r in rows] and len(rows) == 3
 
 

@@ -231,7 +231,7 @@ def test_recommend_without_training_data_never_returns_seen_items(
     capsys.readouterr()
     for user in ("u1", "u2", "u3"):
         assert main(["recommend", str(model_file), "--user", user, "-k", "10", "--json"]) == 0
-        rows = json.loads(capsys.readouterr().out)
+        rows = json.loads(capsys.readouterr().out)["items"]
         u = model.user_ids_.index([user])[0]
         seen = model.user_items_.indices[
             model.user_items_.indptr[u] : model.user_items_.indptr[u + 1]

@@ -416,13 +416,19 @@ class ALS(Recommender):
             float(self.reg_frequency_exponent),
             float(self.unobserved_weight),
         )
-        g = self._cached("gram", lambda: gram(Y))
-        with single_threaded_blas():
-            if f <= _CHOLESKY_FOLD_IN_MAX:
-                als_half_step_cholesky(ptr, idx, conf, Y, out, g, reg, e, w0)
-            else:
-                als_half_step_cg(ptr, idx, conf, Y, out, g, reg, e, w0, _FOLD_IN_CG_STEPS)
+        g = self._cached("gram", self._gram)
+        # no BLAS pinning here: a query changes no process-wide setting (concurrent callers)
+        if f <= _CHOLESKY_FOLD_IN_MAX:
+            als_half_step_cholesky(ptr, idx, conf, Y, out, g, reg, e, w0)
+        else:
+            als_half_step_cg(ptr, idx, conf, Y, out, g, reg, e, w0, _FOLD_IN_CG_STEPS)
         return out
+
+    def _gram(self) -> np.ndarray:
+        return gram(np.ascontiguousarray(self.item_factors_, dtype=np.float32))
+
+    def _prepare_model(self) -> None:
+        self._cached("gram", self._gram)
 
     # --- incremental ---------------------------------------------------------------------
     def partial_fit_users(
@@ -486,5 +492,5 @@ class ALS(Recommender):
         self.user_ids_ = merged
         self.user_factors_ = X
         self.user_items_ = rows
-        self._derived = {}
+        self._prepare()
         return self

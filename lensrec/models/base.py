@@ -18,6 +18,7 @@ Every model declares its :class:`Capabilities`; the conformance suite
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import io
 import json
@@ -29,13 +30,22 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self, TypeAlias, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Literal,
+    Self,
+    TypeAlias,
+    dataclass_transform,
+    overload,
+)
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from .._config import apply_threads, rng, single_threaded_blas
+from .._config import apply_threads, rng
 from .._io import atomic_write_bytes, jsonable
 from ..data.ids import IdMap
 from ..data.interactions import Interactions
@@ -47,12 +57,14 @@ from ..errors import (
     NotFittedError,
     UnknownIdError,
 )
-from ..kernels.topk import topk_rows
 from ..types import IndexArray, ScoreArray
-from ._params import check_params
+from ._params import Declared, check_params
 from ._registry import MODELS, register
 from ._state import decode_state, encode_state
 from ._trainer import Callback, TrainingDivergedError
+
+if TYPE_CHECKING:
+    from ..retrieval.results import Recommendations
 
 __all__ = [
     "Recommender",
@@ -138,6 +150,10 @@ class Query:
     def __len__(self) -> int:
         return int(self.users.shape[0])
 
+    def __getitem__(self, rows: slice | np.ndarray) -> Query:
+        """The query of some rows (a slice, a boolean mask or row positions)."""
+        return Query(self.users[rows], None if self.history is None else self.history[rows])
+
     @property
     def known(self) -> np.ndarray:
         """Boolean mask of rows whose user the model was trained on."""
@@ -163,11 +179,25 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
+@dataclass_transform(kw_only_default=True, eq_default=False, field_specifiers=(dataclasses.field,))
 class Recommender:
     """Base class of every lensrec model.
 
     Constructors take only keyword hyper-parameters (stored unchanged) and ``random_state``.
     ``fit`` sets the learned attributes, which end in ``_``.
+
+    A model declares each hyper-parameter once, as an annotated class field with its default;
+    the annotation says what values it takes and its tuning range
+    (:mod:`lensrec.models._params`), and the keyword-only constructor is generated from the
+    fields, as a dataclass's is::
+
+        factors: Annotated[int, Range(1), Search(16, 256, log=True)] = 64
+        solver: Literal["cg", "cholesky"] = "cg"
+        random_state: RandomState = None
+
+    Class constants are annotated ``ClassVar``. A hand-written ``__init__`` still works (its
+    annotations declare the same way), and so do ``_constraints`` / ``search_space`` dicts
+    assigned on the class, which then replace the derived ones.
 
     Attributes
     ----------
@@ -184,14 +214,27 @@ class Recommender:
 
     name: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
-    _constraints: ClassVar[dict[str, Any]] = {}
+    #: hyper-parameter rules checked by ``fit`` (name -> object with ``ok`` / ``describe``),
+    #: derived from the annotations
+    _constraints: ClassVar[Declared[dict[str, Any]]] = Declared("constraints")
     #: hyper-parameter search space for tuning: name -> ("int" | "float", low, high, "log" |
-    #: "linear") or ("choice", [values]); read by lensrec's tuning, never by fit
-    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {}
-    #: score block budget (floats) for one chunk of users in ``recommend``
-    _block_floats: ClassVar[int] = 1 << 22
+    #: "linear") or ("choice", [values]), derived from the ``Search`` annotations; read by
+    #: lensrec's tuning, never by fit
+    search_space: ClassVar[Declared[dict[str, tuple[Any, ...]]]] = Declared("search_space")
 
     # --- parameters ----------------------------------------------------------------------
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Generate the constructor of a model declaring its hyper-parameters as fields.
+
+        Keyword-only, storing each argument unchanged (``dataclasses.dataclass`` with
+        ``eq``, ``repr`` and ``match_args`` off); a class whose constructor is hand-written,
+        its own or inherited, keeps it.
+        """
+        super().__init_subclass__(**kwargs)
+        owner = next(k for k in cls.__mro__ if "__init__" in vars(k))
+        if owner is object or "__dataclass_params__" in vars(owner):
+            dataclasses.dataclass(cls, kw_only=True, eq=False, repr=False, match_args=False)
+
     @classmethod
     def _param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
@@ -313,6 +356,7 @@ class Recommender:
             )
             self.fit_seconds_ = time.perf_counter() - t0
             self._check_finite()
+            self._prepare()
         except BaseException:
             for attr in self._fitted_state():
                 delattr(self, attr)
@@ -471,181 +515,125 @@ class Recommender:
         return out
 
     def _score(self, query: Query, items: IndexArray | None) -> ScoreArray:
-        """Dense float32 scores ``[len(query), n_items or len(items)]``; higher is better."""
+        """Dense float32 scores ``[len(query), n_items or len(items)]``; higher is better.
+
+        The default is the dot product of :meth:`_query_vectors` and ``_item_vectors``;
+        a model that keeps it is a *vector model* and ranks through a vector index (exact,
+        or approximate when built); a model that overrides it ranks through its scores.
+        """
         iv = self._cached("item_vectors", lambda: np.ascontiguousarray(self._item_vectors()))
         if items is not None:
             iv = iv[items]
         return np.ascontiguousarray(self._query_vectors(query) @ iv.T, dtype=np.float32)
 
-    # --- public ranking API --------------------------------------------------------------
-    def recommend(
-        self,
-        users: npt.ArrayLike | None,
-        k: int = 10,
-        *,
-        history: sp.spmatrix | sp.sparray | Sequence[npt.ArrayLike] | None = None,
-        exclude: ExcludeArg = "seen",
-        items: npt.ArrayLike | None = None,
-    ) -> tuple[IndexArray, ScoreArray]:
-        """Top-``k`` items for each user of a batch, best first.
+    def _score_transform(self, scores: ScoreArray) -> ScoreArray:
+        """An increasing map applied to a vector model's top-k dot products (e.g. a
+        squashing sigmoid); the ranking is the dot products'. Identity by default."""
+        return scores
 
-        Parameters
-        ----------
-        users : int array or None
-            Training user indices (``model.user_ids_.index(external_ids)`` translates);
-            ``-1`` (or ``users=None`` for the whole batch) marks users the model never
-            saw, which need ``history``.
-        k : int
-            List length.
-        history : CSR [n, n_items] or list of item-index arrays, optional
-            The batch's histories, row ``r`` for user ``r`` (values: ratings, counts or 1).
-            Users the model never saw are scored from it (fold-in; see
-            ``capabilities.folds_in``); item-item models score every row from it.
-        exclude : "seen", None or CSR, default "seen"
-            ``"seen"``: not the items in each row's history (given, or the user's training
-            items). None: nothing. A CSR users x items: row ``users[i]`` of it (e.g. a
-            whole ``train.csr()``; rows of unknown users exclude nothing).
-        items : int array, optional
-            Restrict candidates to these item indices.
-
-        Returns
-        -------
-        ids : int32 [n, k]
-            Item indices, padded with -1 where fewer than ``k`` candidates exist.
-        scores : float32 [n, k]
-            Their scores, padded with -inf.
-        """
-        self._require_fitted()
-        query = self._make_query(users, history)
-        self._check_fold_in(query)
-        k = _check_k(k)
-        cand = None if items is None else np.unique(self._check_indices(items, "item"))
-        excl_full = None
-        if exclude is not None and not (isinstance(exclude, str) and exclude == "seen"):
-            if isinstance(exclude, str) or not sp.issparse(exclude):
-                raise ConfigError(
-                    f"exclude must be 'seen', None or a sparse matrix, got {exclude!r}"
-                )
-            excl_full = sp.csr_matrix(exclude)
-            if excl_full.shape[1] != self.n_items or excl_full.shape[0] < self.n_users:
-                raise ValueError(
-                    f"exclude must be users x items with shape ({self.n_users}, {self.n_items}), "
-                    f"got {excl_full.shape}"
-                )
-        return self._rank(query, k, exclude, excl_full, cand)
-
-    def recommend_for_history(
-        self,
-        items: npt.ArrayLike | Sequence[npt.ArrayLike],
-        k: int = 10,
-        *,
-        ratings: npt.ArrayLike | Sequence[npt.ArrayLike] | None = None,
-        exclude_history: bool = True,
-        candidates: npt.ArrayLike | None = None,
-    ) -> tuple[IndexArray, ScoreArray]:
-        """Recommend for users the model never saw, from the items they interacted with.
-
-        ``items`` is one user's item indices (1-d) or a list of them (one per user);
-        ``ratings``, aligned, is needed by rating models (``capabilities.fold_in_needs_ratings``).
-        No refit: factor models fold the history into a user vector (exact least squares for
-        ALS and rating MF, a few gradient steps for BPR / WARP), item-item models score it
-        directly. Returns ``[n, k]`` ids and scores as :meth:`recommend`.
-        """
-        self._require_fitted()
-        single = _is_single_row(items)
-        rows: list[Any] = [items] if single else list(items)  # type: ignore[arg-type]
-        h = self._history_csr(rows, None)
-        if ratings is not None:
-            rrows: list[Any] = [ratings] if single else list(ratings)  # type: ignore[arg-type]
-            values = np.concatenate([np.atleast_1d(np.asarray(r, dtype=np.float32)) for r in rrows])
-            lengths = np.array([len(np.atleast_1d(r)) for r in rows])
-            if values.size != lengths.sum():
-                raise ValueError("ratings must align with items")
-            h = sp.csr_matrix(
-                (values, np.concatenate([np.atleast_1d(r) for r in rows]).astype(np.int64),
-                 np.concatenate([[0], np.cumsum(lengths)])),
-                shape=(len(rows), self.n_items),
-            )  # fmt: skip
-            h.sum_duplicates()
-            h.sort_indices()
-        elif self.capabilities.fold_in_needs_ratings:
-            raise ConfigError(
-                f"{type(self).__name__} folds in from ratings: give them with the items "
-                "(ratings= in Python, --ratings on the command line)"
-            )
-        return self.recommend(
-            None, k, history=h, exclude="seen" if exclude_history else None, items=candidates
+    @classmethod
+    def _is_vector_model(cls) -> bool:
+        return (
+            cls._score is Recommender._score and cls._item_vectors is not Recommender._item_vectors
         )
 
-    def _rank(
-        self,
-        query: Query,
-        k: int,
-        exclude: ExcludeArg,
-        excl_full: sp.csr_matrix | None,
-        cand: np.ndarray | None,
-    ) -> tuple[IndexArray, ScoreArray]:
-        n = len(query)
-        cand_pos = None
-        if cand is not None:
-            cand_pos = np.full(self.n_items, -1, dtype=np.int64)
-            cand_pos[cand] = np.arange(cand.size)
-        n_cols = self.n_items if cand is None else cand.size
-        chunk = max(1, min(n or 1, self._block_floats // max(n_cols, 1)))
-        out_ids = np.full((n, k), -1, dtype=np.int32)
-        out_scores = np.full((n, k), -np.inf, dtype=np.float32)
-        needs_history = self.capabilities.uses_history
-        seen = isinstance(exclude, str) and exclude == "seen"
-        apply_threads()
-        # BLAS on one thread: the block products are followed at once by the parallel top-k
-        # kernel, and idle BLAS threads spinning beside numba's halved throughput when measured
-        with single_threaded_blas():
-            self._rank_blocks(query, k, excl_full, cand, cand_pos, chunk, needs_history, seen,
-                              out_ids, out_scores)  # fmt: skip
-        return out_ids, out_scores
+    # --- derived state: the indexes queries go through ------------------------------------
+    def _prepare(self) -> None:
+        """Build what queries read, once, after ``fit`` or ``load``: the ranking index (exact
+        over item vectors, or over the model's scores; the approximate one when built), the
+        popularity ranking of the fallback chain, and the model's own caches
+        (:meth:`_prepare_model`). Nothing is built lazily on a query, so concurrent callers
+        only read."""
+        from ..retrieval import ExactIndex, ScoreIndex, build_ann, popularity_index
 
-    def _rank_blocks(
-        self,
-        query: Query,
-        k: int,
-        excl_full: sp.csr_matrix | None,
-        cand: np.ndarray | None,
-        cand_pos: np.ndarray | None,
-        chunk: int,
-        needs_history: bool,
-        seen: bool,
-        out_ids: np.ndarray,
-        out_scores: np.ndarray,
-    ) -> None:
-        n = len(query)
-        for start in range(0, n, chunk):
-            block = Query(
-                query.users[start : start + chunk],
-                None if query.history is None else query.history[start : start + chunk],
+        self._derived = {}
+        if type(self)._item_vectors is not Recommender._item_vectors:
+            vectors = np.ascontiguousarray(self._item_vectors(), dtype=np.float32)
+            self._derived["item_vectors"] = vectors
+        if self._is_vector_model():
+            self._derived["index:exact"] = ExactIndex(self._derived["item_vectors"])
+        else:
+            self._derived["index:exact"] = ScoreIndex(self._score_rows, self.n_items)
+        seen = getattr(self, "user_items_", None)
+        self._derived["popularity"] = popularity_index(seen, self.n_items)
+        if getattr(self, "index_", "exact") == "ann":
+            self._derived["index:ann"] = build_ann(self)
+        if self.capabilities.similar_items:
+            if type(self)._similar_scores is not Recommender._similar_scores:
+                self._derived["index:similar"] = ScoreIndex(self._similar_rows, self.n_items)
+            elif self._has_similarity_vectors():
+                self._derived["index:similar"] = ExactIndex(self._unit_vectors())
+        self._prepare_model()
+
+    @classmethod
+    def _has_similarity_vectors(cls) -> bool:
+        return (
+            cls._similarity_vectors is not Recommender._similarity_vectors
+            or cls._item_vectors is not Recommender._item_vectors
+        )
+
+    def _prepare_model(self) -> None:
+        """Hook: build a model's own derived state (packed arrays, Gram matrices) that its
+        queries read through :meth:`_cached`. The default builds ``_packed()`` when the model
+        has one (rating models whose ``predict`` reads packed factors)."""
+        packed = getattr(self, "_packed", None)
+        if callable(packed):
+            packed()
+
+    def _index(self, kind: str | None) -> Any:
+        kind = getattr(self, "index_", "exact") if kind is None else kind
+        if kind not in ("exact", "ann"):
+            raise ConfigError(f"index must be 'exact' or 'ann', got {kind!r}")
+        found = self._derived.get(f"index:{kind}")
+        if found is None:
+            if not self._is_vector_model():
+                raise ConfigError(
+                    f"{type(self).__name__} scores items without item vectors, so it has no "
+                    "approximate index; use index='exact'"
+                )
+            raise ConfigError(
+                f"this {type(self).__name__} has no approximate index; build it once with "
+                "model.build_index('ann') (it is saved with the model)"
             )
-            if needs_history or seen:
-                block = self._filled_rows(block)
-            scores = self._score(block, cand)
-            if seen:
-                assert block.history is not None
-                rows = block.history
-            elif excl_full is not None:
-                safe = np.maximum(block.users, 0)
-                rows = excl_full[safe]
-                if (block.users < 0).any():
-                    rows = sp.diags((block.users >= 0).astype(np.float32)) @ rows
-                    rows = sp.csr_matrix(rows)
-                    rows.eliminate_zeros()
-            else:
-                rows = None
-            indptr, indices = _exclusion_rows(rows, len(block), cand_pos)
-            bi = np.empty((len(block), k), dtype=np.int32)
-            bs = np.empty((len(block), k), dtype=np.float32)
-            topk_rows(np.ascontiguousarray(scores, dtype=np.float32), k, indptr, indices, bi, bs)
-            if cand is not None:
-                bi = np.where(bi >= 0, cand[np.maximum(bi, 0)], -1).astype(np.int32)
-            out_ids[start : start + chunk] = bi
-            out_scores[start : start + chunk] = bs
+        return found
+
+    def build_index(self, kind: Literal["exact", "ann"] = "ann", **params: Any) -> Self:
+        """Make ``kind`` the index this model's rankings go through, building it now.
+
+        ``"ann"`` builds an approximate nearest-neighbour index over the item vectors
+        (vector models only; needs ``pip install 'lensrec[ann]'``); ``params`` are
+        :meth:`lensrec.retrieval.ANNIndex.build`'s. It is saved with the model and rebuilt
+        on load when the file lacks it. ``"exact"`` goes back to exact search. Either way a
+        single call can still choose with ``recommend(..., index=...)``.
+        """
+        self._require_fitted()
+        from ..retrieval import build_ann
+
+        if kind == "exact":
+            for attr in ("index_", "index_params_", "ann_blob_"):
+                self.__dict__.pop(attr, None)
+            self._derived.pop("index:ann", None)
+            return self
+        if kind != "ann":
+            raise ConfigError(f"index kind must be 'exact' or 'ann', got {kind!r}")
+        if not self._is_vector_model():
+            raise ConfigError(
+                f"{type(self).__name__} scores items without item vectors: an approximate "
+                "index needs a vector model (als, bpr, warp, pure-svd, biased-mf, svd, ...)"
+            )
+        self.index_params_ = dict(params)
+        self.__dict__.pop("ann_blob_", None)
+        index = build_ann(self)
+        self.index_ = "ann"
+        self._derived["index:ann"] = index
+        return self
+
+    def _score_rows(self, block: Query, items: IndexArray | None) -> ScoreArray:
+        """Scores of one block of a query, each row's history filled in first where the
+        model scores from histories (the :class:`~lensrec.retrieval.ScoreIndex` hook)."""
+        if self.capabilities.uses_history:
+            block = self._filled_rows(block)
+        return self._score(block, items)
 
     def _filled_rows(self, block: Query) -> Query:
         """History for every row of a block: given rows, else known users' training rows."""
@@ -659,6 +647,174 @@ class Recommender:
             )
         return Query(block.users, seen[block.users])
 
+    # --- public ranking API --------------------------------------------------------------
+    def recommend(
+        self,
+        users: npt.ArrayLike | None,
+        k: int = 10,
+        *,
+        history: sp.spmatrix | sp.sparray | Sequence[npt.ArrayLike] | None = None,
+        exclude: ExcludeArg = "seen",
+        items: npt.ArrayLike | None = None,
+        index: Literal["exact", "ann"] | None = None,
+    ) -> Recommendations:
+        """Top-``k`` items for each user of a batch, best first.
+
+        Parameters
+        ----------
+        users : int array or None
+            Training user indices (``model.user_ids_.index(external_ids)`` translates);
+            ``-1`` (or ``users=None`` for the whole batch) marks users the model never
+            saw, which need ``history``.
+        k : int
+            List length.
+        history : CSR [n, n_items] or list of item-index arrays, optional
+            The batch's histories, row ``r`` for user ``r`` (values: ratings, counts or 1).
+            Users the model never saw are scored from it (fold-in; see
+            ``capabilities.folds_in``); item-item models score every row from it. A user the
+            model never saw with an empty history goes down the fallback chain: the
+            popularity ranking, flagged in ``fallback``.
+        exclude : "seen", None or CSR, default "seen"
+            ``"seen"``: not the items in each row's history (given, or the user's training
+            items). None: nothing. A CSR users x items: row ``users[i]`` of it (e.g. a
+            whole ``train.csr()``; rows of unknown users exclude nothing).
+        items : int array, optional
+            Restrict candidates to these item indices.
+        index : {"exact", "ann"}, optional
+            The index to rank with (default: the model's, see :meth:`build_index`).
+
+        Returns
+        -------
+        Recommendations
+            The pair ``(ids, scores)`` (it unpacks as one): int32 ``[n, k]`` item indices
+            padded with -1 where fewer than ``k`` candidates exist, float32 scores padded
+            with -inf; plus ``fallback`` (bool per row) and ``reasons``.
+        """
+        self._require_fitted()
+        from ..retrieval import FALLBACK_EMPTY_HISTORY, Recommendations
+
+        query = self._make_query(users, history)
+        k = _check_k(k)
+        cand = None if items is None else np.unique(self._check_indices(items, "item"))
+        ranker = self._index(index)
+        n = len(query)
+        empty = ~query.known
+        if query.history is not None:
+            empty &= np.diff(query.history.indptr) == 0
+        scored = ~empty
+        self._check_fold_in(query[scored] if empty.any() else query)
+        excl = self._exclusion(query, exclude)
+        ids = np.full((n, k), -1, dtype=np.int32)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        rows = np.flatnonzero(scored)
+        if rows.size:
+            sub = query if rows.size == n else query[rows]
+            sub_excl = excl if excl is None or rows.size == n else excl[rows]
+            if self._is_vector_model():
+                qv = self._query_vectors(sub)
+                i, s = ranker.search(qv, k, exclude=sub_excl, candidates=cand)
+                finite = np.isfinite(s)
+                if finite.any():
+                    s = s.copy()
+                    s[finite] = self._score_transform(s[finite])
+            else:
+                i, s = ranker.search(sub, k, exclude=sub_excl, candidates=cand)
+            ids[rows], scores[rows] = i, s
+        reasons = [""] * n
+        if empty.any():
+            fb = np.flatnonzero(empty)
+            i, s = self._derived["popularity"].search(
+                np.ones((fb.size, 1), dtype=np.float32), k, candidates=cand
+            )
+            ids[fb], scores[fb] = i, s
+            for r in fb:
+                reasons[r] = FALLBACK_EMPTY_HISTORY
+        return Recommendations(
+            ids, scores, fallback=empty, reasons=tuple(reasons), index_kind=ranker.kind
+        )
+
+    def _exclusion(self, query: Query, exclude: ExcludeArg) -> sp.csr_matrix | None:
+        """The batch-aligned CSR of items each row must not get back."""
+        if exclude is None:
+            return None
+        if isinstance(exclude, str):
+            if exclude != "seen":
+                raise ConfigError(
+                    f"exclude must be 'seen', None or a sparse matrix, got {exclude!r}"
+                )
+            return self._filled_rows(query).history
+        if not sp.issparse(exclude):
+            raise ConfigError(f"exclude must be 'seen', None or a sparse matrix, got {exclude!r}")
+        full = sp.csr_matrix(exclude)
+        if full.shape[1] != self.n_items or full.shape[0] < self.n_users:
+            raise ValueError(
+                f"exclude must be users x items with shape ({self.n_users}, {self.n_items}), "
+                f"got {full.shape}"
+            )
+        rows = full[np.maximum(query.users, 0)]
+        if (~query.known).any():
+            rows = sp.csr_matrix(sp.diags(query.known.astype(np.float32)) @ rows)
+            rows.eliminate_zeros()
+        return rows
+
+    def recommend_for_history(
+        self,
+        items: npt.ArrayLike | Sequence[npt.ArrayLike],
+        k: int = 10,
+        *,
+        ratings: npt.ArrayLike | Sequence[npt.ArrayLike] | None = None,
+        exclude_history: bool = True,
+        candidates: npt.ArrayLike | None = None,
+        index: Literal["exact", "ann"] | None = None,
+    ) -> Recommendations:
+        """Recommend for users the model never saw, from the items they interacted with.
+
+        ``items`` is one user's item indices (1-d) or a list of them (one per user);
+        ``ratings``, aligned, is needed by rating models (``capabilities.fold_in_needs_ratings``).
+        No refit: factor models fold the history into a user vector (exact least squares for
+        ALS and rating MF, a few gradient steps for BPR / WARP), item-item models score it
+        directly. An empty history gets the popularity ranking, flagged as a fallback.
+        Returns :class:`~lensrec.retrieval.Recommendations` as :meth:`recommend`.
+        """
+        self._require_fitted()
+        single = _is_single_row(items)
+        rows: list[Any] = [items] if single else list(items)  # type: ignore[arg-type]
+        h = self._history_csr(rows, None)
+        if ratings is not None:
+            rrows: list[Any] = [ratings] if single else list(ratings)  # type: ignore[arg-type]
+            values = (
+                np.concatenate([np.atleast_1d(np.asarray(r, dtype=np.float32)) for r in rrows])
+                if rrows
+                else np.zeros(0, dtype=np.float32)
+            )
+            lengths = np.array([len(np.atleast_1d(r)) for r in rows], dtype=np.int64)
+            if values.size != lengths.sum():
+                raise ValueError("ratings must align with items")
+            indices = (
+                np.concatenate([np.atleast_1d(np.asarray(r)) for r in rows]).astype(np.int64)
+                if rows
+                else np.zeros(0, dtype=np.int64)
+            )
+            h = sp.csr_matrix(
+                (values, indices, np.concatenate([[0], np.cumsum(lengths)])),
+                shape=(len(rows), self.n_items),
+            )
+            h.sum_duplicates()
+            h.sort_indices()
+        elif self.capabilities.fold_in_needs_ratings and h.nnz:
+            raise ConfigError(
+                f"{type(self).__name__} folds in from ratings: give them with the items "
+                "(ratings= in Python, --ratings on the command line)"
+            )
+        return self.recommend(
+            None,
+            k,
+            history=h,
+            exclude="seen" if exclude_history else None,
+            items=candidates,
+            index=index,
+        )
+
     # --- similar items -------------------------------------------------------------------
     def _similarity_vectors(self) -> np.ndarray:
         """Item vectors whose cosine gives item-item similarity (factor models)."""
@@ -668,6 +824,10 @@ class Recommender:
         """Dense ``[len(items), n_items]`` similarity; default: cosine of item vectors."""
         vn = self._cached("unit_item_vectors", self._unit_vectors)
         return np.ascontiguousarray(vn[items] @ vn.T, dtype=np.float32)
+
+    def _similar_rows(self, items: IndexArray, candidates: IndexArray | None) -> ScoreArray:
+        scores = self._similar_scores(items)
+        return scores if candidates is None else np.ascontiguousarray(scores[:, candidates])
 
     def _unit_vectors(self) -> np.ndarray:
         v = np.asarray(self._similarity_vectors(), dtype=np.float32)
@@ -692,33 +852,17 @@ class Recommender:
             )
         k = _check_k(k)
         it = self._check_indices(items, "item")
-        keep = None
-        if candidates is not None:
-            keep = np.zeros(self.n_items, dtype=bool)
-            keep[self._check_indices(candidates, "item")] = True
-        out_ids = np.full((len(it), k), -1, dtype=np.int32)
-        out_scores = np.full((len(it), k), -np.inf, dtype=np.float32)
-        chunk = max(1, self._block_floats // max(self.n_items, 1))
-        apply_threads()
-        for start in range(0, len(it), chunk):
-            block = it[start : start + chunk]
-            scores = self._similar_scores(block)
-            if keep is not None:
-                scores = np.where(keep[None, :], scores, -np.inf)
-            indptr = np.arange(len(block) + 1, dtype=np.int64)
-            bi = np.empty((len(block), k), dtype=np.int32)
-            bs = np.empty((len(block), k), dtype=np.float32)
-            topk_rows(
-                np.ascontiguousarray(scores, dtype=np.float32),
-                k,
-                indptr,
-                block.astype(np.int32),
-                bi,
-                bs,
-            )
-            out_ids[start : start + chunk] = bi
-            out_scores[start : start + chunk] = bs
-        return out_ids, out_scores
+        cand = None if candidates is None else self._check_indices(candidates, "item")
+        if "index:similar" not in self._derived:
+            raise ConfigError(f"{type(self).__name__} defines no item-item similarity")
+        itself = sp.csr_matrix(
+            (np.ones(it.size, dtype=np.float32), it, np.arange(it.size + 1)),
+            shape=(it.size, self.n_items),
+        )
+        index = self._derived["index:similar"]
+        queries = index.item_vectors[it] if hasattr(index, "item_vectors") else it
+        ids, scores = index.search(queries, k, exclude=itself, candidates=cand)
+        return ids, scores
 
     # --- persistence ---------------------------------------------------------------------
     def _after_load(self) -> None:
@@ -917,27 +1061,6 @@ def _titles(train: Interactions) -> np.ndarray | None:
     return titles
 
 
-def _exclusion_rows(
-    rows: sp.csr_matrix | None, n: int, cand_pos: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(indptr, indices)`` of the items to skip per row, in candidate positions."""
-    if rows is None or rows.nnz == 0:
-        return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int32)
-    rows = sp.csr_matrix(rows)
-    rows.sort_indices()
-    indptr = rows.indptr.astype(np.int64)
-    indices = rows.indices.astype(np.int32)
-    if cand_pos is not None:
-        # move exclusions to candidate positions, dropping non-candidates
-        mapped = cand_pos[indices]
-        keep = mapped >= 0
-        row_of = np.repeat(np.arange(n), np.diff(indptr))
-        counts = np.bincount(row_of[keep], minlength=n)
-        indices = mapped[keep].astype(np.int32)
-        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return indptr, indices
-
-
 def _read_header(zf: zipfile.ZipFile, path: Path) -> dict[str, Any]:
     try:
         header = json.loads(zf.read("header.json"))
@@ -1036,6 +1159,7 @@ def load(path: str | os.PathLike[str]) -> Recommender:
         raise ModelFormatError(f"{path}: the file holds no fitted state")
     model._derived = {}
     model._after_load()
+    model._prepare()
     return model
 
 
