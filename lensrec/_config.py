@@ -74,6 +74,30 @@ def single_threaded_blas() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def numba_threads(n: int | None) -> Iterator[int]:
+    """numba's thread count capped at ``n`` inside the block, restored on leaving it.
+
+    The count never rises (``n`` above the current count, or None, leaves it as it is; ``n``
+    below 1 counts as 1), so ``LENSREC_THREADS`` stays an upper bound. Yields the count in
+    force. Use it around parallel kernels with too little work for every thread: fewer blocks
+    than threads, or data so small that waking the pool costs more than it saves.
+
+    numba's ``set_num_threads`` is thread-local: the cap applies to the parallel kernels the
+    calling thread launches, not to kernels launched from other Python threads, and a thread
+    started inside the block begins with numba's default count, not the cap.
+    """
+    import numba
+
+    before = numba.get_num_threads()
+    count = before if n is None else max(1, min(before, int(n)))
+    numba.set_num_threads(count)
+    try:
+        yield count
+    finally:
+        numba.set_num_threads(before)
+
+
 def rng(random_state: RandomState) -> np.random.Generator:
     """Turn a ``random_state`` (None, int, Generator) into a Generator; no global RNG.
 

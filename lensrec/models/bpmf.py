@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
-import numba
 import numpy as np
 import scipy.sparse as sp
 
-from .._config import seed_from, single_threaded_blas
+from .._config import numba_threads, seed_from, single_threaded_blas
 from ..data.interactions import Interactions
 from ..errors import ConfigError
 from ..kernels import csr_parts, triples_by_row
@@ -38,18 +35,6 @@ _log = logging.getLogger(__name__)
 #: milliseconds of work, and starting parallel regions three times per sweep costs more than
 #: it saves (10x slower on a busy 2-core machine); the draws are the same either way
 _PARALLEL_MIN_RATINGS = 20_000
-
-
-@contextlib.contextmanager
-def _numba_threads(n_ratings: int) -> Iterator[None]:
-    """One numba thread for small data (see ``_PARALLEL_MIN_RATINGS``), else unchanged."""
-    before = numba.get_num_threads()
-    if n_ratings < _PARALLEL_MIN_RATINGS and before > 1:
-        numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
 
 
 class _Alpha(Interval):
@@ -415,7 +400,7 @@ class BPMF(RatingPredictor):
         )
         # the NumPy steps (hyper-parameters, the running mean) are small: with a
         # multi-threaded BLAS beside numba's threads they ran 10-30x slower
-        with single_threaded_blas(), _numba_threads(n):
+        with single_threaded_blas(), numba_threads(1 if n < _PARALLEL_MIN_RATINGS else None):
             log, _ = trainer.run(step, validate if valid_arrays is not None else None, None)
             if state["kept"] == 0:  # stopped during the burn-in: keep the last sample
                 m_u, l_u = last_hyper[0]
