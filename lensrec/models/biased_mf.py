@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,7 +15,7 @@ from ..data.interactions import Interactions
 from ..errors import ConfigError
 from ..kernels.biased_mf import adam_epoch, predict_pairs
 from ..types import IndexArray, RandomState, ScoreArray
-from ._params import Interval, Options
+from ._params import Range, Search
 from ._trainer import EpochTrainer, TrainLog, holdout_then_refit
 from .base import Callback, Capabilities, Query, RatingPredictor, register
 
@@ -54,36 +54,6 @@ def _average_models(
     return 0.5 * (a[0] + b[0]), pack(a[1], b[1]), pack(a[2], b[2])
 
 
-class _BatchSize(Interval):
-    """An integer >= 1 or ``"auto"``."""
-
-    def describe(self) -> str:
-        return 'an integer >= 1 or "auto"'
-
-    def ok(self, value: Any) -> bool:
-        return value == "auto" if isinstance(value, str) else super().ok(value)
-
-
-class _RegFactors(Interval):
-    """A number >= 0 or ``"auto"``."""
-
-    def describe(self) -> str:
-        return 'a number >= 0 or "auto"'
-
-    def ok(self, value: Any) -> bool:
-        return value == "auto" if isinstance(value, str) else super().ok(value)
-
-
-class _Factors(Interval):
-    """An integer >= 1 or ``"auto"``."""
-
-    def describe(self) -> str:
-        return 'an integer >= 1 or "auto"'
-
-    def ok(self, value: Any) -> bool:
-        return value == "auto" if isinstance(value, str) else super().ok(value)
-
-
 _AUTO_REG_START = 0.1  # reg_factors="auto": the search starts here (ml-100k's best) ...
 _AUTO_REG_STEPS = 4  # ... and halves it at most this many times
 
@@ -100,8 +70,8 @@ def _auto_batch_size(n_ratings: int) -> int:
     return int(min(16384, max(1024, 2 ** round(np.log2(n_ratings / 256)))))
 
 
-class _RatingRange(Interval):
-    """``None`` or a ``(low, high)`` pair with ``low < high``."""
+class _RatingRange:
+    """``None`` or a ``(low, high)`` pair with ``low < high`` (a hyper-parameter rule)."""
 
     def describe(self) -> str:
         return "None or a pair (low, high) of finite numbers with low < high"
@@ -264,71 +234,26 @@ class BiasedMF(RatingPredictor):
         fold_in_needs_ratings=True,
         epoch_trained=True,
     )
-    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
-        "factors": ("int", 8, 256, "log"),
-        "learning_rate": ("float", 0.003, 0.1, "log"),
-        "reg_factors": ("float", 0.005, 0.5, "log"),
-        "reg_bias": ("float", 0.001, 0.1, "log"),
-        "learning_rate_decay": ("float", 0.7, 1.0, "linear"),
-        "reg_frequency_exponent": ("float", 0.0, 0.75, "linear"),
-    }
-    _constraints: ClassVar[dict[str, Any]] = {
-        "factors": _Factors(int, 1),
-        "learning_rate": Interval(float, 0.0, low_open=True),
-        "batch_size": _BatchSize(int, 1),
-        "reg_factors": _RegFactors(float, 0.0),
-        "reg_bias": Interval(float, 0.0),
-        "epochs": Interval(int, 1),
-        "patience": Interval(int, 1),
-        "valid_fraction": Interval(float, 0.0, 0.5, high_open=True),
-        "squash": Options((False, True)),
-        "rating_range": _RatingRange(float),
-        "init_std": Interval(float, 0.0),
-        "learning_rate_decay": Interval(float, 0.0, 1.0, low_open=True),
-        "reg_frequency_exponent": Interval(float, 0.0, 1.0),
-        "refit": Options((False, True, "average")),
-        "tol": Interval(float, 0.0),
-        "valid_by": Options(("random", "time")),
-    }
 
-    def __init__(
-        self,
-        *,
-        factors: int | str = 32,
-        learning_rate: float = 0.02,
-        batch_size: int | str = "auto",
-        reg_factors: float | str = "auto",
-        reg_bias: float = 0.01,
-        epochs: int = 100,
-        patience: int = 5,
-        valid_fraction: float = 0.05,
-        squash: bool = False,
-        rating_range: tuple[float, float] | None = None,
-        init_std: float = 0.1,
-        learning_rate_decay: float = 0.85,
-        reg_frequency_exponent: float = 0.25,
-        refit: bool | str = "average",
-        tol: float = 5e-4,
-        valid_by: str = "random",
-        random_state: RandomState = None,
-    ):
-        self.factors = factors
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.reg_factors = reg_factors
-        self.reg_bias = reg_bias
-        self.epochs = epochs
-        self.patience = patience
-        self.valid_fraction = valid_fraction
-        self.squash = squash
-        self.rating_range = rating_range
-        self.init_std = init_std
-        self.learning_rate_decay = learning_rate_decay
-        self.reg_frequency_exponent = reg_frequency_exponent
-        self.refit = refit
-        self.tol = tol
-        self.valid_by = valid_by
-        self.random_state = random_state
+    factors: Annotated[int | Literal["auto"], Range(1), Search(8, 256, log=True)] = 32
+    learning_rate: Annotated[float, Range(0.0, low_open=True), Search(0.003, 0.1, log=True)] = 0.02
+    batch_size: Annotated[int | Literal["auto"], Range(1)] = "auto"
+    reg_factors: Annotated[float | Literal["auto"], Range(0.0), Search(0.005, 0.5, log=True)] = (
+        "auto"
+    )
+    reg_bias: Annotated[float, Range(0.0), Search(0.001, 0.1, log=True)] = 0.01
+    epochs: Annotated[int, Range(1)] = 100
+    patience: Annotated[int, Range(1)] = 5
+    valid_fraction: Annotated[float, Range(0.0, 0.5, high_open=True)] = 0.05
+    squash: bool = False
+    rating_range: Annotated[tuple[float, float] | None, _RatingRange()] = None
+    init_std: Annotated[float, Range(0.0)] = 0.1
+    learning_rate_decay: Annotated[float, Range(0.0, 1.0, low_open=True), Search(0.7, 1.0)] = 0.85
+    reg_frequency_exponent: Annotated[float, Range(0.0, 1.0), Search(0.0, 0.75)] = 0.25
+    refit: bool | Literal["average"] = "average"
+    tol: Annotated[float, Range(0.0)] = 5e-4
+    valid_by: Literal["random", "time"] = "random"
+    random_state: RandomState = None
 
     @classmethod
     def warm_up(cls) -> None:

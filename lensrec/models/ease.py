@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,7 +13,7 @@ from .._config import single_threaded_blas
 from ..data.interactions import Interactions
 from ..kernels.linear import ease_memory_bytes, ease_weights, gram_matrix
 from ..types import IndexArray, RandomState, ScoreArray
-from ._params import Interval
+from ._params import Range, Search
 from .base import Callback, Capabilities, Query, Recommender, register
 
 __all__ = ["EASE"]
@@ -100,24 +100,10 @@ class EASE(Recommender):
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(folds_in=True, uses_history=True)
-    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
-        "reg": ("float", 10.0, 5000.0, "log"),
-    }
-    _constraints: ClassVar[dict[str, Any]] = {
-        "reg": Interval(float, 0.0, low_open=True),
-        "max_items": Interval(int, 1, allow_none=True),
-    }
 
-    def __init__(
-        self,
-        *,
-        reg: float = 200.0,
-        max_items: int | None = None,
-        random_state: RandomState = None,
-    ):
-        self.reg = reg
-        self.max_items = max_items
-        self.random_state = random_state
+    reg: Annotated[float, Range(0.0, low_open=True), Search(10.0, 5000.0, log=True)] = 200.0
+    max_items: Annotated[int | None, Range(1)] = None
+    random_state: RandomState = None
 
     # --- memory --------------------------------------------------------------------------
     def _n_kept(self, n_items: int) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from ..data.interactions import Interactions
 from ..kernels.knn import item_knn
 from ..types import IndexArray, RandomState, ScoreArray
-from ._params import Interval, Options
+from ._params import Range, Search
 from .base import Callback, Capabilities, Query, Recommender, register
 from .ease import _binary
 from .slim import _sparse_rows
@@ -94,35 +94,13 @@ class ItemKNN(Recommender):
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(folds_in=True, uses_history=True)
-    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
-        "neighbours": ("int", 10, 1000, "log"),
-        "weighting": ("choice", ["cosine", "tfidf", "bm25"]),
-        "shrink": ("float", 0.0, 100.0, "linear"),
-    }
-    _constraints: ClassVar[dict[str, Any]] = {
-        "neighbours": Interval(int, 1),
-        "weighting": Options(("cosine", "tfidf", "bm25")),
-        "shrink": Interval(float, 0.0),
-        "k1": Interval(float, 0.0),
-        "b": Interval(float, 0.0, 1.0),
-    }
 
-    def __init__(
-        self,
-        *,
-        neighbours: int = 200,
-        weighting: str = "bm25",
-        shrink: float = 0.0,
-        k1: float = 1.2,
-        b: float = 0.5,
-        random_state: RandomState = None,
-    ):
-        self.neighbours = neighbours
-        self.weighting = weighting
-        self.shrink = shrink
-        self.k1 = k1
-        self.b = b
-        self.random_state = random_state
+    neighbours: Annotated[int, Range(1), Search(10, 1000, log=True)] = 200
+    weighting: Annotated[Literal["cosine", "tfidf", "bm25"], Search()] = "bm25"
+    shrink: Annotated[float, Range(0.0), Search(0.0, 100.0)] = 0.0
+    k1: Annotated[float, Range(0.0)] = 1.2
+    b: Annotated[float, Range(0.0, 1.0)] = 0.5
+    random_state: RandomState = None
 
     def estimate_memory(self, n_users: int, n_items: int, nnz: int) -> int:
         """Weighted copies of the interactions (CSR and CSC), the ``[n_items, neighbours]``
@@ -151,7 +129,7 @@ class ItemKNN(Recommender):
         n = train.n_items
         indptr, indices, data = item_knn(
             x.indptr, x.indices, x.data, n, int(self.neighbours),
-            weighting=self.weighting,  # type: ignore[arg-type]  # checked by _constraints
+            weighting=self.weighting,
             shrink=float(self.shrink), k1=float(self.k1), b=float(self.b),
         )  # fmt: skip
         sim = sp.csr_matrix((data, indices, indptr), shape=(n, n))

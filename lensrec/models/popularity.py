@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 
 from ..data.interactions import Interactions
 from ..errors import ConfigError
 from ..types import IndexArray, RandomState, ScoreArray
-from ._params import Interval, Options
+from ._params import Range, Search
 from .base import Callback, Capabilities, Query, Recommender, register
 
 __all__ = ["Popularity"]
@@ -48,28 +48,11 @@ class Popularity(Recommender):
     capabilities: ClassVar[Capabilities] = Capabilities(
         folds_in=True, similar_items=False, personalized=False
     )
-    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
-        "by": ("choice", ["count", "rating"]),
-        "damping": ("float", 0.0, 100.0, "linear"),
-    }
-    _constraints: ClassVar[dict[str, Any]] = {
-        "by": Options(("count", "rating")),
-        "damping": Interval(float, 0.0),
-        "min_rating": Interval(float, allow_none=True),
-    }
 
-    def __init__(
-        self,
-        *,
-        by: str = "count",
-        damping: float = 10.0,
-        min_rating: float | None = None,
-        random_state: RandomState = None,
-    ):
-        self.by = by
-        self.damping = damping
-        self.min_rating = min_rating
-        self.random_state = random_state
+    by: Annotated[Literal["count", "rating"], Search()] = "count"
+    damping: Annotated[float, Range(0.0), Search(0.0, 100.0)] = 10.0
+    min_rating: float | None = None
+    random_state: RandomState = None
 
     def _fit(
         self,

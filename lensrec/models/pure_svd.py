@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -12,7 +12,7 @@ from .._config import seed_from, single_threaded_blas
 from ..data.interactions import Interactions
 from ..kernels.linear import randomized_svd
 from ..types import IndexArray, RandomState
-from ._params import Interval
+from ._params import Range, Search
 from .base import Callback, Capabilities, Recommender, register
 from .ease import _binary
 
@@ -84,18 +84,10 @@ class PureSVD(Recommender):
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(folds_in=True)
-    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
-        "factors": ("int", 5, 500, "log"),
-    }
-    _constraints: ClassVar[dict[str, Any]] = {
-        "factors": Interval(int, 1),
-        "n_iter": Interval(int, 0),
-    }
 
-    def __init__(self, *, factors: int = 20, n_iter: int = 4, random_state: RandomState = None):
-        self.factors = factors
-        self.n_iter = n_iter
-        self.random_state = random_state
+    factors: Annotated[int, Range(1), Search(5, 500, log=True)] = 20
+    n_iter: Annotated[int, Range(0)] = 4
+    random_state: RandomState = None
 
     def estimate_memory(self, n_users: int, n_items: int, nnz: int) -> int:
         """The interactions and their transpose, plus a few dense ``[n, factors + 10]``

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,7 +13,7 @@ from ..kernels.knn import item_knn
 from ..kernels.linear import gram_matrix
 from ..kernels.slim import SlimResult, slim_from_candidates, slim_from_gram
 from ..types import IndexArray, RandomState, ScoreArray
-from ._params import Interval
+from ._params import Range, Search
 from .base import Callback, Capabilities, Query, Recommender, register
 from .ease import _binary
 
@@ -94,34 +94,13 @@ class SLIM(Recommender):
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(folds_in=True, uses_history=True)
-    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
-        "l1": ("float", 0.01, 50.0, "log"),
-        "l2": ("float", 1.0, 1000.0, "log"),
-    }
-    _constraints: ClassVar[dict[str, Any]] = {
-        "l1": Interval(float, 0.0),
-        "l2": Interval(float, 0.0),
-        "neighbours": Interval(int, 1, allow_none=True),
-        "max_iter": Interval(int, 1),
-        "tol": Interval(float, 0.0),
-    }
 
-    def __init__(
-        self,
-        *,
-        l1: float = 1.0,
-        l2: float = 50.0,
-        neighbours: int | None = None,
-        max_iter: int = 100,
-        tol: float = 1e-4,
-        random_state: RandomState = None,
-    ):
-        self.l1 = l1
-        self.l2 = l2
-        self.neighbours = neighbours
-        self.max_iter = max_iter
-        self.tol = tol
-        self.random_state = random_state
+    l1: Annotated[float, Range(0.0), Search(0.01, 50.0, log=True)] = 1.0
+    l2: Annotated[float, Range(0.0), Search(1.0, 1000.0, log=True)] = 50.0
+    neighbours: Annotated[int | None, Range(1)] = None
+    max_iter: Annotated[int, Range(1)] = 100
+    tol: Annotated[float, Range(0.0)] = 1e-4
+    random_state: RandomState = None
 
     def estimate_memory(self, n_users: int, n_items: int, nnz: int) -> int:
         """Exact: the float32 Gram matrix plus one block of targets; fsSLIM: the candidate
