@@ -239,7 +239,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from . import split as splits
     from .experiments import warm_up_quietly
+    from .experiments.run import validation_text
     from .models import make_model
+    from .models._validation import fit_with_validation
 
     spec = _spec(args)
     inter = _load_data(args)
@@ -251,8 +253,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         train, valid, what = inter, None, f"all of {spec.dataset}"
     else:
         sp = splits.make_split(inter, spec.split, random_state=spec.seed)
-        if type(model).capabilities.uses_validation and sp.valid is None:
-            sp = splits.carve_validation(sp, random_state=spec.seed)
         train, valid, what = sp.train, sp.valid, f"the train part of {spec.dataset} / {spec.split}"
         _say(f"split  {sp.summary()}")
     from .experiments import data_summary
@@ -265,9 +265,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     warm_up_quietly(type(model))
     t0 = time.perf_counter()
-    model.fit(train, valid, show_progress=_progress(args))
+    if valid is not None:
+        model.fit(train, valid, show_progress=_progress(args))
+        validation = {}
+    else:
+        split_name = None if spec.split == "none" else spec.split
+        validation = fit_with_validation(
+            model, train, split=split_name, random_state=spec.seed, show_progress=_progress(args)
+        )
     seconds = time.perf_counter() - t0
+    if validation.get("validation"):
+        _say(f"validation{validation_text(validation)}")
     meta = {
+        "validation": validation,
         "dataset": spec.dataset,
         "split": spec.split,
         "filters": spec.filters(),

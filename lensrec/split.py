@@ -599,16 +599,19 @@ def warm_temporal(
 
 def carve_validation(
     split_or_train: Split | Interactions,
-    strategy: Literal["user-random", "random", "last"] = "user-random",
+    strategy: Literal["user-random", "random", "last", "temporal"] = "user-random",
     fraction: float | int | None = None,
     random_state: RandomState = None,
+    by: Literal["timestamp", "row"] | None = None,
 ) -> Split:
     """Carve a validation set out of a split's train part (or out of a bare train table).
 
     ``strategy``: ``"user-random"`` takes ``fraction`` (default 0.1) of each user's train rows
     (users keep at least one), ``"random"`` a global ``fraction`` of train rows, ``"last"`` each
     user's last ``k = fraction`` (default 1) rows by timestamp (by row order without
-    timestamps; users with ``<= k`` rows give none).
+    timestamps, or with ``by="row"``; users with ``<= k`` rows give none), ``"temporal"`` the
+    latest ``fraction`` (default 0.1) of train rows by timestamp (ties by row order).
+    :func:`lensrec.models._validation.validation_rule` picks the one that mirrors a split.
 
     IdMaps: the new train keeps the IdMaps of the train it came from (it is *not*
     re-compacted), so ``test`` is returned unchanged and ``train``, ``valid`` and ``test``
@@ -653,11 +656,22 @@ def carve_validation(
                 f"for strategy 'last', fraction is the number of rows per user (an int >= 1), got {fraction!r}"
             )
         k = int(k)
-        by = "timestamp" if train.timestamps is not None else "row"
-        valid_mask, _ = _last_k_mask(train, k, by)
-        carve_name = f"last:{k}" + (":row" if by == "row" else "")
+        if by not in (None, "timestamp", "row"):
+            raise ConfigError(f"by must be 'timestamp' or 'row', got {by!r}")
+        order_by = by or ("timestamp" if train.timestamps is not None else "row")
+        valid_mask, _ = _last_k_mask(train, k, order_by)
+        carve_name = f"last:{k}" + (":row" if order_by == "row" else "")
+    elif strategy == "temporal":
+        f = 0.1 if fraction is None else _check_fraction(fraction, "fraction")
+        ts = _need_timestamps(train, "a temporal validation carve", hint="; use 'random'")
+        n_valid = int(_round_half_up(np.array(f * len(train))))
+        latest = np.argsort(-ts, kind="stable")[:n_valid]
+        valid_mask = _as_mask(len(train), latest)
+        carve_name = f"temporal:{_fmt(f)}"
     else:
-        raise ConfigError(f"strategy must be 'user-random', 'random' or 'last', got {strategy!r}")
+        raise ConfigError(
+            f"strategy must be 'user-random', 'random', 'last' or 'temporal', got {strategy!r}"
+        )
 
     new_train = train.subset(~valid_mask)
     valid_name = (

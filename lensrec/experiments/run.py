@@ -59,7 +59,8 @@ class RunOutcome:
             f"split  {self.split.summary()}",
             f"fit    {self.fit_seconds:.2f}s"
             + (f" (+{self.compile_seconds:.2f}s kernel compilation, not counted)"
-               if self.compile_seconds >= 0.05 else ""),
+               if self.compile_seconds >= 0.05 else "")
+            + validation_text(spec.extra.get("validation")),
             self.result.format(),
         ]  # fmt: skip
         if any("@" in m for m in self.result.metrics):
@@ -67,6 +68,18 @@ class RunOutcome:
         lines += [f"note: {n}" for n in self.notes]
         lines.append(f"run record: {self.path}")
         return "\n".join(lines)
+
+
+def validation_text(info: dict[str, Any] | None) -> str:
+    """``"; 37 epochs chosen on ... (refit on all training rows)"`` for a fit line."""
+    if not info or "validation" not in info:
+        return ""
+    text = f"; {info.get('epochs_chosen', '?')} epochs chosen on {info['validation']}"
+    if info.get("valid_rows"):
+        text += f" ({info['valid_rows']:,} rows)"
+    if info.get("refit"):
+        text += ", then refit on all training rows"
+    return text
 
 
 def load_spec_data(spec: RunSpec, *, progress: bool = False) -> Any:
@@ -150,6 +163,9 @@ def run_spec(
         "protocol": protocol,
         "config_key": config_key(protocol, spec.model, model.get_params()),
     }
+    validation = getattr(model, "validation_", None)
+    if validation:
+        extra["validation"] = validation
     if fold_metrics:
         extra["folds"] = fold_metrics
     record = RunRecord.create(
@@ -186,11 +202,9 @@ def _fit_and_evaluate(
     """One split: check it, fit a fresh model, evaluate; returns (model, result, split, s, s)."""
     import time
 
-    from .. import split as splits
     from ..evaluate import evaluate
+    from ..models._validation import fit_with_validation
 
-    if cls.capabilities.uses_validation and sp.valid is None:
-        sp = splits.carve_validation(sp, random_state=spec.seed)
     if len(sp.test) == 0:
         raise ConfigError(
             f"split {spec.split!r} leaves no test rows on {spec.dataset} "
@@ -205,7 +219,16 @@ def _fit_and_evaluate(
         notes.append(msg)
     model = cls().set_params(**params)
     t0 = time.perf_counter()
-    model.fit(sp.train, sp.valid, show_progress=show_progress)
+    if sp.valid is not None:
+        model.fit(sp.train, sp.valid, show_progress=show_progress)
+        chosen = getattr(model, "best_epoch_", None)
+        model.validation_ = {"validation": "the split's own validation part"} | (
+            {} if chosen is None else {"epochs_chosen": int(chosen)}
+        )
+    else:
+        model.validation_ = fit_with_validation(
+            model, sp.train, split=spec.split, random_state=spec.seed, show_progress=show_progress
+        )
     fit_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     result = evaluate(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Self
+from collections.abc import Sequence
+from typing import Annotated, ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -15,84 +15,20 @@ from ..data.ids import IdMap
 from ..data.interactions import Interactions
 from ..errors import ConfigError, DataError
 from ..kernels.als import als_half_step_cg, als_half_step_cholesky, als_loss, gram
-from ..kernels.topk import topk_rows
 from ..types import IndexArray, RandomState
-from ._params import Interval, Options
+from ._factor_ranker import rank_cap
+from ._params import Range, Search
 from ._trainer import EpochTrainer
+from ._validation import VALID_K, RankingValidation
 from .base import Callback, Capabilities, Recommender, register
 
 __all__ = ["ALS"]
 
 _log = logging.getLogger(__name__)
 
-#: cut-off of the validation metric used for early stopping (NDCG@10)
-VALID_K = 10
 #: factor sizes up to this use the exact Cholesky solve for fold-in; above, CG with many steps
 _CHOLESKY_FOLD_IN_MAX = 256
 _FOLD_IN_CG_STEPS = 64
-
-
-def _rank(factors: int, n_users: int, n_items: int) -> int:
-    """``factors``, at most a tenth of the matrix's smaller side (and at least 1)."""
-    return max(1, min(factors, min(n_users, n_items) // 10))
-
-
-# --- shared by the ranking models (ALS, BPR, WARP) ----------------------------------------------
-class RankingValidation:
-    """NDCG@k on a validation set for early stopping, seen training items excluded.
-
-    Built once per fit: the validation users (those with a validation item they did not
-    have in training), their training rows (to exclude) and their relevant items. Calling
-    it with ``score(users) -> float32 [len(users), n_items]`` returns the mean NDCG@k over
-    those users (binary relevance, ``1 / log2(rank + 1)`` discounts, ideal DCG over
-    ``min(n_relevant, k)`` hits), the same definition as :mod:`lensrec.evaluate`.
-    """
-
-    def __init__(self, train_csr: sp.csr_matrix, valid: Interactions, k: int = VALID_K):
-        seen = sp.csr_matrix(
-            (np.ones(train_csr.nnz, np.float32), train_csr.indices, train_csr.indptr),
-            shape=train_csr.shape,
-        )
-        v = valid.csr()
-        v = sp.csr_matrix(v - v.multiply(seen))
-        v.eliminate_zeros()
-        self.k = int(k)
-        self.users = np.flatnonzero(np.diff(v.indptr) > 0).astype(np.int32)
-        self.relevant = v[self.users]
-        seen_rows = seen[self.users]
-        seen_rows.sort_indices()
-        self.seen = seen_rows
-        n_items = train_csr.shape[1]
-        self.block = max(1, (1 << 22) // max(n_items, 1))
-        disc = 1.0 / np.log2(np.arange(2, self.k + 2, dtype=np.float64))
-        self.discounts = disc
-        self.ideal = np.concatenate([[0.0], np.cumsum(disc)])
-
-    def __len__(self) -> int:
-        return int(self.users.size)
-
-    def __call__(self, score: Callable[[np.ndarray], np.ndarray]) -> float:
-        if self.users.size == 0:
-            return 0.0
-        k = self.k
-        total = 0.0
-        for start in range(0, self.users.size, self.block):
-            stop = min(start + self.block, self.users.size)
-            scores = np.ascontiguousarray(score(self.users[start:stop]), dtype=np.float32)
-            seen = self.seen[start:stop]
-            ids = np.empty((stop - start, k), dtype=np.int32)
-            top = np.empty((stop - start, k), dtype=np.float32)
-            topk_rows(
-                scores, k, seen.indptr.astype(np.int64), seen.indices.astype(np.int32), ids, top
-            )
-            rel = self.relevant[start:stop]
-            rel_dense = rel.toarray() > 0
-            rows = np.arange(stop - start)[:, None]
-            hit = rel_dense[rows, np.maximum(ids, 0)] & (ids >= 0)
-            dcg = hit @ self.discounts
-            n_rel = np.diff(rel.indptr)
-            total += float((dcg / self.ideal[np.minimum(n_rel, k)]).sum())
-        return total / self.users.size
 
 
 def history_csr(
@@ -228,54 +164,23 @@ class ALS(Recommender):
     True
     """
 
-    capabilities: ClassVar[Capabilities] = Capabilities(folds_in=True, epoch_trained=True)
-    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
-        "factors": ("int", 16, 512, "log"),
-        "reg": ("float", 1e-4, 1.0, "log"),
-        "alpha": ("float", 0.1, 100.0, "log"),
-        "unobserved_weight": ("float", 0.01, 1.0, "log"),
-        "reg_frequency_exponent": ("float", 0.0, 1.0, "linear"),
-        "epochs": ("int", 5, 30, "linear"),
-    }
-    _constraints: ClassVar[dict[str, Any]] = {
-        "factors": Interval(int, 1),
-        "reg": Interval(float, 0.0, low_open=True),
-        "alpha": Interval(float, 0.0),
-        "confidence": Options(("linear", "log")),
-        "unobserved_weight": Interval(float, 0.0),
-        "reg_frequency_exponent": Interval(float, 0.0, 1.0),
-        "epochs": Interval(int, 1),
-        "cg_steps": Interval(int, 1),
-        "solver": Options(("cg", "cholesky")),
-        "patience": Interval(int, 1),
-    }
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        folds_in=True, epoch_trained=True, uses_validation=True
+    )
+    #: runs refit on all training rows for the epochs chosen on the carved validation set
+    refit_after_validation: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        *,
-        factors: int = 64,
-        reg: float = 0.01,
-        alpha: float = 1.0,
-        confidence: str = "linear",
-        unobserved_weight: float = 1.0,
-        reg_frequency_exponent: float = 1.0,
-        epochs: int = 15,
-        cg_steps: int = 3,
-        solver: str = "cg",
-        patience: int = 3,
-        random_state: RandomState = None,
-    ):
-        self.factors = factors
-        self.reg = reg
-        self.alpha = alpha
-        self.confidence = confidence
-        self.unobserved_weight = unobserved_weight
-        self.reg_frequency_exponent = reg_frequency_exponent
-        self.epochs = epochs
-        self.cg_steps = cg_steps
-        self.solver = solver
-        self.patience = patience
-        self.random_state = random_state
+    factors: Annotated[int, Range(1), Search(16, 512, log=True)] = 64
+    reg: Annotated[float, Range(0.0, low_open=True), Search(1e-4, 1.0, log=True)] = 0.01
+    alpha: Annotated[float, Range(0.0), Search(0.1, 100.0, log=True)] = 1.0
+    confidence: Literal["linear", "log"] = "linear"
+    unobserved_weight: Annotated[float, Range(0.0), Search(0.01, 1.0, log=True)] = 1.0
+    reg_frequency_exponent: Annotated[float, Range(0.0, 1.0), Search(0.0, 1.0)] = 1.0
+    epochs: Annotated[int, Range(1), Search(5, 30)] = 15
+    cg_steps: Annotated[int, Range(1)] = 3
+    solver: Literal["cg", "cholesky"] = "cg"
+    patience: Annotated[int, Range(1)] = 3
+    random_state: RandomState = None
 
     @classmethod
     def warm_up(cls) -> None:
@@ -329,7 +234,7 @@ class ALS(Recommender):
         u_conf, i_conf = conf, np.ascontiguousarray(iu.data, dtype=np.float32)
 
         n_users, n_items = x.shape
-        f = _rank(int(self.factors), n_users, n_items)
+        f = rank_cap(int(self.factors), n_users, n_items)
         if f < int(self.factors):
             _log.info(
                 "ALS: factors=%d capped at %d, a tenth of the %d x %d matrix's smaller side",

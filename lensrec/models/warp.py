@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
 from .._config import seed_from
-from ..data.interactions import Interactions
 from ..kernels.warp import _SAMPLES, warp_epoch, warp_fold_in
 from ..types import RandomState
-from ._params import Interval, Options
-from .base import Callback, register
-from .bpr import _FOLD_IN_SEED, _BiasedFactorRanker, _fold_in_rows, at_most_threads
+from ._factor_ranker import FOLD_IN_SEED, Step, _FactorRanker
+from ._params import Range, Search
+from .base import register
 
 __all__ = ["WARP"]
 
@@ -22,7 +22,7 @@ _log = logging.getLogger(__name__)
 
 
 @register("warp")
-class WARP(_BiasedFactorRanker):
+class WARP(_FactorRanker):
     """Matrix factorisation for top-of-the-list ranking with the WARP (or k-OS) loss.
 
     Weston, Bengio & Usunier, "WSABIE: Scaling Up To Large Vocabulary Image Annotation"
@@ -110,58 +110,22 @@ class WARP(_BiasedFactorRanker):
     True
     """
 
-    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
-        "factors": ("int", 16, 256, "log"),
-        "learning_rate": ("float", 0.005, 0.3, "log"),
-        "reg": ("float", 1e-6, 1e-2, "log"),
-        "max_sampled": ("int", 5, 200, "log"),
-        "epochs": ("int", 5, 200, "log"),
-    }
-    _constraints: ClassVar[dict[str, Any]] = {
-        "factors": Interval(int, 1),
-        "learning_rate": Interval(float, 0.0, low_open=True),
-        "learning_schedule": Options(("adagrad", "sgd")),
-        "reg": Interval(float, 0.0),
-        "reg_bias": Interval(float, 0.0),
-        "max_sampled": Interval(int, 1),
-        "loss": Options(("warp", "k-os")),
-        "k": Interval(int, 1),
-        "n": Interval(int, 1),
-        "epochs": Interval(int, 1),
-        "patience": Interval(int, 1),
-        "fold_in_epochs": Interval(int, 1),
-    }
+    _hint: ClassVar[str] = "lower learning_rate (or use learning_schedule='adagrad')"
+    _samples: ClassVar[int] = _SAMPLES
 
-    def __init__(
-        self,
-        *,
-        factors: int = 64,
-        learning_rate: float = 0.02,
-        learning_schedule: str = "adagrad",
-        reg: float = 0.0,
-        reg_bias: float = 0.0,
-        max_sampled: int = 30,
-        loss: str = "warp",
-        k: int = 5,
-        n: int = 10,
-        epochs: int = 100,
-        patience: int = 5,
-        fold_in_epochs: int = 30,
-        random_state: RandomState = None,
-    ):
-        self.factors = factors
-        self.learning_rate = learning_rate
-        self.learning_schedule = learning_schedule
-        self.reg = reg
-        self.reg_bias = reg_bias
-        self.max_sampled = max_sampled
-        self.loss = loss
-        self.k = k
-        self.n = n
-        self.epochs = epochs
-        self.patience = patience
-        self.fold_in_epochs = fold_in_epochs
-        self.random_state = random_state
+    factors: Annotated[int, Range(1), Search(16, 256, log=True)] = 64
+    learning_rate: Annotated[float, Range(0.0, low_open=True), Search(0.005, 0.3, log=True)] = 0.02
+    learning_schedule: Literal["adagrad", "sgd"] = "adagrad"
+    reg: Annotated[float, Range(0.0), Search(1e-6, 1e-2, log=True)] = 0.0
+    reg_bias: Annotated[float, Range(0.0)] = 0.0
+    max_sampled: Annotated[int, Range(1), Search(5, 200, log=True)] = 30
+    loss: Literal["warp", "k-os"] = "warp"
+    k: Annotated[int, Range(1)] = 5
+    n: Annotated[int, Range(1)] = 10
+    epochs: Annotated[int, Range(1), Search(5, 200, log=True)] = 100
+    patience: Annotated[int, Range(1)] = 5
+    fold_in_epochs: Annotated[int, Range(1)] = 30
+    random_state: RandomState = None
 
     @classmethod
     def warm_up(cls) -> None:
@@ -175,63 +139,44 @@ class WARP(_BiasedFactorRanker):
                             random_state=0).fit(data, data)  # fmt: skip
                 model.recommend_for_history([0, 1], k=2)
 
-    def _fit(
+    def _epoch_step(
         self,
-        train: Interactions,
-        valid: Interactions | None,
+        x: sp.csr_matrix,
+        U: np.ndarray,
+        V: np.ndarray,
+        b: np.ndarray,
         gen: np.random.Generator,
-        *,
-        show_progress: bool,
-        callback: Callback | None,
-    ) -> None:
-        x = self.user_items_
+    ) -> tuple[Step, tuple[np.ndarray, ...]]:
         indptr, indices = x.indptr, x.indices
         n_users, n_items = x.shape
-        U, V, b = self._init_factors(gen, x)
         f = U.shape[1]
         adagrad = self.learning_schedule == "adagrad"
-        if adagrad:
-            accums = (
-                np.ones((n_users, f), np.float32),
-                np.ones((n_items, f), np.float32),
-                np.ones(n_items, np.float32),
-            )
-        else:
-            accums = (np.ones((0, f), np.float32), np.ones((0, f), np.float32),
-                      np.ones(0, np.float32))  # fmt: skip
+        rows = (n_users, n_items) if adagrad else (0, 0)
+        accums = (
+            np.ones((rows[0], f), np.float32),
+            np.ones((rows[1], f), np.float32),
+            np.ones(rows[1], np.float32),
+        )
         kos_k, kos_n = (int(self.k), int(self.n)) if self.loss == "k-os" else (0, 0)
         lr, reg, reg_bias = float(self.learning_rate), float(self.reg), float(self.reg_bias)
         max_sampled = int(self.max_sampled)
 
-        blocks = -(-x.nnz // _SAMPLES)
-
         def step(epoch: int) -> dict[str, float]:
-            with at_most_threads(blocks):
-                loss, updated, sampled = warp_epoch(
-                    indptr, indices, U, V, b, *accums, lr, reg, reg_bias, max_sampled, adagrad,
-                    kos_k, kos_n, seed_from(gen),
-                )  # fmt: skip
+            loss, updated, sampled = warp_epoch(
+                indptr, indices, U, V, b, *accums, lr, reg, reg_bias, max_sampled, adagrad,
+                kos_k, kos_n, seed_from(gen),
+            )  # fmt: skip
             return {
                 "train_loss": float(loss),
                 "share_updated": float(updated),
                 "mean_sampled": float(sampled),
             }
 
-        (U, V, b, *_), log = self._run_epochs(
-            "WARP", step, (U, V, b, *accums), valid,
-            hint="lower learning_rate (or use learning_schedule='adagrad')",
-            show_progress=show_progress, callback=callback,
-        )  # fmt: skip
-        self.user_factors_ = U
-        self.item_factors_ = V
-        self.item_bias_ = b
-        self.history_ = {key: list(v) for key, v in log.history.items()}
-        self.best_epoch_ = log.best_epoch if log.best_epoch > 0 else log.epochs_run
+        return step, accums
 
-    def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
-        """``fold_in_epochs`` passes of WARP steps on a zero user vector, items fixed."""
-        V = np.ascontiguousarray(self.item_factors_)
-        b = np.ascontiguousarray(self.item_bias_)
+    def _fold_in_step(
+        self, V: np.ndarray, b: np.ndarray
+    ) -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:
         lr, reg, epochs, max_sampled = (
             float(self.learning_rate), float(self.reg), int(self.fold_in_epochs),
             int(self.max_sampled),
@@ -240,7 +185,7 @@ class WARP(_BiasedFactorRanker):
 
         def one(indptr: np.ndarray, indices: np.ndarray, X: np.ndarray) -> None:
             warp_fold_in(
-                indptr, indices, V, b, X, epochs, lr, reg, max_sampled, adagrad, _FOLD_IN_SEED
+                indptr, indices, V, b, X, epochs, lr, reg, max_sampled, adagrad, FOLD_IN_SEED
             )
 
-        return self._fold_in_vectors(_fold_in_rows(history, V.shape[1], one))
+        return one

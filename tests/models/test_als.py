@@ -10,7 +10,7 @@ from lensrec import Interactions
 from lensrec.data.planted import make_blocks
 from lensrec.errors import ConfigError, DataError
 from lensrec.models import ALS, load
-from lensrec.models.als import RankingValidation
+from lensrec.models._validation import RankingValidation
 
 
 def _random_data(rng: np.random.Generator, n_users=120, n_items=90, ratings=False) -> Interactions:
