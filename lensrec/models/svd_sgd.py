@@ -3,23 +3,40 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
-from .._config import seed_from
-from ..data.interactions import Interactions
-from ..errors import ConfigError
-from ..kernels.biased_mf import shuffled_order
 from ..kernels.svd import predict_pairs, sgd_epoch, sgd_epoch_hogwild
 from ..types import IndexArray, RandomState, ScoreArray
 from ._params import Interval, Options
-from ._trainer import EpochTrainer, TrainLog, holdout_then_refit
-from .base import Callback, Capabilities, RatingPredictor, register
+from ._sgd import (
+    AUTO_REG_EXPONENT,
+    AUTO_REG_FLOOR,
+    BiasedSGDModel,
+    EpochPlan,
+    RateOverride,
+    RegOrAuto,
+    auto_reg,
+    loss_ceiling,
+    rating_arrays,
+    ridge_fold_in,
+    validation_rmse,
+)
+from .base import Capabilities, register
 
-__all__ = ["SVD"]
+__all__ = [
+    "SVD",
+    # shared with SVD++, defined in ._sgd
+    "AUTO_REG_EXPONENT",
+    "AUTO_REG_FLOOR",
+    "auto_reg",
+    "loss_ceiling",
+    "rating_arrays",
+    "ridge_fold_in",
+    "validation_rmse",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -29,123 +46,8 @@ _HOGWILD_BLOCK = 4096
 _ORDERS = ("shuffle", "user", "file")
 
 
-class _Rate(Interval):
-    """A per-parameter override: None (use the shared value) or a number >= 0."""
-
-
-class _Reg(Interval):
-    """A number >= 0 or ``"auto"``."""
-
-    def describe(self) -> str:
-        return 'a number >= 0 or "auto"'
-
-    def ok(self, value: Any) -> bool:
-        return value == "auto" if isinstance(value, str) else super().ok(value)
-
-
-#: ``reg="auto"``: its exponent in the number of ratings and its floor
-AUTO_REG_EXPONENT = 0.25
-AUTO_REG_FLOOR = 0.02
-
-
-def auto_reg(n_ratings: int, at_100k: float) -> float:
-    """``at_100k * (n / 100,000) ** -0.25`` within ``[0.02, at_100k]`` (``reg="auto"``).
-
-    L2 applied at every rating weighs more on a row the more ratings it has; on validation
-    sets carved from training data the best per-rating weight of SVD at 40 epochs fell with
-    the size of the data: 0.1 on ml-100k, 0.035-0.05 at 1M synthetic ratings, 0.03 at 10M
-    (``benchmarks/README.md``). Smaller data keeps ``at_100k``.
-    """
-    ratio = max(float(n_ratings), 1.0) / 100_000.0
-    return float(min(at_100k, max(AUTO_REG_FLOOR, at_100k * ratio**-AUTO_REG_EXPONENT)))
-
-
-def _override(value: float | None, shared: float) -> float:
-    return float(shared if value is None else value)
-
-
-def rating_arrays(data: Interactions, owner: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(users int32, items int32, ratings float32)``, contiguous; refuses NaN ratings."""
-    if data.ratings is None:
-        raise ConfigError(f"{owner} needs explicit ratings; the data is implicit")
-    ratings = np.ascontiguousarray(data.ratings, dtype=np.float32)
-    if not np.all(np.isfinite(ratings)):
-        raise ConfigError(f"{owner}: the ratings contain NaN or infinite values")
-    return (
-        np.ascontiguousarray(data.users, dtype=np.int32),
-        np.ascontiguousarray(data.items, dtype=np.int32),
-        ratings,
-    )
-
-
-def loss_ceiling(ratings: np.ndarray) -> float:
-    """A train MSE far above predicting the mean (about the variance): divergence."""
-    variance = float(np.var(ratings.astype(np.float64))) if len(ratings) else 1.0
-    return 1e3 * max(variance, 1e-3) + 1e3
-
-
-def ridge_fold_in(
-    history: sp.csr_matrix,
-    item_factors: np.ndarray,
-    item_bias: np.ndarray,
-    mu: float,
-    reg_factors: float,
-    reg_bias: float,
-    biased: bool,
-    offsets: np.ndarray | None = None,
-) -> np.ndarray:
-    """``[p_u, b_u]`` per history row minimising the per-rating SGD objective, items fixed.
-
-    ``sum_i (r_ui - mu - b_i - q_i . (p_u + o_u) - b_u)^2 + n (reg_factors |p_u|^2 +
-    reg_bias b_u^2)`` over the row's ``n`` ratings: the point where the SGD updates of one
-    user sum to zero (each rating applies the L2 once). ``o_u`` (``offsets`` [m, k], e.g.
-    SVD++'s implicit sum) is added to ``p_u``; without ``biased`` ``b_u`` stays 0. An empty
-    row gives zeros. Returns float64 ``[m, k + 1]``.
-    """
-    k = item_factors.shape[1]
-    out = np.zeros((history.shape[0], k + 1))
-    for r in range(history.shape[0]):
-        lo, hi = history.indptr[r], history.indptr[r + 1]
-        items = history.indices[lo:hi]
-        n = items.size
-        if n == 0:
-            continue
-        q = item_factors[items].astype(np.float64)
-        y = history.data[lo:hi].astype(np.float64) - mu - item_bias[items]
-        if offsets is not None:
-            y = y - q @ offsets[r]
-        if biased:
-            x = np.empty((n, k + 1))
-            x[:, :k] = q
-            x[:, k] = 1.0
-            lam = np.full(k + 1, n * reg_factors)
-            lam[k] = n * reg_bias
-            out[r] = np.linalg.solve(x.T @ x + np.diag(lam), x.T @ y)
-        else:
-            out[r, :k] = np.linalg.solve(q.T @ q + n * reg_factors * np.eye(k), q.T @ y)
-    return out
-
-
-def validation_rmse(
-    predict: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
-    valid: tuple[np.ndarray, np.ndarray, np.ndarray],
-    scale: tuple[float, float],
-) -> Callable[[], float]:
-    """A ``validate()`` for the trainer: RMSE of the clipped predictions (as ``predict`` clips)."""
-    out = np.empty(len(valid[0]), dtype=np.float32)
-    lo, hi = np.float32(scale[0]), np.float32(scale[1])
-    truth = valid[2].astype(np.float64)
-
-    def validate() -> float:
-        predict(valid[0], valid[1], out)
-        np.clip(out, lo, hi, out=out)
-        return float(np.sqrt(np.mean((out - truth) ** 2)))
-
-    return validate
-
-
 @register("svd")
-class SVD(RatingPredictor):
+class SVD(BiasedSGDModel):
     """Funk SVD: biased matrix factorisation trained by per-rating stochastic gradient descent.
 
     Predicts ``r_hat = mu + b_u + b_i + q_i . p_u`` (Funk, "Netflix update: try this at
@@ -262,9 +164,9 @@ class SVD(RatingPredictor):
         "factors": Interval(int, 1),
         "epochs": Interval(int, 1),
         "learning_rate": Interval(float, 0.0, low_open=True),
-        "reg": _Reg(float, 0.0),
-        **{f"lr_{p}": _Rate(float, 0.0, allow_none=True) for p in ("bu", "bi", "pu", "qi")},
-        **{f"reg_{p}": _Rate(float, 0.0, allow_none=True) for p in ("bu", "bi", "pu", "qi")},
+        "reg": RegOrAuto(float, 0.0),
+        **{f"lr_{p}": RateOverride(float, 0.0, allow_none=True) for p in ("bu", "bi", "pu", "qi")},
+        **{f"reg_{p}": RateOverride(float, 0.0, allow_none=True) for p in ("bu", "bi", "pu", "qi")},
         "init_mean": Interval(float),
         "init_std": Interval(float, 0.0),
         "biased": Options((True, False)),
@@ -337,144 +239,48 @@ class SVD(RatingPredictor):
                 model = cls(factors=2, epochs=2, parallel=parallel, valid_fraction=fraction)
                 model.fit(data).predict([0], [0])
 
-    def _rates(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        lr, reg = float(self.learning_rate), float(self.reg_used_)
-        rates = tuple(_override(getattr(self, f"lr_{p}"), lr) for p in ("bu", "bi", "pu", "qi"))
-        regs = tuple(_override(getattr(self, f"reg_{p}"), reg) for p in ("bu", "bi", "pu", "qi"))
-        return rates, regs
-
     # --- training ------------------------------------------------------------------------
-    def _fit(
+    def _is_biased(self) -> bool:
+        return bool(self.biased)
+
+    def _epoch_plan(
         self,
-        train: Interactions,
-        valid: Interactions | None,
-        gen: np.random.Generator,
-        *,
-        show_progress: bool,
-        callback: Callback | None,
-    ) -> None:
-        users, items, ratings = rating_arrays(train, "SVD")
-        self.reg_used_ = auto_reg(len(users), 0.1) if self.reg == "auto" else float(self.reg)
-        valid_arrays = None
-        if valid is not None and len(valid):
-            valid_arrays = rating_arrays(valid, "SVD (validation data)")
-        shape = (train.n_users, train.n_items)
-        scale = (float(self.rating_scale_[0]), float(self.rating_scale_[1]))
-
-        def train_on(
-            rows: np.ndarray | None, hold: np.ndarray | None, epochs: int, is_refit: bool
-        ) -> tuple[tuple[float, np.ndarray, np.ndarray], TrainLog]:
-            if rows is None:
-                arrays = (users, items, ratings)
-                check = valid_arrays if not is_refit else None
-            else:
-                assert hold is not None
-                arrays = (users[rows], items[rows], ratings[rows])
-                check = (users[hold], items[hold], ratings[hold])
-            return self._train(
-                *arrays, shape, gen, epochs, check, scale,
-                show_progress=show_progress and not is_refit,
-                callback=None if is_refit else callback,
-            )  # fmt: skip
-
-        first, log, again = holdout_then_refit(
-            train_on,
-            n_rows=len(users),
-            epochs=int(self.epochs),
-            valid_given=valid is not None,
-            valid_fraction=float(self.valid_fraction),
-            refit=True,
-            gen=gen,
-        )
-        mu, up, ip = again if again is not None else first
-        k = int(self.factors)
-        self.global_mean_ = mu
-        self.user_factors_ = np.ascontiguousarray(up[:, :k])
-        self.item_factors_ = np.ascontiguousarray(ip[:, :k])
-        self.user_bias_ = np.ascontiguousarray(up[:, k])
-        self.item_bias_ = np.ascontiguousarray(ip[:, k])
-        self.history_ = {
-            "train_loss": log.history.get("train_loss", []),
-            "valid_rmse": log.history.get("valid_rmse", []),
-        }
-        self.epochs_ = log.best_epoch if log.best_epoch > 0 else log.epochs_run
-
-    def _train(
-        self,
-        users: np.ndarray,
-        items: np.ndarray,
-        ratings: np.ndarray,
+        ratings: tuple[np.ndarray, np.ndarray, np.ndarray],
         shape: tuple[int, int],
-        gen: np.random.Generator,
-        epochs: int,
-        valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-        scale: tuple[float, float],
-        *,
-        show_progress: bool,
-        callback: Callback | None,
-    ) -> tuple[tuple[float, np.ndarray, np.ndarray], TrainLog]:
-        """Initialise and train on one set of ratings; return ``((mu, up, ip), log)``."""
-        k = int(self.factors)
-        n_users, n_items = shape
-        biased = bool(self.biased)
-        mu = float(ratings.astype(np.float64).mean()) if biased and len(ratings) else 0.0
-        # Surprise's initialisation: factors ~ normal(init_mean, init_std), biases 0
-        up = np.zeros((n_users, k + 1), dtype=np.float32)
-        ip = np.zeros((n_items, k + 1), dtype=np.float32)
-        mean, std = float(self.init_mean), float(self.init_std)
-        up[:, :k] = gen.normal(mean, std, (n_users, k))
-        ip[:, :k] = gen.normal(mean, std, (n_items, k))
-        n = len(users)
+        mu: float,
+        params: tuple[np.ndarray, ...],
+    ) -> EpochPlan:
+        """Rating by rating in ``order`` (serial, or Hogwild over blocks of the order)."""
+        users, items, values = ratings
+        up, ip = params
         if self.order == "user":
             order = np.argsort(users, kind="stable").astype(np.int32)
         else:
-            order = np.arange(n, dtype=np.int32)
-        rates, regs = self._rates()
-        decay = float(self.learning_rate_decay)
+            order = np.arange(len(users), dtype=np.int32)
+        rates, (reg_bu, reg_bi, reg_pu, reg_qi) = self._rates()
+        biased = self._is_biased()
         parallel = bool(self.parallel)
-        shuffle = self.order == "shuffle"
 
-        reg_bu, reg_bi, reg_pu, reg_qi = regs
-
-        def step(epoch: int) -> float:
-            if shuffle:
-                shuffled_order(order, seed_from(gen))
-            lr_bu, lr_bi, lr_pu, lr_qi = (r * decay ** (epoch - 1) for r in rates)
+        def run(scale: float) -> float:
+            lr_bu, lr_bi, lr_pu, lr_qi = (r * scale for r in rates)
             if parallel:
                 return float(
                     sgd_epoch_hogwild(
-                        users, items, ratings, order, mu, lr_bu, lr_bi, lr_pu, lr_qi,
+                        users, items, values, order, mu, lr_bu, lr_bi, lr_pu, lr_qi,
                         reg_bu, reg_bi, reg_pu, reg_qi, biased, up, ip, _HOGWILD_BLOCK,
                     )
                 )  # fmt: skip
             return float(
                 sgd_epoch(
-                    users, items, ratings, order, mu, lr_bu, lr_bi, lr_pu, lr_qi,
+                    users, items, values, order, mu, lr_bu, lr_bi, lr_pu, lr_qi,
                     reg_bu, reg_bi, reg_pu, reg_qi, biased, up, ip,
                 )
             )  # fmt: skip
 
-        validate = None
-        if valid is not None:
-            validate = validation_rmse(
-                lambda u, i, out: predict_pairs(u, i, mu, up, ip, out), valid, scale
-            )
-        trainer: EpochTrainer[tuple[np.ndarray, np.ndarray]] = EpochTrainer(
-            "SVD",
-            epochs=epochs,
-            patience=int(self.patience),
-            tol=float(self.tol),
-            mode="min",
-            metric="valid_rmse",
-            loss_ceiling=loss_ceiling(ratings),
-            hint="lower learning_rate or raise reg",
-            show_progress=show_progress,
-            callback=callback,
-        )
-        log, best = trainer.run(step, validate, lambda: (up.copy(), ip.copy()))
-        if best is not None:
-            return (mu, best[0], best[1]), log
-        return (mu, up, ip), log
+        def predict(u: np.ndarray, i: np.ndarray, out: np.ndarray) -> None:
+            predict_pairs(u, i, mu, up, ip, out)
+
+        return EpochPlan(order, run, predict)
 
     # --- scoring -------------------------------------------------------------------------
     def _packed(self) -> tuple[np.ndarray, np.ndarray]:
@@ -506,27 +312,13 @@ class SVD(RatingPredictor):
         out[:, -1] = 1.0
         return out
 
-    def _item_vectors(self) -> np.ndarray:
-        out = np.empty((self.item_factors_.shape[0], self.item_factors_.shape[1] + 2), np.float32)
-        out[:, :-2] = self.item_factors_
-        out[:, -2] = 1.0
-        out[:, -1] = self.item_bias_
-        return out
-
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
         """Exact ridge fold-in: ``p_u, b_u`` where the SGD steps on the history's ratings
         sum to zero with the items fixed (see :func:`ridge_fold_in`)."""
-        _, regs = self._rates()
-        sol = ridge_fold_in(
-            history, self.item_factors_, self.item_bias_.astype(np.float64),
-            float(self.global_mean_), regs[2], regs[0], bool(self.biased),
-        )  # fmt: skip
+        sol = self._ridge_fold_in(history)
         k = self.item_factors_.shape[1]
         out = np.empty((history.shape[0], k + 2), dtype=np.float32)
         out[:, :k] = sol[:, :k]
         out[:, -2] = float(self.global_mean_) + sol[:, k]
         out[:, -1] = 1.0
         return out
-
-    def _similarity_vectors(self) -> np.ndarray:
-        return self.item_factors_

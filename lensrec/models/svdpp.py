@@ -7,24 +7,12 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from .._config import seed_from
-from ..data.interactions import Interactions
 from ..kernels import csr_parts, triples_by_row
-from ..kernels.biased_mf import shuffled_order
 from ..kernels.svdpp import implicit_sums, predict_pairs, svdpp_epoch, svdpp_epoch_hogwild
 from ..types import IndexArray, RandomState, ScoreArray
 from ._params import Interval, Options
-from ._trainer import EpochTrainer, TrainLog, holdout_then_refit
-from .base import Callback, Capabilities, Query, RatingPredictor, register
-from .svd_sgd import (
-    _Rate,
-    _Reg,
-    auto_reg,
-    loss_ceiling,
-    rating_arrays,
-    ridge_fold_in,
-    validation_rmse,
-)
+from ._sgd import BiasedSGDModel, EpochPlan, RateOverride, RegOrAuto
+from .base import Capabilities, Query, register
 
 __all__ = ["SVDpp"]
 
@@ -58,7 +46,7 @@ def _sums(history: sp.csr_matrix, implicit: np.ndarray) -> np.ndarray:
 
 
 @register("svdpp")
-class SVDpp(RatingPredictor):
+class SVDpp(BiasedSGDModel):
     """SVD++: biased matrix factorisation with implicit feedback (Koren 2008).
 
     Predicts ``r_hat = mu + b_u + b_i + q_i . (p_u + |N(u)|^-1/2 sum_{j in N(u)} y_j)``
@@ -165,6 +153,8 @@ class SVDpp(RatingPredictor):
         uses_history=True,
         epoch_trained=True,
     )
+    #: the per-parameter overrides (the module constant: comprehensions below cannot see this)
+    _PARAMS: ClassVar[tuple[str, ...]] = _PARAMS
     search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
         "factors": ("int", 8, 256, "log"),
         "epochs": ("int", 10, 100, "log"),
@@ -177,9 +167,9 @@ class SVDpp(RatingPredictor):
         "factors": Interval(int, 1),
         "epochs": Interval(int, 1),
         "learning_rate": Interval(float, 0.0, low_open=True),
-        "reg": _Reg(float, 0.0),
-        **{f"lr_{p}": _Rate(float, 0.0, allow_none=True) for p in _PARAMS},
-        **{f"reg_{p}": _Rate(float, 0.0, allow_none=True) for p in _PARAMS},
+        "reg": RegOrAuto(float, 0.0),
+        **{f"lr_{p}": RateOverride(float, 0.0, allow_none=True) for p in _PARAMS},
+        **{f"reg_{p}": RateOverride(float, 0.0, allow_none=True) for p in _PARAMS},
         "init_mean": Interval(float),
         "init_std": Interval(float, 0.0),
         "learning_rate_decay": Interval(float, 0.0, 1.0, low_open=True),
@@ -253,139 +243,45 @@ class SVDpp(RatingPredictor):
         model.recommend([0], k=2)
         model.recommend(None, k=2, history=data.csr("rating")[:2])
 
-    def _rates(self) -> tuple[np.ndarray, np.ndarray]:
-        lr, reg = float(self.learning_rate), float(self.reg_used_)
-        rates = [lr if getattr(self, f"lr_{p}") is None else getattr(self, f"lr_{p}")
-                 for p in _PARAMS]  # fmt: skip
-        regs = [reg if getattr(self, f"reg_{p}") is None else getattr(self, f"reg_{p}")
-                for p in _PARAMS]  # fmt: skip
-        return np.array(rates, dtype=np.float64), np.array(regs, dtype=np.float64)
-
     # --- training ------------------------------------------------------------------------
-    def _fit(
-        self,
-        train: Interactions,
-        valid: Interactions | None,
-        gen: np.random.Generator,
-        *,
-        show_progress: bool,
-        callback: Callback | None,
-    ) -> None:
-        users, items, ratings = rating_arrays(train, "SVDpp")
-        self.reg_used_ = auto_reg(len(users), 0.1) if self.reg == "auto" else float(self.reg)
-        valid_arrays = None
-        if valid is not None and len(valid):
-            valid_arrays = rating_arrays(valid, "SVDpp (validation data)")
-        shape = (train.n_users, train.n_items)
-        scale = (float(self.rating_scale_[0]), float(self.rating_scale_[1]))
-
-        def train_on(
-            rows: np.ndarray | None, hold: np.ndarray | None, epochs: int, is_refit: bool
-        ) -> tuple[tuple[float, np.ndarray, np.ndarray, np.ndarray], TrainLog]:
-            if rows is None:
-                arrays = (users, items, ratings)
-                check = valid_arrays if not is_refit else None
-            else:
-                assert hold is not None
-                arrays = (users[rows], items[rows], ratings[rows])
-                check = (users[hold], items[hold], ratings[hold])
-            return self._train(
-                *arrays, shape, gen, epochs, check, scale,
-                show_progress=show_progress and not is_refit,
-                callback=None if is_refit else callback,
-            )  # fmt: skip
-
-        first, log, again = holdout_then_refit(
-            train_on,
-            n_rows=len(users),
-            epochs=int(self.epochs),
-            valid_given=valid is not None,
-            valid_fraction=float(self.valid_fraction),
-            refit=True,
-            gen=gen,
-        )
-        mu, up, ip, yj = again if again is not None else first
+    def _init_extra(self, gen: np.random.Generator, n_items: int) -> tuple[np.ndarray, ...]:
+        """The implicit factors ``y_j ~ normal(init_mean, init_std)``."""
         k = int(self.factors)
-        self.global_mean_ = mu
-        self.user_factors_ = np.ascontiguousarray(up[:, :k])
-        self.item_factors_ = np.ascontiguousarray(ip[:, :k])
-        self.implicit_factors_ = np.ascontiguousarray(yj)
-        self.user_bias_ = np.ascontiguousarray(up[:, k])
-        self.item_bias_ = np.ascontiguousarray(ip[:, k])
-        self.history_ = {
-            "train_loss": log.history.get("train_loss", []),
-            "valid_rmse": log.history.get("valid_rmse", []),
-        }
-        self.epochs_ = log.best_epoch if log.best_epoch > 0 else log.epochs_run
-
-    def _train(
-        self,
-        users: np.ndarray,
-        items: np.ndarray,
-        ratings: np.ndarray,
-        shape: tuple[int, int],
-        gen: np.random.Generator,
-        epochs: int,
-        valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-        scale: tuple[float, float],
-        *,
-        show_progress: bool,
-        callback: Callback | None,
-    ) -> tuple[tuple[float, np.ndarray, np.ndarray, np.ndarray], TrainLog]:
-        """Initialise and train on one set of ratings; return ``((mu, up, ip, y), log)``."""
-        k = int(self.factors)
-        n_users, n_items = shape
-        indptr, r_items, r_values, imp_indptr, imp_items = _grouped(
-            users, items, ratings, n_users, n_items
-        )
-        mu = float(ratings.astype(np.float64).mean()) if len(ratings) else 0.0
         mean, std = float(self.init_mean), float(self.init_std)
-        up = np.zeros((n_users, k + 1), dtype=np.float32)
-        ip = np.zeros((n_items, k + 1), dtype=np.float32)
-        up[:, :k] = gen.normal(mean, std, (n_users, k))
-        ip[:, :k] = gen.normal(mean, std, (n_items, k))
-        yj = gen.normal(mean, std, (n_items, k)).astype(np.float32)
+        return (gen.normal(mean, std, (n_items, k)).astype(np.float32),)
+
+    def _keep_extra(self, extra: tuple[np.ndarray, ...]) -> None:
+        self.implicit_factors_ = np.ascontiguousarray(extra[0])
+
+    def _epoch_plan(
+        self,
+        ratings: tuple[np.ndarray, np.ndarray, np.ndarray],
+        shape: tuple[int, int],
+        mu: float,
+        params: tuple[np.ndarray, ...],
+    ) -> EpochPlan:
+        """User by user in ``order``, each user's ratings in row order (serial, or Hogwild
+        over blocks of users)."""
+        n_users, n_items = shape
+        up, ip, yj = params
+        indptr, r_items, r_values, imp_indptr, imp_items = _grouped(*ratings, n_users, n_items)
         user_order = np.arange(n_users, dtype=np.int32)
-        rates, regs = self._rates()
-        decay = float(self.learning_rate_decay)
-        shuffle = self.order == "shuffle"
+        rates, regs = (np.array(v, dtype=np.float64) for v in self._rates())
         parallel = bool(self.parallel)
 
-        def step(epoch: int) -> float:
-            if shuffle:
-                shuffled_order(user_order, seed_from(gen))
-            lr = rates * decay ** (epoch - 1)
-            args = (indptr, r_items, r_values, imp_indptr, imp_items, user_order, mu, lr, regs,
-                    up, ip, yj)  # fmt: skip
+        def run(scale: float) -> float:
+            args = (indptr, r_items, r_values, imp_indptr, imp_items, user_order, mu,
+                    rates * scale, regs, up, ip, yj)  # fmt: skip
             if parallel:
                 return float(svdpp_epoch_hogwild(*args, _HOGWILD_BLOCK))
             return float(svdpp_epoch(*args))
 
-        validate = None
-        if valid is not None:
-            sums = np.empty((n_users, k), dtype=np.float32)
+        def predict(u: np.ndarray, i: np.ndarray, out: np.ndarray) -> None:
+            sums = np.empty((n_users, yj.shape[1]), dtype=np.float32)
+            implicit_sums(imp_indptr, imp_items, yj, sums)
+            predict_pairs(u, i, mu, up, ip, sums, out)
 
-            def predict(u: np.ndarray, i: np.ndarray, out: np.ndarray) -> None:
-                implicit_sums(imp_indptr, imp_items, yj, sums)
-                predict_pairs(u, i, mu, up, ip, sums, out)
-
-            validate = validation_rmse(predict, valid, scale)
-        trainer: EpochTrainer[tuple[np.ndarray, ...]] = EpochTrainer(
-            "SVDpp",
-            epochs=epochs,
-            patience=int(self.patience),
-            tol=float(self.tol),
-            mode="min",
-            metric="valid_rmse",
-            loss_ceiling=loss_ceiling(ratings),
-            hint="lower learning_rate or raise reg",
-            show_progress=show_progress,
-            callback=callback,
-        )
-        log, best = trainer.run(step, validate, lambda: (up.copy(), ip.copy(), yj.copy()))
-        if best is not None:
-            return (mu, best[0], best[1], best[2]), log
-        return (mu, up, ip, yj), log
+        return EpochPlan(user_order, run, predict)
 
     # --- scoring -------------------------------------------------------------------------
     def _packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -426,24 +322,10 @@ class SVDpp(RatingPredictor):
             uv[known, :k] = self.user_factors_[u] + s[known]
             uv[known, k] = self.user_bias_[u] + np.float32(mu)
         if (~known).any():
-            sol = ridge_fold_in(
-                query.history[~known], self.item_factors_, self.item_bias_.astype(np.float64),
-                mu, float(self._rates()[1][2]), float(self._rates()[1][0]), True,
-                offsets=s[~known].astype(np.float64),
-            )  # fmt: skip
+            sol = self._ridge_fold_in(query.history[~known], offsets=s[~known].astype(np.float64))
             uv[~known, :k] = sol[:, :k] + s[~known]
             uv[~known, k] = mu + sol[:, k]
         iv = self._cached("item_vectors", self._item_vectors)
         if items is not None:
             iv = iv[items]
         return np.ascontiguousarray(uv @ iv.T, dtype=np.float32)
-
-    def _item_vectors(self) -> np.ndarray:
-        out = np.empty((self.item_factors_.shape[0], self.item_factors_.shape[1] + 2), np.float32)
-        out[:, :-2] = self.item_factors_
-        out[:, -2] = 1.0
-        out[:, -1] = self.item_bias_
-        return out
-
-    def _similarity_vectors(self) -> np.ndarray:
-        return self.item_factors_
