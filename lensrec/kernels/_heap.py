@@ -4,6 +4,10 @@ kernels (:mod:`.topk`, :mod:`.knn`).
 A min-heap in two arrays of length ``k`` (float32 scores, int32 columns) whose root is the
 worst pair kept. Order: the higher score ranks first; on equal scores, the lower column. The
 caller keeps the heap's size and never offers NaN.
+
+numba's cache keys a compiled kernel on the content of the kernel's own file only: after
+editing this module, delete ``lensrec/kernels/__pycache__/topk.*`` and ``knn.*`` (or touch
+``topk.py`` and ``knn.py``), or the kernels keep running the old heap.
 """
 
 from __future__ import annotations
