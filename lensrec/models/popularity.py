@@ -40,9 +40,13 @@ class Popularity(Recommender):
     >>> from lensrec import Interactions
     >>> from lensrec.models import Popularity
     >>> data = Interactions.from_arrays([1, 1, 2, 3], ["a", "b", "a", "a"])
-    >>> ids, scores = Popularity().fit(data).recommend([1], k=2)
+    >>> model = Popularity().fit(data)
+    >>> ids, scores = model.recommend(None, k=2, history=[[]])  # a new user: nothing seen
     >>> data.item_ids.external(ids[0]).tolist()
     ['a', 'b']
+    >>> ids, scores = model.recommend([1], k=2)  # user 2 has seen "a": one item left, padded
+    >>> ids[0].tolist()
+    [1, -1]
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(

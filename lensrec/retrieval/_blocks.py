@@ -48,11 +48,11 @@ def exclusion_parts(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(indptr int64 [n + 1], indices int32)``: each row's items to skip, sorted, in
     candidate positions when ``cand_pos`` is given (non-candidates dropped)."""
+    if rows is not None and rows.shape[0] != n:
+        raise ValueError(f"exclude has {rows.shape[0]} rows for {n} queries")
     if rows is None or rows.nnz == 0:
         return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int32)
     rows = sp.csr_matrix(rows)
-    if rows.shape[0] != n:
-        raise ValueError(f"exclude has {rows.shape[0]} rows for {n} queries")
     rows.sort_indices()
     indptr = rows.indptr.astype(np.int64)
     indices = rows.indices.astype(np.int32)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..data.interactions import Interactions
 from ..data.planted import make_blocks, make_checkerboard, make_ratings
@@ -178,9 +179,62 @@ def check_model(
         ids3, _ = model.recommend(users, k=k)
         assert np.array_equal(ids, ids3), f"{name}: refit did not start from scratch"
 
+    _check_retrieval(model, train, users, k)
     _check_save_load(model, train, users, k)
     if known_answers:
         check_known_answers(factory)
+
+
+def _check_retrieval(model: Recommender, train: Interactions, users: np.ndarray, k: int) -> None:
+    """Derived state is built at fit, never on a query; 4 threads at once give the serial
+    answers; an empty history goes down the fallback chain, flagged."""
+    import threading
+
+    name = type(model).__name__
+    caps = type(model).capabilities
+    before = dict(model._derived)
+    model.recommend(users, k=k)
+    if caps.similar_items:
+        model.similar_items(np.arange(min(train.n_items, 5), dtype=np.int32), k=k)
+    if caps.folds_in:
+        hist = (train.csr("rating") if caps.fold_in_needs_ratings else train.csr())[:3]
+        model.recommend(None, k=k, history=hist)
+    if isinstance(model, RatingPredictor):
+        model.predict(users[:3], np.zeros(3, dtype=np.int32)[: users[:3].size])
+    assert set(model._derived) == set(before) and all(
+        model._derived[key] is value for key, value in before.items()
+    ), f"{name}: a query built or replaced derived state (it must be built at fit or load)"
+
+    serial = [model.recommend(users[i::4], k=k) for i in range(4)]
+    got: list[Any] = [None] * 4
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def worker(i: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            for _ in range(3):
+                got[i] = model.recommend(users[i::4], k=k)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, f"{name}: recommend from 4 threads raised {errors[0]!r}"
+    for i in range(4):
+        assert np.array_equal(got[i][0], serial[i][0]) and np.array_equal(
+            got[i][1], serial[i][1]
+        ), f"{name}: recommend from 4 threads at once differs from the serial answer"
+
+    empty = sp.csr_matrix((2, train.n_items), dtype=np.float32)
+    rec = model.recommend(None, k=k, history=empty)
+    assert rec.fallback.all(), f"{name}: an empty history must go down the fallback chain"
+    counts = np.bincount(train.items, minlength=train.n_items)
+    order = sorted(range(train.n_items), key=lambda i: (-counts[i], i))[:k]
+    assert rec.ids[0].tolist() == order, f"{name}: the fallback must rank by popularity"
 
 
 def _check_history_queries(
