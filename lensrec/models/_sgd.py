@@ -15,8 +15,9 @@ written.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,7 +26,6 @@ from .._config import seed_from
 from ..data.interactions import Interactions
 from ..errors import ConfigError
 from ..kernels.biased_mf import shuffled_order
-from ._params import Interval
 from ._trainer import EpochTrainer, TrainLog, holdout_then_refit
 from .base import Callback, RatingPredictor
 
@@ -34,28 +34,12 @@ __all__ = [
     "AUTO_REG_FLOOR",
     "BiasedSGDModel",
     "EpochPlan",
-    "RateOverride",
-    "RegOrAuto",
     "auto_reg",
     "loss_ceiling",
     "rating_arrays",
     "ridge_fold_in",
     "validation_rmse",
 ]
-
-
-class RateOverride(Interval):
-    """A per-parameter override: None (use the shared value) or a number >= 0."""
-
-
-class RegOrAuto(Interval):
-    """A number >= 0 or ``"auto"``."""
-
-    def describe(self) -> str:
-        return 'a number >= 0 or "auto"'
-
-    def ok(self, value: Any) -> bool:
-        return value == "auto" if isinstance(value, str) else super().ok(value)
 
 
 #: ``reg="auto"``: its exponent in the number of ratings and its floor
@@ -188,11 +172,11 @@ class BiasedSGDModel(RatingPredictor):
     #: the parameters with their own ``lr_<p>`` and ``reg_<p>`` overrides, in kernel order
     _PARAMS: ClassVar[tuple[str, ...]] = ("bu", "bi", "pu", "qi")
 
-    if TYPE_CHECKING:  # declared by the subclasses and by fit
+    if TYPE_CHECKING:  # declared by the subclasses (as fields) and by fit
         factors: int
         epochs: int
         learning_rate: float
-        reg: float | str
+        reg: float | Literal["auto"]
         init_mean: float
         init_std: float
         learning_rate_decay: float
@@ -200,12 +184,12 @@ class BiasedSGDModel(RatingPredictor):
         valid_fraction: float
         patience: int
         tol: float
-        reg_used_: float
-        global_mean_: float
-        user_factors_: np.ndarray
-        item_factors_: np.ndarray
-        user_bias_: np.ndarray
-        item_bias_: np.ndarray
+        reg_used_: float = dataclasses.field(init=False)
+        global_mean_: float = dataclasses.field(init=False)
+        user_factors_: np.ndarray = dataclasses.field(init=False)
+        item_factors_: np.ndarray = dataclasses.field(init=False)
+        user_bias_: np.ndarray = dataclasses.field(init=False)
+        item_bias_: np.ndarray = dataclasses.field(init=False)
 
     # --- hooks ---------------------------------------------------------------------------
     def _is_biased(self) -> bool:

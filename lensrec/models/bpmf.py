@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,7 +23,7 @@ from ..kernels.bpmf import (
     update_mean_factors,
 )
 from ..types import IndexArray, RandomState, ScoreArray
-from ._params import Interval
+from ._params import Range, Search
 from ._trainer import EpochTrainer, TrainingDivergedError
 from .base import Callback, Capabilities, Query, RatingPredictor, register
 
@@ -35,16 +35,6 @@ _log = logging.getLogger(__name__)
 #: milliseconds of work, and starting parallel regions three times per sweep costs more than
 #: it saves (10x slower on a busy 2-core machine); the draws are the same either way
 _PARALLEL_MIN_RATINGS = 20_000
-
-
-class _Alpha(Interval):
-    """A positive number or ``"sample"``."""
-
-    def describe(self) -> str:
-        return 'a number > 0 or "sample"'
-
-    def ok(self, value: Any) -> bool:
-        return value == "sample" if isinstance(value, str) else super().ok(value)
 
 
 def _kept_positions(n_samples: int, count: int) -> set[int]:
@@ -199,62 +189,20 @@ class BPMF(RatingPredictor):
         fold_in_needs_ratings=True,
         epoch_trained=True,
     )
-    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
-        "factors": ("int", 4, 64, "log"),
-        "n_samples": ("int", 50, 1000, "log"),
-        "burn_in": ("int", 10, 200, "log"),
-        "beta0": ("float", 0.1, 10.0, "log"),
-        "w0": ("float", 0.1, 10.0, "log"),
-        "init_std": ("float", 0.1, 1.0, "log"),
-    }
-    _constraints: ClassVar[dict[str, Any]] = {
-        "factors": Interval(int, 1),
-        "n_samples": Interval(int, 1),
-        "burn_in": Interval(int, 0),
-        "alpha": _Alpha(float, 0.0, low_open=True),
-        "alpha_shape": Interval(float, 0.0, low_open=True),
-        "alpha_rate": Interval(float, 0.0, low_open=True),
-        "beta0": Interval(float, 0.0, low_open=True),
-        "nu0": Interval(float, 0.0, low_open=True, allow_none=True),
-        "w0": Interval(float, 0.0, low_open=True),
-        "mu0": Interval(float),
-        "init_std": Interval(float, 0.0),
-        "mean_rank": Interval(int, 1),
-        "fold_in_samples": Interval(int, 1),
-    }
-
-    def __init__(
-        self,
-        *,
-        factors: int = 10,
-        n_samples: int = 400,
-        burn_in: int = 30,
-        alpha: float | str = "sample",
-        alpha_shape: float = 1.0,
-        alpha_rate: float = 1.0,
-        beta0: float = 2.0,
-        nu0: float | None = None,
-        w0: float = 1.0,
-        mu0: float = 0.0,
-        init_std: float = 0.5,
-        mean_rank: int = 32,
-        fold_in_samples: int = 20,
-        random_state: RandomState = None,
-    ):
-        self.factors = factors
-        self.n_samples = n_samples
-        self.burn_in = burn_in
-        self.alpha = alpha
-        self.alpha_shape = alpha_shape
-        self.alpha_rate = alpha_rate
-        self.beta0 = beta0
-        self.nu0 = nu0
-        self.w0 = w0
-        self.mu0 = mu0
-        self.init_std = init_std
-        self.mean_rank = mean_rank
-        self.fold_in_samples = fold_in_samples
-        self.random_state = random_state
+    factors: Annotated[int, Range(1), Search(4, 64, log=True)] = 10
+    n_samples: Annotated[int, Range(1), Search(50, 1000, log=True)] = 400
+    burn_in: Annotated[int, Range(0), Search(10, 200, log=True)] = 30
+    alpha: Annotated[float | Literal["sample"], Range(0.0, low_open=True)] = "sample"
+    alpha_shape: Annotated[float, Range(0.0, low_open=True)] = 1.0
+    alpha_rate: Annotated[float, Range(0.0, low_open=True)] = 1.0
+    beta0: Annotated[float, Range(0.0, low_open=True), Search(0.1, 10.0, log=True)] = 2.0
+    nu0: Annotated[float | None, Range(0.0, low_open=True)] = None
+    w0: Annotated[float, Range(0.0, low_open=True), Search(0.1, 10.0, log=True)] = 1.0
+    mu0: float = 0.0
+    init_std: Annotated[float, Range(0.0), Search(0.1, 1.0, log=True)] = 0.5
+    mean_rank: Annotated[int, Range(1)] = 32
+    fold_in_samples: Annotated[int, Range(1)] = 20
+    random_state: RandomState = None
 
     def estimate_memory(self, n_users: int, n_items: int, nnz: int) -> int:
         """Linear in the ratings: the kept training matrix, the ratings by user and by item

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..kernels.svd import predict_pairs, sgd_epoch, sgd_epoch_hogwild
 from ..types import IndexArray, RandomState, ScoreArray
-from ._params import Interval, Options
+from ._params import Range, Search
 from ._sgd import (
     AUTO_REG_EXPONENT,
     AUTO_REG_FLOOR,
     BiasedSGDModel,
     EpochPlan,
-    RateOverride,
-    RegOrAuto,
     auto_reg,
     loss_ceiling,
     rating_arrays,
@@ -42,8 +40,6 @@ _log = logging.getLogger(__name__)
 
 #: ratings per Hogwild block (each block runs serially on one thread)
 _HOGWILD_BLOCK = 4096
-
-_ORDERS = ("shuffle", "user", "file")
 
 
 @register("svd")
@@ -153,79 +149,29 @@ class SVD(BiasedSGDModel):
         fold_in_needs_ratings=True,
         epoch_trained=True,
     )
-    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
-        "factors": ("int", 8, 256, "log"),
-        "epochs": ("int", 10, 100, "log"),
-        "learning_rate": ("float", 0.001, 0.05, "log"),
-        "reg": ("float", 0.005, 0.3, "log"),
-        "learning_rate_decay": ("float", 0.8, 1.0, "linear"),
-    }
-    _constraints: ClassVar[dict[str, Any]] = {
-        "factors": Interval(int, 1),
-        "epochs": Interval(int, 1),
-        "learning_rate": Interval(float, 0.0, low_open=True),
-        "reg": RegOrAuto(float, 0.0),
-        **{f"lr_{p}": RateOverride(float, 0.0, allow_none=True) for p in ("bu", "bi", "pu", "qi")},
-        **{f"reg_{p}": RateOverride(float, 0.0, allow_none=True) for p in ("bu", "bi", "pu", "qi")},
-        "init_mean": Interval(float),
-        "init_std": Interval(float, 0.0),
-        "biased": Options((True, False)),
-        "learning_rate_decay": Interval(float, 0.0, 1.0, low_open=True),
-        "order": Options(_ORDERS),
-        "parallel": Options((False, True)),
-        "valid_fraction": Interval(float, 0.0, 0.5, high_open=True),
-        "patience": Interval(int, 1),
-        "tol": Interval(float, 0.0),
-    }
-
-    def __init__(
-        self,
-        *,
-        factors: int = 100,
-        epochs: int = 40,
-        learning_rate: float = 0.01,
-        reg: float | str = "auto",
-        lr_bu: float | None = None,
-        lr_bi: float | None = None,
-        lr_pu: float | None = None,
-        lr_qi: float | None = None,
-        reg_bu: float | None = None,
-        reg_bi: float | None = None,
-        reg_pu: float | None = None,
-        reg_qi: float | None = None,
-        init_mean: float = 0.0,
-        init_std: float = 0.1,
-        biased: bool = True,
-        learning_rate_decay: float = 1.0,
-        order: str = "shuffle",
-        parallel: bool = False,
-        valid_fraction: float = 0.0,
-        patience: int = 5,
-        tol: float = 1e-4,
-        random_state: RandomState = None,
-    ):
-        self.factors = factors
-        self.epochs = epochs
-        self.learning_rate = learning_rate
-        self.reg = reg
-        self.lr_bu = lr_bu
-        self.lr_bi = lr_bi
-        self.lr_pu = lr_pu
-        self.lr_qi = lr_qi
-        self.reg_bu = reg_bu
-        self.reg_bi = reg_bi
-        self.reg_pu = reg_pu
-        self.reg_qi = reg_qi
-        self.init_mean = init_mean
-        self.init_std = init_std
-        self.biased = biased
-        self.learning_rate_decay = learning_rate_decay
-        self.order = order
-        self.parallel = parallel
-        self.valid_fraction = valid_fraction
-        self.patience = patience
-        self.tol = tol
-        self.random_state = random_state
+    factors: Annotated[int, Range(1), Search(8, 256, log=True)] = 100
+    epochs: Annotated[int, Range(1), Search(10, 100, log=True)] = 40
+    learning_rate: Annotated[float, Range(0.0, low_open=True), Search(0.001, 0.05, log=True)] = 0.01
+    reg: Annotated[float | Literal["auto"], Range(0.0), Search(0.005, 0.3, log=True)] = "auto"
+    lr_bu: Annotated[float | None, Range(0.0)] = None
+    lr_bi: Annotated[float | None, Range(0.0)] = None
+    lr_pu: Annotated[float | None, Range(0.0)] = None
+    lr_qi: Annotated[float | None, Range(0.0)] = None
+    reg_bu: Annotated[float | None, Range(0.0)] = None
+    reg_bi: Annotated[float | None, Range(0.0)] = None
+    reg_pu: Annotated[float | None, Range(0.0)] = None
+    reg_qi: Annotated[float | None, Range(0.0)] = None
+    init_mean: float = 0.0
+    init_std: Annotated[float, Range(0.0)] = 0.1
+    # Literal[True, False] rather than bool: its message lists the values in this order
+    biased: Literal[True, False] = True
+    learning_rate_decay: Annotated[float, Range(0.0, 1.0, low_open=True), Search(0.8, 1.0)] = 1.0
+    order: Literal["shuffle", "user", "file"] = "shuffle"
+    parallel: bool = False
+    valid_fraction: Annotated[float, Range(0.0, 0.5, high_open=True)] = 0.0
+    patience: Annotated[int, Range(1)] = 5
+    tol: Annotated[float, Range(0.0)] = 1e-4
+    random_state: RandomState = None
 
     @classmethod
     def warm_up(cls) -> None:

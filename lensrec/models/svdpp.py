@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -10,16 +10,14 @@ import scipy.sparse as sp
 from ..kernels import csr_parts, triples_by_row
 from ..kernels.svdpp import implicit_sums, predict_pairs, svdpp_epoch, svdpp_epoch_hogwild
 from ..types import IndexArray, RandomState, ScoreArray
-from ._params import Interval, Options
-from ._sgd import BiasedSGDModel, EpochPlan, RateOverride, RegOrAuto
+from ._params import Range, Search
+from ._sgd import BiasedSGDModel, EpochPlan
 from .base import Capabilities, Query, register
 
 __all__ = ["SVDpp"]
 
 #: users per Hogwild block
 _HOGWILD_BLOCK = 64
-
-_PARAMS = ("bu", "bi", "pu", "qi", "yj")
 
 
 def _grouped(
@@ -153,83 +151,32 @@ class SVDpp(BiasedSGDModel):
         uses_history=True,
         epoch_trained=True,
     )
-    #: the per-parameter overrides (the module constant: comprehensions below cannot see this)
-    _PARAMS: ClassVar[tuple[str, ...]] = _PARAMS
-    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
-        "factors": ("int", 8, 256, "log"),
-        "epochs": ("int", 10, 100, "log"),
-        "learning_rate": ("float", 0.001, 0.03, "log"),
-        "reg": ("float", 0.005, 0.3, "log"),
-        "reg_yj": ("float", 0.005, 0.3, "log"),
-        "learning_rate_decay": ("float", 0.8, 1.0, "linear"),
-    }
-    _constraints: ClassVar[dict[str, Any]] = {
-        "factors": Interval(int, 1),
-        "epochs": Interval(int, 1),
-        "learning_rate": Interval(float, 0.0, low_open=True),
-        "reg": RegOrAuto(float, 0.0),
-        **{f"lr_{p}": RateOverride(float, 0.0, allow_none=True) for p in _PARAMS},
-        **{f"reg_{p}": RateOverride(float, 0.0, allow_none=True) for p in _PARAMS},
-        "init_mean": Interval(float),
-        "init_std": Interval(float, 0.0),
-        "learning_rate_decay": Interval(float, 0.0, 1.0, low_open=True),
-        "order": Options(("shuffle", "user")),
-        "parallel": Options((False, True)),
-        "valid_fraction": Interval(float, 0.0, 0.5, high_open=True),
-        "patience": Interval(int, 1),
-        "tol": Interval(float, 0.0),
-    }
+    #: the parameters with their own ``lr_<p>`` and ``reg_<p>`` overrides, in kernel order
+    _PARAMS: ClassVar[tuple[str, ...]] = ("bu", "bi", "pu", "qi", "yj")
 
-    def __init__(
-        self,
-        *,
-        factors: int = 100,
-        epochs: int = 30,
-        learning_rate: float = 0.01,
-        reg: float | str = "auto",
-        lr_bu: float | None = None,
-        lr_bi: float | None = None,
-        lr_pu: float | None = None,
-        lr_qi: float | None = None,
-        lr_yj: float | None = 0.005,
-        reg_bu: float | None = None,
-        reg_bi: float | None = None,
-        reg_pu: float | None = None,
-        reg_qi: float | None = None,
-        reg_yj: float | None = 0.005,
-        init_mean: float = 0.0,
-        init_std: float = 0.1,
-        learning_rate_decay: float = 1.0,
-        order: str = "shuffle",
-        parallel: bool = False,
-        valid_fraction: float = 0.0,
-        patience: int = 5,
-        tol: float = 1e-4,
-        random_state: RandomState = None,
-    ):
-        self.factors = factors
-        self.epochs = epochs
-        self.learning_rate = learning_rate
-        self.reg = reg
-        self.lr_bu = lr_bu
-        self.lr_bi = lr_bi
-        self.lr_pu = lr_pu
-        self.lr_qi = lr_qi
-        self.lr_yj = lr_yj
-        self.reg_bu = reg_bu
-        self.reg_bi = reg_bi
-        self.reg_pu = reg_pu
-        self.reg_qi = reg_qi
-        self.reg_yj = reg_yj
-        self.init_mean = init_mean
-        self.init_std = init_std
-        self.learning_rate_decay = learning_rate_decay
-        self.order = order
-        self.parallel = parallel
-        self.valid_fraction = valid_fraction
-        self.patience = patience
-        self.tol = tol
-        self.random_state = random_state
+    factors: Annotated[int, Range(1), Search(8, 256, log=True)] = 100
+    epochs: Annotated[int, Range(1), Search(10, 100, log=True)] = 30
+    learning_rate: Annotated[float, Range(0.0, low_open=True), Search(0.001, 0.03, log=True)] = 0.01
+    reg: Annotated[float | Literal["auto"], Range(0.0), Search(0.005, 0.3, log=True)] = "auto"
+    lr_bu: Annotated[float | None, Range(0.0)] = None
+    lr_bi: Annotated[float | None, Range(0.0)] = None
+    lr_pu: Annotated[float | None, Range(0.0)] = None
+    lr_qi: Annotated[float | None, Range(0.0)] = None
+    lr_yj: Annotated[float | None, Range(0.0)] = 0.005
+    reg_bu: Annotated[float | None, Range(0.0)] = None
+    reg_bi: Annotated[float | None, Range(0.0)] = None
+    reg_pu: Annotated[float | None, Range(0.0)] = None
+    reg_qi: Annotated[float | None, Range(0.0)] = None
+    reg_yj: Annotated[float | None, Range(0.0), Search(0.005, 0.3, log=True)] = 0.005
+    init_mean: float = 0.0
+    init_std: Annotated[float, Range(0.0)] = 0.1
+    learning_rate_decay: Annotated[float, Range(0.0, 1.0, low_open=True), Search(0.8, 1.0)] = 1.0
+    order: Literal["shuffle", "user"] = "shuffle"
+    parallel: bool = False
+    valid_fraction: Annotated[float, Range(0.0, 0.5, high_open=True)] = 0.0
+    patience: Annotated[int, Range(1)] = 5
+    tol: Annotated[float, Range(0.0)] = 1e-4
+    random_state: RandomState = None
 
     @classmethod
     def warm_up(cls) -> None:
