@@ -8,9 +8,9 @@ never seen. A subclass says how an epoch runs (:meth:`BiasedSGDModel._epoch_plan
 SVD++, which extra parameters it learns (:meth:`BiasedSGDModel._init_extra`,
 :meth:`BiasedSGDModel._keep_extra`).
 
-The helpers below (``auto_reg``, ``rating_arrays``, ``loss_ceiling``, ``ridge_fold_in``,
-``validation_rmse``) are re-exported by :mod:`lensrec.models.svd_sgd`, where they were first
-written.
+The helpers below (``auto_reg``, ``rating_arrays``, ``loss_ceiling``, ``ridge_fold_in``) are
+re-exported by :mod:`lensrec.models.svd_sgd`, where they were first written. Validation is
+:class:`~._validation.RatingValidation`, as for every rating model.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ..data.interactions import Interactions
 from ..errors import ConfigError
 from ..kernels.biased_mf import shuffled_order
 from ._trainer import EpochTrainer, TrainLog, holdout_then_refit
+from ._validation import RatingValidation
 from .base import Callback, RatingPredictor
 
 __all__ = [
@@ -38,7 +39,6 @@ __all__ = [
     "loss_ceiling",
     "rating_arrays",
     "ridge_fold_in",
-    "validation_rmse",
 ]
 
 
@@ -123,24 +123,6 @@ def ridge_fold_in(
         else:
             out[r, :k] = np.linalg.solve(q.T @ q + n * reg_factors * np.eye(k), q.T @ y)
     return out
-
-
-def validation_rmse(
-    predict: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
-    valid: tuple[np.ndarray, np.ndarray, np.ndarray],
-    scale: tuple[float, float],
-) -> Callable[[], float]:
-    """A ``validate()`` for the trainer: RMSE of the clipped predictions (as ``predict`` clips)."""
-    out = np.empty(len(valid[0]), dtype=np.float32)
-    lo, hi = np.float32(scale[0]), np.float32(scale[1])
-    truth = valid[2].astype(np.float64)
-
-    def validate() -> float:
-        predict(valid[0], valid[1], out)
-        np.clip(out, lo, hi, out=out)
-        return float(np.sqrt(np.mean((out - truth) ** 2)))
-
-    return validate
 
 
 class EpochPlan(NamedTuple):
@@ -235,24 +217,24 @@ class BiasedSGDModel(RatingPredictor):
         name = type(self).__name__
         users, items, ratings = rating_arrays(train, name)
         self.reg_used_ = auto_reg(len(users), 0.1) if self.reg == "auto" else float(self.reg)
-        valid_arrays = None
-        if valid is not None and len(valid):
-            valid_arrays = rating_arrays(valid, f"{name} (validation data)")
         shape = (train.n_users, train.n_items)
         scale = (float(self.rating_scale_[0]), float(self.rating_scale_[1]))
+        given = None
+        if valid is not None and len(valid):
+            given = RatingValidation(rating_arrays(valid, f"{name} (validation data)"), scale)
 
         def train_on(
             rows: np.ndarray | None, hold: np.ndarray | None, epochs: int, is_refit: bool
         ) -> tuple[tuple[Any, ...], TrainLog]:
             if rows is None:
                 arrays = (users, items, ratings)
-                check = valid_arrays if not is_refit else None
+                check = given if not is_refit else None
             else:
                 assert hold is not None
                 arrays = (users[rows], items[rows], ratings[rows])
-                check = (users[hold], items[hold], ratings[hold])
+                check = RatingValidation((users[hold], items[hold], ratings[hold]), scale)
             return self._train(
-                arrays, shape, gen, epochs, check, scale,
+                arrays, shape, gen, epochs, check,
                 show_progress=show_progress and not is_refit,
                 callback=None if is_refit else callback,
             )  # fmt: skip
@@ -286,13 +268,13 @@ class BiasedSGDModel(RatingPredictor):
         shape: tuple[int, int],
         gen: np.random.Generator,
         epochs: int,
-        valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-        scale: tuple[float, float],
+        check: RatingValidation | None,
         *,
         show_progress: bool,
         callback: Callback | None,
     ) -> tuple[tuple[Any, ...], TrainLog]:
-        """Initialise and train on one set of ratings; return ``((mu, up, ip, *extra), log)``."""
+        """Initialise and train on one set of ratings, early-stopping on ``check`` when
+        given; return ``((mu, up, ip, *extra), log)``."""
         k = int(self.factors)
         n_users, n_items = shape
         values = ratings[2]
@@ -313,7 +295,7 @@ class BiasedSGDModel(RatingPredictor):
                 shuffled_order(plan.order, seed_from(gen))
             return plan.run(decay ** (epoch - 1))
 
-        validate = None if valid is None else validation_rmse(plan.predict, valid, scale)
+        validate = None if check is None else (lambda: check(plan.predict))
         trainer: EpochTrainer[tuple[np.ndarray, ...]] = EpochTrainer(
             type(self).__name__,
             epochs=epochs,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 from ..data.interactions import Interactions
@@ -48,10 +49,14 @@ class RatingValidation:
     Parameters
     ----------
     valid : Interactions or (users, items, ratings) arrays
-        Validation rows on the training IdMaps (rows whose user or item index is out of
-        range are dropped).
+        Validation rows indexed on the training IdMaps (the indices are not checked:
+        ``predict`` gets them as they are).
     scale : (low, high) or None
         Predictions are clipped into it before the error is taken (as ``predict`` clips).
+    dtype : numpy dtype, default float32
+        The dtype of the predictions ``predict`` fills in (float32, as ``predict`` gives;
+        float64 for a model that averages predictions, such as BPMF); the bounds of
+        ``scale`` are taken in it.
     """
 
     name = "valid_rmse"
@@ -61,6 +66,8 @@ class RatingValidation:
         self,
         valid: Interactions | tuple[np.ndarray, np.ndarray, np.ndarray],
         scale: tuple[float, float] | None = None,
+        *,
+        dtype: npt.DTypeLike = np.float32,
     ):
         if isinstance(valid, Interactions):
             if valid.ratings is None:
@@ -71,14 +78,16 @@ class RatingValidation:
         self.users = np.ascontiguousarray(users, dtype=np.int32)
         self.items = np.ascontiguousarray(items, dtype=np.int32)
         self.truth = np.asarray(ratings, dtype=np.float64)
-        self.scale = None if scale is None else (np.float32(scale[0]), np.float32(scale[1]))
-        self._out = np.empty(self.users.size, dtype=np.float32)
+        self._out = np.empty(self.users.size, dtype=dtype)
+        kind = self._out.dtype.type
+        self.scale = None if scale is None else (kind(scale[0]), kind(scale[1]))
 
     def __len__(self) -> int:
         return int(self.users.size)
 
     def __call__(self, predict: Callable[[np.ndarray, np.ndarray, np.ndarray], None]) -> float:
-        """``predict(users, items, out)`` fills ``out`` (float32); returns the RMSE."""
+        """``predict(users, items, out)`` fills ``out`` (of ``dtype``) with the predictions
+        for the pairs ``(self.users, self.items)``; returns the RMSE (in float64)."""
         predict(self.users, self.items, self._out)
         if self.scale is not None:
             np.clip(self._out, self.scale[0], self.scale[1], out=self._out)

@@ -17,6 +17,7 @@ from ..kernels.biased_mf import adam_epoch, predict_pairs
 from ..types import IndexArray, RandomState, ScoreArray
 from ._params import Range, Search
 from ._trainer import EpochTrainer, TrainLog, holdout_then_refit
+from ._validation import RatingValidation
 from .base import Callback, Capabilities, Query, RatingPredictor, register
 
 __all__ = ["BiasedMF"]
@@ -314,13 +315,9 @@ class BiasedMF(RatingPredictor):
 
         scale_lo, scale_hi = (float(v) for v in self.rating_scale_)
         shape = (train.n_users, train.n_items)
-        valid_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        given = None
         if valid is not None and len(valid):
-            valid_arrays = (
-                np.ascontiguousarray(valid.users, dtype=np.int32),
-                np.ascontiguousarray(valid.items, dtype=np.int32),
-                np.asarray(valid.ratings, dtype=np.float64),
-            )
+            given = RatingValidation(valid, (scale_lo, scale_hi))
 
         auto_reg = self.reg_factors == "auto"
         reg = [_AUTO_REG_START if auto_reg else float(self.reg_factors)]  # the run's value
@@ -337,11 +334,13 @@ class BiasedMF(RatingPredictor):
         ) -> tuple[tuple[float, np.ndarray, np.ndarray], TrainLog]:
             if rows is None:
                 arrays = (users, items, ratings)
-                check = valid_arrays if not is_refit else None
+                check = given if not is_refit else None
             else:
                 arrays = (users[rows], items[rows], ratings[rows])
                 assert hold is not None
-                check = (users[hold], items[hold], ratings[hold].astype(np.float64))
+                check = RatingValidation(
+                    (users[hold], items[hold], ratings[hold]), (scale_lo, scale_hi)
+                )
             return self._train(
                 *arrays, shape, lo, hi, train_gen[0], epochs, check, reg[0],
                 show_progress=show_progress and not is_refit,
@@ -429,7 +428,7 @@ class BiasedMF(RatingPredictor):
         hi: float,
         gen: np.random.Generator,
         epochs: int,
-        valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+        check: RatingValidation | None,
         reg_factors: float,
         *,
         show_progress: bool,
@@ -438,8 +437,9 @@ class BiasedMF(RatingPredictor):
     ) -> tuple[tuple[float, np.ndarray, np.ndarray], TrainLog]:
         """Initialise and train on one set of ratings; return ``((mu, up, ip), log)``.
 
-        With ``valid`` the best epoch's parameters are returned (``log.best_epoch``
-        1-based); without it the last epoch's.
+        With ``check`` (the validation RMSE) the best epoch's parameters are returned
+        (``log.best_epoch`` 1-based); without it the last epoch's. ``scale`` clips the
+        predictions of the training curve (``train_rmse``) as ``predict`` clips.
         """
         k = int(self.factors_)
         n_users, n_items = shape
@@ -483,7 +483,6 @@ class BiasedMF(RatingPredictor):
             work_user_rows=np.empty(slots, dtype=np.int32),
             work_item_rows=np.empty(slots, dtype=np.int32),
         )
-        v_out = np.empty(len(valid[0]) if valid is not None else 0, dtype=np.float32)
         squash = bool(self.squash)
         lr = [float(self.learning_rate)]
         # predicting the mean costs about 0.5 * variance per rating: far above that is divergence
@@ -508,11 +507,12 @@ class BiasedMF(RatingPredictor):
             train_rmse = math.sqrt(float(t_out.mean(dtype=np.float64)))
             return {"train_loss": float(loss), "train_rmse": train_rmse}
 
+        def predict(u: np.ndarray, i: np.ndarray, out: np.ndarray) -> None:
+            predict_pairs(u, i, mu, up, ip, squash, lo, hi, out)
+
         def validate() -> float:
-            assert valid is not None
-            predict_pairs(valid[0], valid[1], mu, up, ip, squash, lo, hi, v_out)
-            np.clip(v_out, scale_lo, scale_hi, out=v_out)
-            return float(np.sqrt(np.mean((v_out - valid[2]) ** 2)))
+            assert check is not None
+            return check(predict)
 
         trainer: EpochTrainer[tuple[np.ndarray, np.ndarray]] = EpochTrainer(
             "BiasedMF",
@@ -528,7 +528,7 @@ class BiasedMF(RatingPredictor):
         )
         log, best = trainer.run(
             step,
-            validate if valid is not None else None,
+            validate if check is not None else None,
             lambda: (up.copy(), ip.copy()),
         )
         if best is not None:

@@ -25,6 +25,7 @@ from ..kernels.bpmf import (
 from ..types import IndexArray, RandomState, ScoreArray
 from ._params import Range, Search
 from ._trainer import EpochTrainer, TrainingDivergedError
+from ._validation import RatingValidation
 from .base import Callback, Capabilities, Query, RatingPredictor, register
 
 __all__ = ["BPMF"]
@@ -283,14 +284,12 @@ class BPMF(RatingPredictor):
         folds: list[tuple[np.ndarray, np.ndarray, np.ndarray, float]] = []
         last_hyper: list[Any] = [None]
 
-        valid_arrays = None
+        # the validation RMSE is that of the running average of the kept samples' predictions
+        # (float64), accumulated pair by pair
+        check = None
         if valid is not None and len(valid):
-            valid_arrays = (
-                np.ascontiguousarray(valid.users, dtype=np.int32),
-                np.ascontiguousarray(valid.items, dtype=np.int32),
-                np.asarray(valid.ratings, dtype=np.float64),
-            )
-        n_valid = 0 if valid_arrays is None else len(valid_arrays[0])
+            check = RatingValidation(valid, (scale_lo, scale_hi), dtype=np.float64)
+        n_valid = 0 if check is None else len(check)
         v_total, v_now = np.zeros(n_valid), np.zeros(n_valid)  # summed / current predictions
 
         def keep_sample(user_mean: np.ndarray, user_prec: np.ndarray) -> None:
@@ -323,19 +322,24 @@ class BPMF(RatingPredictor):
             last_hyper[0] = (m_u, l_u)
             if sweep > burn_in:
                 keep_sample(m_u, l_u)
-            if valid_arrays is not None:
-                vu, vi, _ = valid_arrays
-                predict_pairs(vu, vi, mu, x, y, v_now, False)
+            if check is not None:
+                predict_pairs(check.users, check.items, mu, x, y, v_now, False)
                 if sweep > burn_in:
                     np.add(v_total, v_now, out=v_total)
             return {"train_rmse": math.sqrt(sse / max(n, 1)), "alpha": alpha[0]}
 
-        def validate() -> float:
-            assert valid_arrays is not None
+        def averaged(u: np.ndarray, i: np.ndarray, out: np.ndarray) -> None:
+            """The predictions of the validation pairs ``(u, i)``, accumulated by ``step``:
+            the kept samples' average (during the burn-in, the sweep's own sample)."""
             kept = state["kept"]
-            pred = v_total / kept if kept else v_now.copy()
-            np.clip(pred, scale_lo, scale_hi, out=pred)
-            return float(np.sqrt(np.mean((pred - valid_arrays[2]) ** 2)))
+            if kept:
+                np.divide(v_total, kept, out=out)
+            else:
+                out[:] = v_now
+
+        def validate() -> float:
+            assert check is not None
+            return check(averaged)
 
         trainer: EpochTrainer[None] = EpochTrainer(
             "BPMF",
@@ -349,7 +353,7 @@ class BPMF(RatingPredictor):
         # the NumPy steps (hyper-parameters, the running mean) are small: with a
         # multi-threaded BLAS beside numba's threads they ran 10-30x slower
         with single_threaded_blas(), numba_threads(1 if n < _PARALLEL_MIN_RATINGS else None):
-            log, _ = trainer.run(step, validate if valid_arrays is not None else None, None)
+            log, _ = trainer.run(step, validate if check is not None else None, None)
             if state["kept"] == 0:  # stopped during the burn-in: keep the last sample
                 m_u, l_u = last_hyper[0]
                 fold_at = {1}

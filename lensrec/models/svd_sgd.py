@@ -20,7 +20,6 @@ from ._sgd import (
     loss_ceiling,
     rating_arrays,
     ridge_fold_in,
-    validation_rmse,
 )
 from .base import Capabilities, register
 
@@ -33,7 +32,6 @@ __all__ = [
     "loss_ceiling",
     "rating_arrays",
     "ridge_fold_in",
-    "validation_rmse",
 ]
 
 _log = logging.getLogger(__name__)
