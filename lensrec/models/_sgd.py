@@ -172,6 +172,8 @@ class BiasedSGDModel(RatingPredictor):
         item_factors_: np.ndarray = dataclasses.field(init=False)
         user_bias_: np.ndarray = dataclasses.field(init=False)
         item_bias_: np.ndarray = dataclasses.field(init=False)
+        best_epoch_: int = dataclasses.field(init=False)
+        epochs_: int = dataclasses.field(init=False)
 
     # --- hooks ---------------------------------------------------------------------------
     def _is_biased(self) -> bool:
@@ -260,7 +262,8 @@ class BiasedSGDModel(RatingPredictor):
             "train_loss": log.history.get("train_loss", []),
             "valid_rmse": log.history.get("valid_rmse", []),
         }
-        self.epochs_ = log.best_epoch if log.best_epoch > 0 else log.epochs_run
+        self.best_epoch_ = log.best_epoch if log.best_epoch > 0 else log.epochs_run
+        self.epochs_ = self.best_epoch_  # its earlier name
 
     def _train(
         self,
@@ -310,6 +313,11 @@ class BiasedSGDModel(RatingPredictor):
         )
         log, best = trainer.run(step, validate, lambda: tuple(p.copy() for p in params))
         return (mu, *(params if best is None else best)), log
+
+    def _after_load(self) -> None:
+        super()._after_load()
+        if not hasattr(self, "best_epoch_") and hasattr(self, "epochs_"):  # saved before it
+            self.best_epoch_ = self.epochs_
 
     def _ridge_fold_in(
         self, history: sp.csr_matrix, offsets: np.ndarray | None = None

@@ -159,7 +159,8 @@ class BPMF(RatingPredictor):
         Mean of ``alpha`` over the kept samples (the fixed value when not sampled).
     n_kept_ : int
         Samples averaged (``n_samples`` unless the callback stopped the chain early; a chain
-        stopped during the burn-in keeps its last sample).
+        stopped during the burn-in keeps its last sample). BPMF selects no sweep, so it has
+        no ``best_epoch_``: the validation RMSE is watched, never used to choose.
     mean_dropped_ : float
         Share of the squared Frobenius norm of the mean matrix dropped by the last
         truncation to ``mean_rank`` (0 while exact).

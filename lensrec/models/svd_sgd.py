@@ -127,8 +127,12 @@ class SVD(BiasedSGDModel):
     history_ : dict of lists of float
         ``"train_loss"`` (running MSE of each epoch) and ``"valid_rmse"`` (empty without
         validation); of the early-stopping run when the model was refit.
+    best_epoch_ : int
+        1-based epoch whose parameters were kept: the best validation RMSE's; with a
+        ``valid_fraction`` hold-out, the number of epochs the final model was retrained for
+        on all ratings; without validation, the number of epochs run.
     epochs_ : int
-        Epochs the returned parameters were trained for.
+        The same number (its earlier name).
     reg_used_ : float
         The shared regularisation used (``reg``, or the ``"auto"`` value).
 

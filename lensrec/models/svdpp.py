@@ -130,8 +130,12 @@ class SVDpp(BiasedSGDModel):
         ``p_u``, ``q_i`` and ``y_j``.
     history_ : dict of lists of float
         ``"train_loss"`` and ``"valid_rmse"`` per epoch (of the early-stopping run).
+    best_epoch_ : int
+        1-based epoch whose parameters were kept: the best validation RMSE's; with a
+        ``valid_fraction`` hold-out, the number of epochs the final model was retrained for
+        on all ratings; without validation, the number of epochs run.
     epochs_ : int
-        Epochs the returned parameters were trained for.
+        The same number (its earlier name).
     reg_used_ : float
         The shared regularisation used (``reg``, or the ``"auto"`` value).
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lensrec import Interactions
+from lensrec import Interactions, load
 from lensrec.kernels.svd import _reference_sgd_epoch
 from lensrec.models import MODELS
 from lensrec.models.svd_sgd import SVD
@@ -113,12 +113,12 @@ def test_valid_early_stopping_patience_and_best_epoch(planted):
     m.fit(train, test)
     curve = m.history_["valid_rmse"]
     assert len(curve) < 200  # over-fits with little regularisation, so it stops
-    assert m.epochs_ == int(np.argmin(curve)) + 1
-    assert len(curve) - m.epochs_ == 3  # patience epochs after the best one
+    assert m.best_epoch_ == int(np.argmin(curve)) + 1
+    assert len(curve) - m.best_epoch_ == 3  # patience epochs after the best one
     assert _rmse(m, test) == pytest.approx(min(curve), abs=1e-5)  # best epoch restored
     # without validation: exactly `epochs`, no validation curve
     plain = SVD(factors=8, epochs=7, random_state=0).fit(train)
-    assert plain.epochs_ == 7 and plain.history_["valid_rmse"] == []
+    assert plain.best_epoch_ == 7 and plain.history_["valid_rmse"] == []
     assert len(plain.history_["train_loss"]) == 7
 
 
@@ -126,8 +126,17 @@ def test_valid_fraction_holds_out_then_refits(planted):
     train, _ = planted
     m = SVD(factors=8, epochs=100, learning_rate=0.03, reg=0.01, patience=2,
             valid_fraction=0.2, random_state=0).fit(train)  # fmt: skip
-    # early-stopped on the hold-out (patience 2 after the best epoch), then refit for epochs_
-    assert 0 < m.epochs_ < 100 and len(m.history_["valid_rmse"]) == m.epochs_ + 2
+    # early-stopped on the hold-out (patience 2 after the best epoch), then refit for
+    # best_epoch_ epochs
+    assert 0 < m.best_epoch_ < 100 and len(m.history_["valid_rmse"]) == m.best_epoch_ + 2
+    assert m.epochs_ == m.best_epoch_  # the earlier name
+
+
+def test_a_model_saved_before_best_epoch_loads_with_it(planted, tmp_path):
+    m = SVD(factors=4, epochs=3, random_state=0).fit(planted[0])
+    del m.best_epoch_  # as SVD saved it before: epochs_ only
+    loaded = load(m.save(tmp_path / "svd.lensrec"))
+    assert loaded.best_epoch_ == loaded.epochs_ == 3
 
 
 def test_training_loss_falls(planted):

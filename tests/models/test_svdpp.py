@@ -152,7 +152,7 @@ def test_valid_early_stopping(planted):
     m = SVDpp(factors=8, epochs=200, learning_rate=0.03, reg=0.005, patience=3, random_state=0)
     m.fit(train, test)
     curve = m.history_["valid_rmse"]
-    assert len(curve) < 200 and m.epochs_ == int(np.argmin(curve)) + 1
+    assert len(curve) < 200 and m.best_epoch_ == int(np.argmin(curve)) + 1
     assert _rmse(m, test) == pytest.approx(min(curve), abs=1e-5)
 
 
