@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 from .._config import single_threaded_blas
 from ..errors import ConfigError, LensrecError
+from ._csr import csr_parts
 
 __all__ = [
     "gram_matrix",
@@ -119,15 +120,7 @@ def gram_matrix(
         user_m.sort_indices()
     item_m = user_m.tocsc()
     out = np.empty((n_items, n_items), dtype=out_dtype)
-    gram_kernel(
-        item_m.indptr.astype(np.int64),
-        item_m.indices.astype(np.int32),
-        item_m.data,
-        user_m.indptr.astype(np.int64),
-        user_m.indices.astype(np.int32),
-        user_m.data,
-        out,
-    )
+    gram_kernel(*csr_parts(item_m, None), *csr_parts(user_m, None), out)
     return out
 
 

@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from .._config import numba_threads
 from ..data.interactions import Interactions
+from ..kernels import csr_parts
 from ..types import IndexArray
 from ._trainer import EpochTrainer
 from ._validation import VALID_K, RankingValidation
@@ -51,12 +52,12 @@ def fold_in_rows(
     """
     h = sp.csr_matrix(history)
     h.sort_indices()
-    indices = h.indices.astype(np.int32)
+    indptr, indices, _ = csr_parts(h, None)
     X = np.zeros((h.shape[0], f), dtype=np.float32)
     bounds = np.zeros(2, dtype=np.int64)
     with numba_threads(1):  # one block per call: nothing to share
         for r in range(h.shape[0]):
-            lo, hi = int(h.indptr[r]), int(h.indptr[r + 1])
+            lo, hi = int(indptr[r]), int(indptr[r + 1])
             if hi > lo:
                 bounds[1] = hi - lo
                 kernel(bounds, indices[lo:hi], X[r : r + 1])

@@ -14,6 +14,7 @@ from .._config import single_threaded_blas
 from ..data.ids import IdMap
 from ..data.interactions import Interactions
 from ..errors import ConfigError, DataError
+from ..kernels import csr_parts
 from ..kernels.als import als_half_step_cg, als_half_step_cholesky, als_loss, gram
 from ..types import IndexArray, RandomState
 from ._factor_ranker import rank_cap
@@ -229,9 +230,8 @@ class ALS(Recommender):
         ui = sp.csr_matrix((conf, x.indices, x.indptr), shape=x.shape)
         iu = ui.T.tocsr()
         iu.sort_indices()
-        u_ptr, u_idx = ui.indptr, ui.indices.astype(np.int32)
-        i_ptr, i_idx = iu.indptr, iu.indices.astype(np.int32)
-        u_conf, i_conf = conf, np.ascontiguousarray(iu.data, dtype=np.float32)
+        u_ptr, u_idx, u_conf = csr_parts(ui)
+        i_ptr, i_idx, i_conf = csr_parts(iu)
 
         n_users, n_items = x.shape
         f = rank_cap(int(self.factors), n_users, n_items)
@@ -314,8 +314,7 @@ class ALS(Recommender):
         h = sp.csr_matrix(history)
         h.sort_indices()
         conf = self._confidence(h.data, float(self.value_scale_))
-        ptr = h.indptr.astype(np.int64)
-        idx = h.indices.astype(np.int32)
+        ptr, idx, _ = csr_parts(h, None)
         reg, e, w0 = (
             float(self.reg),
             float(self.reg_frequency_exponent),

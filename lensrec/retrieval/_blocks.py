@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._config import n_threads
+from ..kernels import csr_parts
 from ..kernels.topk import topk_rows
 from ..types import IndexArray, ScoreArray
 
@@ -47,15 +48,15 @@ def exclusion_parts(
     rows: sp.csr_matrix | None, n: int, cand_pos: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(indptr int64 [n + 1], indices int32)``: each row's items to skip, sorted, in
-    candidate positions when ``cand_pos`` is given (non-candidates dropped)."""
+    candidate positions when ``cand_pos`` is given (non-candidates dropped). Read-only: they
+    can be ``rows``'s own arrays (:func:`~lensrec.kernels.csr_parts`)."""
     if rows is not None and rows.shape[0] != n:
         raise ValueError(f"exclude has {rows.shape[0]} rows for {n} queries")
     if rows is None or rows.nnz == 0:
         return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int32)
     rows = sp.csr_matrix(rows)
     rows.sort_indices()
-    indptr = rows.indptr.astype(np.int64)
-    indices = rows.indices.astype(np.int32)
+    indptr, indices, _ = csr_parts(rows, None)
     if cand_pos is not None:
         mapped = cand_pos[indices]
         keep = mapped >= 0
