@@ -46,6 +46,8 @@ __all__ = [
     "pearson_baseline_topk",
     "predict_pairs_dense",
     "predict_pairs_topk",
+    "score_rows_dense",
+    "score_rows_topk",
     "_reference_pearson_baseline",
     "_reference_predict_pairs",
     "_reference_topk",
@@ -126,6 +128,21 @@ def _heap_push(h_sim, h_key, h_val, size, cap, s, key, val):
         h_sim[0], h_key[0], h_val[0] = s, key, val
         _sift_down(h_sim, h_key, h_val, size, 0)
     return size
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _push_last_key(h_sim, h_key, h_val, size, s, key, val):
+    # _heap_push into a heap that is not full, of an entry whose key is above every key it
+    # holds: _worse(new, parent) reduces to ``s <= parent's similarity``; same moves
+    pos = size
+    while pos > 0:
+        parent = (pos - 1) // 2
+        if s > h_sim[parent]:
+            break
+        h_sim[pos], h_key[pos], h_val[pos] = h_sim[parent], h_key[parent], h_val[parent]
+        pos = parent
+    h_sim[pos], h_key[pos], h_val[pos] = s, key, val
+    return size + 1
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
@@ -333,6 +350,156 @@ def predict_pairs_topk(
             used = 0
         out[t] = est
         out_k[t] = used
+
+
+_SCORE_TILE = 128
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def score_rows_dense(
+    indptr, indices, ratings, mu, row_bias, item_bias, sim_t, cand, k, min_k, out,
+):  # fmt: skip
+    """Predict every candidate item for each history row from the dense similarity.
+
+    ``out[r, c]`` is exactly what :func:`predict_pairs_dense` gives for the pair (row ``r``,
+    item ``cand[c]``) with the same rows and biases: the same neighbours pushed in row order
+    into the same bounded heap and summed in the heap's order, so the numbers agree bit for
+    bit. Rows run in parallel; for each row, a tile of candidates' similarities to the
+    row's items is first gathered from the rows of ``sim_t`` (contiguous reads: the user's
+    items' rows, once per row) into a small workspace, then each candidate's neighbours are
+    chosen from it, instead of reading ``sim[i, j]`` scattered over the whole matrix for
+    every pair.
+
+    Parameters
+    ----------
+    indptr, indices, ratings : int64 [n_rows + 1], int32 [m], float32 [m]
+        The rows' histories (CSR, each row in the order that breaks similarity ties).
+    mu : float
+    row_bias : float64 [n_rows]
+        Each row's user bias.
+    item_bias : float64 [n_items]
+    sim_t : float [n_items, n_items]
+        The transposed similarity, ``sim_t[j, i] = s_ij`` (the dense similarity itself
+        when it is symmetric, as :func:`pearson_baseline_dense` makes it with sorted rows).
+    cand : int32 [n_cand]
+        Candidate items.
+    k, min_k : int
+        As in :func:`predict_pairs_dense`.
+    out : float32 or float64 [n_rows, n_cand]
+        Predictions (unclipped).
+    """
+    n_rows = indptr.shape[0] - 1
+    n_cand = cand.shape[0]
+    for r in nb.prange(n_rows):
+        lo = indptr[r]
+        m = indptr[r + 1] - lo
+        base_u = mu + row_bias[r]
+        resid = np.empty(m)
+        for q in range(m):
+            resid[q] = ratings[lo + q] - (base_u + item_bias[indices[lo + q]])
+        tile = max(1, min(_SCORE_TILE, n_cand))
+        gathered = np.empty((tile, m), dtype=sim_t.dtype)
+        positive = np.empty(m, dtype=np.int64)
+        h_sim = np.empty(k)
+        h_key = np.empty(k, dtype=np.int64)
+        h_val = np.empty(k)
+        for start in range(0, n_cand, tile):
+            width = min(tile, n_cand - start)
+            for q in range(m):
+                row = sim_t[indices[lo + q]]
+                for c in range(width):
+                    gathered[c, q] = row[cand[start + c]]
+            for c in range(width):
+                i = cand[start + c]
+                g = gathered[c]
+                # _heap_push of the positives in row order q = 0, 1, ...: each new key is
+                # above every key held, so while filling the push is _push_last_key, and
+                # once full a new entry beats the root exactly when its similarity is
+                # larger (then it replaces the root, as in _heap_push); the positives are
+                # listed first without branches
+                n_pos = 0
+                for q in range(m):
+                    positive[n_pos] = q
+                    n_pos += g[q] > 0.0
+                size = 0
+                fill = min(n_pos, k)
+                for t in range(fill):
+                    q = positive[t]
+                    size = _push_last_key(h_sim, h_key, h_val, size, g[q], q, resid[q])
+                if fill == k and k > 0:
+                    root = h_sim[0]
+                    for t in range(fill, n_pos):
+                        q = positive[t]
+                        s = g[q]
+                        if s > root:
+                            h_sim[0], h_key[0], h_val[0] = s, q, resid[q]
+                            _sift_down(h_sim, h_key, h_val, k, 0)
+                            root = h_sim[0]
+                est = base_u + item_bias[i]
+                if size >= min_k and size > 0:
+                    sum_s = 0.0
+                    sum_r = 0.0
+                    for h in range(size):
+                        sum_s += h_sim[h]
+                        sum_r += h_sim[h] * h_val[h]
+                    est += sum_r / sum_s
+                out[r, start + c] = est
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def score_rows_topk(
+    indptr, indices, ratings, mu, row_bias, item_bias, nbr_items, nbr_sims, cand, k, min_k,
+    n_blocks, out,
+):  # fmt: skip
+    """Predict every candidate item for each history row from the kept neighbours.
+
+    ``out[r, c]`` is exactly what :func:`predict_pairs_topk` gives for the pair (row ``r``,
+    item ``cand[c]``) on rows sorted within (the same neighbours in the same order, the same
+    sums). Rows run in parallel; each marks its items' positions in a workspace of
+    ``n_items`` (first occurrence), so a neighbour's lookup is one read instead of a binary
+    search.
+
+    Parameters as :func:`score_rows_dense`, with ``nbr_items`` / ``nbr_sims``
+    [n_items, n_neighbors] from :func:`pearson_baseline_topk` in place of ``sim_t``, and
+    ``n_blocks`` work units (each with its own workspace, taking every ``n_blocks``-th row; a
+    few per thread; does not change the result).
+    """
+    n_rows = indptr.shape[0] - 1
+    n_cand = cand.shape[0]
+    n_items = item_bias.shape[0]
+    width = nbr_items.shape[1]
+    for b in nb.prange(n_blocks):
+        pos = np.full(n_items, -1, dtype=np.int64)
+        for r in range(b, n_rows, n_blocks):
+            lo = indptr[r]
+            hi = indptr[r + 1]
+            base_u = mu + row_bias[r]
+            for q in range(lo, hi):
+                if pos[indices[q]] < 0:
+                    pos[indices[q]] = q
+            for c in range(n_cand):
+                i = cand[c]
+                used = 0
+                sum_s = 0.0
+                sum_r = 0.0
+                for h in range(width):
+                    if used == k:
+                        break
+                    j = nbr_items[i, h]
+                    if j < 0:
+                        break
+                    q = pos[j]
+                    if q >= 0:
+                        s = nbr_sims[i, h]
+                        sum_s += s
+                        sum_r += s * (ratings[q] - (base_u + item_bias[j]))
+                        used += 1
+                est = base_u + item_bias[i]
+                if used >= min_k and used > 0:
+                    est += sum_r / sum_s
+                out[r, c] = est
+            for q in range(lo, hi):
+                pos[indices[q]] = -1
 
 
 # --- slow references, used only by tests ---------------------------------------------------

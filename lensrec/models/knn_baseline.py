@@ -14,6 +14,8 @@ from ..kernels.knn_baseline import (
     pearson_baseline_topk,
     predict_pairs_dense,
     predict_pairs_topk,
+    score_rows_dense,
+    score_rows_topk,
 )
 from ..types import IndexArray, RandomState, ScoreArray
 from ._params import Interval
@@ -232,7 +234,8 @@ class KNNBaseline(RatingPredictor):
         return self._pairs(users, items, self.user_bias_, self.user_items_)[0]
 
     def _score(self, query: Query, items: IndexArray | None) -> ScoreArray:
-        """Predicted ratings of every candidate from each row's history."""
+        """Predicted ratings of every candidate from each row's history: per row, the same
+        numbers as ``predict`` for the same pairs, computed a row (user) at a time."""
         assert query.history is not None  # uses_history: the base fills known users' rows
         n = len(query)
         bias = np.zeros(n, dtype=np.float64)
@@ -243,11 +246,32 @@ class KNNBaseline(RatingPredictor):
                 query.history[~known], float(self.global_mean_), self.item_bias_,
                 float(self.reg_user),
             )  # fmt: skip
-        cand = np.arange(self.n_items, dtype=np.int32) if items is None else items
-        rows = np.repeat(np.arange(n, dtype=np.int32), len(cand))
-        cols = np.tile(np.asarray(cand, dtype=np.int32), n)
-        out, _ = self._pairs(rows, cols, bias, query.history)
-        return out.reshape(n, len(cand))
+        cand = (np.arange(self.n_items, dtype=np.int32) if items is None
+                else np.ascontiguousarray(items, dtype=np.int32))  # fmt: skip
+        out = np.empty((n, cand.size), dtype=np.float32)
+        common = (
+            *_csr_arrays(query.history), float(self.global_mean_), bias,
+            np.ascontiguousarray(self.item_bias_, np.float64),
+        )  # fmt: skip
+        if getattr(self, "similarity_", None) is not None:
+            sim_t = self._cached("similarity_t", self._similarity_by_column)
+            score_rows_dense(*common, sim_t, cand, int(self.k), int(self.min_k), out)
+        else:
+            score_rows_topk(
+                *common, self.neighbor_items_, self.neighbor_sims_, cand, int(self.k),
+                int(self.min_k), max(1, min(n, 4 * n_threads())), out,
+            )  # fmt: skip
+        return out
+
+    def _similarity_by_column(self) -> np.ndarray:
+        """``sim_t[j, i] = s_ij`` for the row-wise scoring kernel: ``similarity_`` itself when
+        it is symmetric (as fitted: exactly so), else a transposed copy."""
+        sim = self.similarity_
+        step = max(1, (1 << 22) // max(sim.shape[0], 1))
+        for start in range(0, sim.shape[0], step):
+            if not np.array_equal(sim[start : start + step], sim[:, start : start + step].T):
+                return np.ascontiguousarray(sim.T)
+        return sim
 
     def _similar_scores(self, items: IndexArray) -> ScoreArray:
         sim = getattr(self, "similarity_", None)

@@ -1,4 +1,5 @@
-"""kNN-baseline kernels against the dense references and Surprise's KNNBaseline."""
+"""kNN-baseline kernels against the dense references and Surprise's KNNBaseline; the row
+scoring kernels against the pair kernels (bit for bit) and the references."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from lensrec.kernels.knn_baseline import (
     pearson_baseline_topk,
     predict_pairs_dense,
     predict_pairs_topk,
+    score_rows_dense,
+    score_rows_topk,
 )
 
 N_USERS, N_ITEMS = 40, 25
@@ -189,3 +192,101 @@ def test_matches_surprise_knn_baseline(rng):
         )
         np.testing.assert_allclose(out, expect, rtol=0, atol=1e-4 if sim is sim32 else 1e-10)
     assert (used >= min_k).any() and (used == 0).any()
+
+
+def _ties(sim, levels=4):
+    """The similarity rounded to a few values (many exact ties), diagonal kept at 1."""
+    out = np.round(sim * levels) / levels
+    np.fill_diagonal(out, 1.0)
+    return out
+
+
+@pytest.mark.parametrize("k, min_k", [(40, 1), (3, 1), (3, 2), (1, 1), (5, 4)])
+@pytest.mark.parametrize("tied", [False, True], ids=["distinct", "tied"])
+def test_score_rows_dense_equals_pair_predictions_bitwise(rng, k, min_k, tied):
+    s = Setup(rng)
+    sim = s.dense(5.0, dtype=np.float32)
+    if tied:  # equal similarities: the earlier item in the row wins in both kernels
+        sim = _ties(sim).astype(np.float32)
+    indptr, idx, vals = s.ucsr_unsorted
+    bias = rng.normal(0, 0.3, N_USERS)  # any row biases (fold-in rows have their own)
+    cand = np.arange(N_ITEMS, dtype=np.int32)
+    out = np.empty((N_USERS, N_ITEMS), np.float32)
+    score_rows_dense(indptr, idx, vals, s.mu, bias, s.bi, sim, cand, k, min_k, out)
+    users = np.repeat(np.arange(N_USERS, dtype=np.int32), N_ITEMS)
+    items = np.tile(cand, N_USERS)
+    pairs = np.empty(users.size, np.float32)
+    used = np.empty(users.size, np.int32)
+    predict_pairs_dense(users, items, s.mu, bias, s.bi, indptr, idx, vals, sim, k, min_k,
+                        pairs, used)  # fmt: skip
+    assert np.array_equal(out.ravel(), pairs)
+    ref, _ = _reference_predict_pairs(users, items, s.mu, bias, s.bi, s.rows(s.ucsr_unsorted),
+                                      sim.astype(np.float64), k, min_k)  # fmt: skip
+    np.testing.assert_allclose(out.ravel(), ref, rtol=0, atol=1e-5)
+    # candidates in any order, repeated: the same numbers in their columns
+    some = rng.integers(0, N_ITEMS, 9).astype(np.int32)
+    part = np.empty((N_USERS, some.size), np.float32)
+    score_rows_dense(indptr, idx, vals, s.mu, bias, s.bi, sim, some, k, min_k, part)
+    assert np.array_equal(part, out[:, some])
+
+
+def test_score_rows_dense_reads_the_transposed_similarity(rng):
+    # sim_t[j, i] = s_ij: an asymmetric similarity passed transposed gives the pair answers
+    s = Setup(rng)
+    sim = s.dense(5.0) * rng.uniform(0.5, 1.5, (N_ITEMS, N_ITEMS))
+    indptr, idx, vals = s.ucsr
+    cand = np.arange(N_ITEMS, dtype=np.int32)
+    out = np.empty((N_USERS, N_ITEMS))
+    score_rows_dense(indptr, idx, vals, s.mu, s.bu, s.bi, np.ascontiguousarray(sim.T), cand,
+                     4, 1, out)  # fmt: skip
+    ref, _ = _reference_predict_pairs(np.repeat(np.arange(N_USERS), N_ITEMS),
+                                      np.tile(cand, N_USERS), s.mu, s.bu, s.bi, s.rows(s.ucsr),
+                                      sim, 4, 1)  # fmt: skip
+    np.testing.assert_allclose(out.ravel(), ref, rtol=0, atol=1e-12)
+
+
+def test_score_rows_dense_empty_rows_and_no_candidates(rng):
+    s = Setup(rng)
+    sim = s.dense(5.0)
+    indptr = np.zeros(3, np.int64)  # two rows without history: the baseline
+    empty_i, empty_r = np.empty(0, np.int32), np.empty(0, np.float32)
+    bias = np.array([0.5, -0.25])
+    out = np.empty((2, N_ITEMS))
+    cand = np.arange(N_ITEMS, dtype=np.int32)
+    score_rows_dense(indptr, empty_i, empty_r, s.mu, bias, s.bi, sim, cand, 5, 1, out)
+    np.testing.assert_array_equal(out, s.mu + bias[:, None] + s.bi[None, :])
+    none = np.empty((2, 0))
+    score_rows_dense(indptr, empty_i, empty_r, s.mu, bias, s.bi, sim, cand[:0], 5, 1, none)
+
+
+@pytest.mark.parametrize("n_neighbors", [2, 6, N_ITEMS - 1])
+@pytest.mark.parametrize("n_blocks", [1, 3])
+def test_score_rows_topk_equals_pair_predictions_bitwise(rng, n_neighbors, n_blocks):
+    s = Setup(rng)
+    ids = np.empty((N_ITEMS, n_neighbors), np.int32)
+    vals_nb = np.empty((N_ITEMS, n_neighbors), np.float32)
+    pearson_baseline_topk(*s.base(), 5.0, 1, 2, ids, vals_nb)
+    indptr, idx, vals = s.ucsr  # sorted rows (the pair kernel binary-searches them)
+    cand = np.arange(N_ITEMS, dtype=np.int32)
+    users = np.repeat(np.arange(N_USERS, dtype=np.int32), N_ITEMS)
+    items = np.tile(cand, N_USERS)
+    kept = np.zeros((N_ITEMS, N_ITEMS))  # the dense similarity restricted to the kept lists
+    for i in range(N_ITEMS):
+        kept[i, ids[i][ids[i] >= 0]] = vals_nb[i][ids[i] >= 0]
+    for k, min_k in [(3, 1), (10, 2), (1, 1)]:
+        out = np.empty((N_USERS, N_ITEMS), np.float32)
+        score_rows_topk(indptr, idx, vals, s.mu, s.bu, s.bi, ids, vals_nb, cand, k, min_k,
+                        n_blocks, out)  # fmt: skip
+        pairs = np.empty(users.size, np.float32)
+        used = np.empty(users.size, np.int32)
+        predict_pairs_topk(users, items, s.mu, s.bu, s.bi, indptr, idx, vals, ids, vals_nb, k,
+                           min_k, pairs, used)  # fmt: skip
+        assert np.array_equal(out.ravel(), pairs)
+        # against the reference on pairs the user did not rate (rated ones differ by design:
+        # the kept lists never hold the item itself)
+        ref, _ = _reference_predict_pairs(users, items, s.mu, s.bu, s.bi, s.rows(s.ucsr),
+                                          kept, k, min_k)  # fmt: skip
+        unrated = np.ones((N_USERS, N_ITEMS), bool)
+        unrated[s.users, s.items] = False
+        np.testing.assert_allclose(out.ravel()[unrated.ravel()], ref[unrated.ravel()], rtol=0,
+                                   atol=1e-5)  # fmt: skip

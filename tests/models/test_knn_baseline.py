@@ -1,5 +1,6 @@
 """KNNBaseline: predictions against the dense references and Surprise, the two similarity
-forms, history scoring and fold-in, hyper-parameters, memory estimate and a quality floor."""
+forms, history scoring (bit for bit predict's numbers) and fold-in, hyper-parameters, memory
+estimate and a quality floor."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from lensrec import Interactions
 from lensrec.errors import ConfigError
 from lensrec.kernels.knn_baseline import _reference_pearson_baseline, _reference_predict_pairs
 from lensrec.models import MODELS
+from lensrec.models.base import Query
 from lensrec.models.knn_baseline import KNNBaseline
 from lensrec.testing import make_ratings
 
@@ -120,6 +122,37 @@ def test_recommend_scores_are_predictions_and_fold_in_is_exact(data, dense_items
     np.testing.assert_allclose(f_scores, scores, atol=1e-5)
 
 
+@pytest.mark.parametrize("dense_items", [1000, 0], ids=["dense", "top-k"])
+def test_scores_for_all_items_equal_predict_on_random_pairs(data, rng, dense_items):
+    m = KNNBaseline(k=6, dense_items=dense_items, n_neighbors=12).fit(data)
+    users = rng.integers(0, data.n_users, 25).astype(np.int32)
+    scores = m._score(Query(users, m.user_items_[users]), None)
+    assert scores.shape == (25, data.n_items) and scores.dtype == np.float32
+    rows = rng.integers(0, 25, 300)
+    items = rng.integers(0, data.n_items, 300).astype(np.int32)
+    got = scores[rows, items]
+    np.testing.assert_array_equal(got, m.predict(users[rows], items, clip=False))
+    if dense_items:  # and both against the slow reference
+        np.testing.assert_allclose(got, _reference(m, data, users[rows], items)[1], atol=1e-5)
+    # a candidate subset gives the same columns
+    cand = np.array([7, 2, 2, 29], dtype=np.int32)
+    sub = m._score(Query(users, m.user_items_[users]), cand)
+    np.testing.assert_array_equal(sub, scores[:, cand])
+
+
+def test_scores_with_an_asymmetric_similarity_equal_predict(data):
+    # a fitted similarity is exactly symmetric and read by rows; any other is read transposed
+    m = KNNBaseline(k=6).fit(data)
+    assert m._similarity_by_column() is m.similarity_
+    m.similarity_ = m.similarity_ * np.linspace(0.5, 1.5, data.n_items, dtype=np.float32)
+    m._derived = {}
+    users = np.arange(data.n_users, dtype=np.int32)
+    scores = m._score(Query(users, m.user_items_[users]), None)
+    pairs = m.predict(np.repeat(users, data.n_items), np.tile(np.arange(data.n_items),
+                      data.n_users), clip=False)  # fmt: skip
+    np.testing.assert_array_equal(scores.ravel(), pairs)
+
+
 def test_similar_items_follow_the_similarity(data):
     m = KNNBaseline().fit(data)
     ids, sims = m.similar_items([0, 5], k=3)
@@ -157,3 +190,10 @@ def test_quality_floor_ml100k_ua():
     pred = m.predict(split.test.users, split.test.items)
     rmse = float(np.sqrt(np.mean((pred - split.test.ratings) ** 2)))
     assert rmse < 0.942, rmse  # 0.9389 measured (0.9392 with reg_user=15, reg_item=10)
+    # the row-wise scoring behind recommend gives predict's numbers, here on real data
+    rng = np.random.default_rng(0)
+    users = rng.choice(m.n_users, 60, replace=False).astype(np.int32)
+    scores = m._score(Query(users, m.user_items_[users]), None)
+    rows = rng.integers(0, users.size, 5000)
+    items = rng.integers(0, m.n_items, 5000).astype(np.int32)
+    np.testing.assert_array_equal(scores[rows, items], m.predict(users[rows], items, clip=False))
