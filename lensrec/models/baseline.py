@@ -25,11 +25,17 @@ def _csr_arrays(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
+#: ratings from which the ALS half steps run rows in parallel: below it the 2 * epochs
+#: parallel regions cost more than their work (see :func:`~lensrec.kernels.baseline.als_biases`)
+PARALLEL_MIN_RATINGS = 1_000_000
+
+
 def fit_biases(
     ratings: sp.csr_matrix, reg_user: float, reg_item: float, epochs: int
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """``(mu, b_u, b_i)`` (float64) by ``epochs`` rounds of regularised ALS on a users x
-    items rating CSR (see :func:`lensrec.kernels.baseline.als_biases`). Shared by
+    items rating CSR (see :func:`lensrec.kernels.baseline.als_biases`), in parallel from
+    ``PARALLEL_MIN_RATINGS`` ratings (the same numbers either way). Shared by
     :class:`Baseline` and :class:`~lensrec.models.knn_baseline.KNNBaseline`."""
     m = sp.csr_matrix(ratings)
     mu = float(m.data.astype(np.float64).mean()) if m.nnz else 0.0
@@ -39,7 +45,7 @@ def fit_biases(
     item_bias = np.zeros(m.shape[1])
     als_biases(
         *_csr_arrays(m), *_csr_arrays(by_item), mu, float(reg_user), float(reg_item),
-        int(epochs), user_bias, item_bias,
+        int(epochs), user_bias, item_bias, m.nnz >= PARALLEL_MIN_RATINGS,
     )  # fmt: skip
     return mu, user_bias, item_bias
 
@@ -143,10 +149,13 @@ class Baseline(RatingPredictor):
 
     @classmethod
     def warm_up(cls) -> None:
-        """Compile the ALS kernel on tiny data."""
+        """Compile the ALS kernel (serial and parallel) on tiny data."""
         from ..data.planted import make_ratings
 
         cls().fit(make_ratings(n_users=6, n_items=5, density=0.8)).predict([0], [0])
+        m = make_ratings(n_users=6, n_items=5, density=0.8).csr("rating")
+        als_biases(*_csr_arrays(m), *_csr_arrays(m.T.tocsr()), 3.0, 1.0, 1.0, 1,
+                   np.zeros(6), np.zeros(5), True)  # fmt: skip
 
     def _fit(
         self,

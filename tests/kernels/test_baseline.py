@@ -94,3 +94,19 @@ def test_matches_surprise_baseline_only(rng):
     assert mu == pytest.approx(trainset.global_mean)
     np.testing.assert_allclose(bu, algo.bu, rtol=0, atol=1e-5)
     np.testing.assert_allclose(bi, algo.bi, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_serial_and_parallel_half_steps_give_the_same_bits(rng, dtype):
+    users, items, ratings = _tiny(rng, n_users=300, n_items=120)
+    mu = float(ratings.astype(np.float64).mean())
+    ucsr = _csr(users, items, ratings, 300, 120)
+    icsr = _csr(items, users, ratings, 120, 300)
+    out = []
+    for parallel in (True, False):
+        bu, bi = np.full(300, np.nan, dtype), np.full(120, np.nan, dtype)
+        als_biases(*ucsr, *icsr, mu, 5.0, 3.0, 10, bu, bi, parallel)
+        out.append((bu, bi))
+    assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[0][1], out[1][1])
+    ref_bu, _ = _reference_als_biases(users, items, ratings, 300, 120, mu, 5.0, 3.0, 10)
+    np.testing.assert_allclose(out[1][0], ref_bu, atol=1e-12 if dtype == np.float64 else 1e-6)
