@@ -23,12 +23,12 @@ objects; *not* polars' own buffers) and the growth of the peak RSS over the RSS 
 exist (covers polars too; Linux).
 
     python benchmarks/bench_ids.py [--rows 2000000] [--distinct 200000] [--repeats 3]
-    python benchmarks/bench_ids.py --idmap /tmp/ids_before.py --idmap lensrec   # before/after
+    python benchmarks/bench_ids.py --idmap ids_before.py --idmap lensrec   # before/after
 
 ``--idmap PATH`` loads ``IdMap`` from another copy of ``lensrec/data/ids.py`` (imported as a
 module of ``lensrec.data`` so its relative imports resolve; ``lensrec`` is the installed one);
 given several times, each gets a table and the last lines give the speed-ups over the first.
-To get the old one: ``git show <commit>:lensrec/data/ids.py > /tmp/ids_before.py``.
+To get the old one: ``git show <commit>:lensrec/data/ids.py > ids_before.py``.
 """
 
 from __future__ import annotations

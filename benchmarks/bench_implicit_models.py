@@ -35,12 +35,12 @@ the embedding grows from 64 to 1024 (lensrec's blocked lockstep CG vs implicit's
 Fit seconds exclude numba's JIT (``warm_up`` first). Peak memory is the process's resident
 memory sampled every 2 ms during the fit, minus its value before (``peak MiB``).
 
-    /work/benchenv/bin/python benchmarks/bench_implicit_models.py ml100k --tune
-    LENSREC_THREADS=2 /work/benchenv/bin/python benchmarks/bench_implicit_models.py \\
+    benchmarks/.venv/bin/python benchmarks/bench_implicit_models.py ml100k --tune
+    LENSREC_THREADS=2 benchmarks/.venv/bin/python benchmarks/bench_implicit_models.py \\
         synthetic --n 10000000 --repeats 3
-    LENSREC_THREADS=2 /work/benchenv/bin/python benchmarks/bench_implicit_models.py \\
+    LENSREC_THREADS=2 benchmarks/.venv/bin/python benchmarks/bench_implicit_models.py \\
         recommend --n 10000000 --repeats 5
-    LENSREC_THREADS=2 /work/benchenv/bin/python benchmarks/bench_implicit_models.py \\
+    LENSREC_THREADS=2 benchmarks/.venv/bin/python benchmarks/bench_implicit_models.py \\
         factors --n 1000000 --epochs 3
 
 implicit and LightFM are not lensrec dependencies: run this in a benchmark-only venv that has

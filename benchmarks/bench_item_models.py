@@ -21,7 +21,7 @@ every 2 ms, minus its value before the fit (``peak MiB``; catches numba, BLAS an
 allocations), and the ``tracemalloc`` peak (Python-visible allocations, numpy arrays).
 
     python benchmarks/bench_item_models.py [--tune] [--repeats 3]
-    /work/benchenv/bin/python benchmarks/bench_item_models.py --tune   # + implicit
+    benchmarks/.venv/bin/python benchmarks/bench_item_models.py --tune   # + implicit
     python benchmarks/bench_item_models.py --synthetic 1000000         # fit time and memory
 
 ``--synthetic N`` fits every model on ``lensrec.data.synthetic(6040, 3706, N, implicit=True)``
