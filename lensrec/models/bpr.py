@@ -98,6 +98,7 @@ class BPR(_FactorRanker):
     # runs do not carve a validation set for BPR yet: early stopping on the carved last:3
     # part stopped too soon (ml-100k last:3 NDCG@10 0.054 vs 0.086 at the fixed 100 epochs)
     capabilities: ClassVar[Capabilities] = Capabilities(folds_in=True, epoch_trained=True)
+    refit_after_validation: ClassVar[bool] = False
 
     factors: Annotated[int, Range(1), Search(16, 256, log=True)] = 64
     learning_rate: Annotated[float, Range(0.0, low_open=True), Search(0.005, 0.2, log=True)] = 0.05

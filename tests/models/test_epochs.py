@@ -152,7 +152,12 @@ def test_after_a_hold_out_the_epochs_the_final_model_ran(name, ratings, blocks, 
 
 @pytest.mark.parametrize(
     "name",
-    sorted(n for n in SMALL if getattr(MODELS[n], "refit_after_validation", False)),
+    sorted(
+        n
+        for n in SMALL
+        if getattr(MODELS[n], "refit_after_validation", False)
+        and MODELS[n].capabilities.uses_validation
+    ),
 )
 def test_after_a_run_refit_the_epochs_the_final_model_ran(name, ratings, blocks, monkeypatch):
     """Models whose runs validate on a carved set, then refit for the chosen epochs."""
