@@ -61,9 +61,7 @@ def _same_lists(name: str, what: str, saved: list, now: list) -> None:
         )
 
 
-@pytest.mark.parametrize(
-    "name", list(json.loads((HERE / "known_lists.json").read_text()).keys())
-)
+@pytest.mark.parametrize("name", list(json.loads((HERE / "known_lists.json").read_text()).keys()))
 def test_lists_unchanged(lists, name):
     saved, now = lists
     assert set(saved[name]) == set(now[name]), f"{name}: different queries answered"
