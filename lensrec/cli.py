@@ -36,6 +36,13 @@ DEFAULT_BENCHMARK: dict[str, Any] = {
 }
 
 
+#: modules that add their own subcommands: each has ``add_commands(sub, add)`` where ``sub``
+#: is the top-level subparsers object and ``add(parent, name, help)`` makes a subparser with
+#: the shared options. They must import nothing heavy at module level (``lensrec --help``
+#: stays fast and works without the extras their commands need).
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
 SPLIT_HELP = (
     "how to split: ua, ub, u1..u5 (the GroupLens files), random:0.2, user-random:0.8/0.1/0.1, "
     "temporal:0.1, last:3 (by time), last:3:row (by file order), "
@@ -771,6 +778,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10, help="list length for runs that set none")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed for runs that set none")
     p.set_defaults(func=cmd_benchmark)
+
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_commands(sub, add)
     return parser
 
 
