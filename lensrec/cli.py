@@ -189,6 +189,45 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shape_of(name: str) -> tuple[int, int, int]:
+    """(ratings, users, items) of a registry dataset, from its description."""
+    import re
+
+    from .data import REGISTRY
+
+    if name not in REGISTRY:
+        raise ConfigError(f"--like takes a dataset name ({', '.join(REGISTRY)}), got {name!r}")
+    m = re.match(r"(?:about )?([\d,]+) ratings, ([\d,]+) users, ([\d,]+) movies",
+                 REGISTRY[name].description)  # fmt: skip
+    if m is None:
+        raise ConfigError(
+            f"the size of {name} is not recorded; give --users/--items/--interactions"
+        )
+    r, u, i = (int(g.replace(",", "")) for g in m.groups())
+    return r, u, i
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    """Synthetic interactions straight to Parquet, a block of users at a time."""
+    from .data.synthetic import write_synthetic
+
+    n, users, items = _shape_of(args.like) if args.like else (None, None, None)
+    n = args.interactions if args.interactions is not None else n
+    users = args.users if args.users is not None else users
+    items = args.items if args.items is not None else items
+    if n is None or users is None or items is None:
+        raise ConfigError("give --like ml-32m or all of --users, --items and --interactions")
+    try:
+        out = write_synthetic(
+            args.out, users, items, n, chunk_rows=args.chunk_rows, implicit=args.implicit,
+            random_state=args.seed,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    print(f"{out}: {n:,} interactions, {users:,} users x {items:,} items")
+    return 0
+
+
 def cmd_data_eda(args: argparse.Namespace) -> int:
     from .plots import eda_plots
 
@@ -696,6 +735,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p, positional=True)
     p.add_argument("--out", default="eda", help="output directory")
     p.set_defaults(func=cmd_data_eda)
+    p = add(dsub, "synth", "synthetic interactions written to Parquet in chunks (any size)")
+    p.add_argument("--out", required=True,
+                   help="FILE.parquet (one file) or a directory (part-NNNNN.parquet files)")  # fmt: skip
+    p.add_argument("--like", metavar="NAME", help="the size of a MovieLens dataset, e.g. ml-32m")
+    p.add_argument("--users", type=int, help="number of users (overrides --like)")
+    p.add_argument("--items", type=int, help="number of items (overrides --like)")
+    p.add_argument("--interactions", type=int, help="number of distinct pairs (overrides --like)")
+    p.add_argument("--implicit", action="store_true", help="no rating column")
+    p.add_argument("--chunk-rows", type=int, default=4_000_000,
+                   help="rows generated and written at a time (memory: ~100 bytes each)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
+    p.set_defaults(func=cmd_data_synth)
 
     p = add(sub, "models", "list the models: data they take, what they offer, their parameters")
     p.add_argument("--json", action="store_true", help="print JSON")

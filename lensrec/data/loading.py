@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import DataError
 from .interactions import Interactions
 from .movielens import REGISTRY, load_movielens
-from .tabular import load_table, read_parquet
+from .tabular import is_parquet_dir, load_table, read_parquet
 
 __all__ = ["load_dataset"]
 
@@ -45,7 +45,7 @@ def load_dataset(
             )
         return load_movielens(text, cache_dir, download=download, progress=progress)
     path = Path(text)
-    if path.is_file():
+    if path.is_file() or is_parquet_dir(path):
         if "user" not in mapping or "item" not in mapping:
             mapping = {**_guess_mapping(path), **mapping}
         return load_table(path, **mapping)
@@ -62,7 +62,7 @@ def _guess_mapping(path: Path) -> dict[str, Any]:
     timestamp when present.
     """
     cols: list[str]
-    if path.suffix.lower() in (".parquet", ".pq"):
+    if path.suffix.lower() in (".parquet", ".pq") or is_parquet_dir(path):
         cols = read_parquet(path, file=str(path), schema_only=True)
     else:
         with open(path, "rb") as fh:

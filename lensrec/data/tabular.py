@@ -565,7 +565,7 @@ def load_table(
     Parameters
     ----------
     path
-        The file. ``.parquet``/``.pq`` is read as Parquet; ``.csv`` is comma-separated,
+        The file. ``.parquet``/``.pq`` (or a directory of ``*.parquet`` parts) is read as Parquet; ``.csv`` is comma-separated,
         ``.tsv``/``.tab`` tab-separated, ``.dat`` ``'::'``-separated; anything else is
         sniffed from the first line unless ``sep`` is given.
     user, item
@@ -618,9 +618,13 @@ def load_table(
     path = Path(path)
     file = shown_text(str(path), None)
     scale = RatingScale.coerce(rating_scale)
-    if not path.is_file():
-        raise DataError("is a directory" if path.is_dir() else "no such file", file=file)
-    ext = path.suffix.lower()
+    parts = is_parquet_dir(path)
+    if not path.is_file() and not parts:
+        raise DataError(
+            "is a directory (without part-*.parquet files)" if path.is_dir() else "no such file",
+            file=file,
+        )
+    ext = ".parquet" if parts else path.suffix.lower()
     user_c = _column_name(user, has_header)
     item_c = _column_name(item, has_header)
     rating_c = _column_name(rating, has_header)
@@ -697,9 +701,17 @@ def load_table(
 PARQUET_ERRORS = (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException)
 
 
+def is_parquet_dir(path: Path) -> bool:
+    """Whether ``path`` is a directory of Parquet parts (as Spark and ``lensrec data synth``
+    write them), read as one table in the parts' name order."""
+    return path.is_dir() and any(path.glob("*.parquet"))
+
+
 def read_parquet(path: Path, *, file: str, schema_only: bool = False) -> Any:
-    """A Parquet file as a frame (or its column names); :class:`DataError` naming the file
-    when it is not Parquet or is damaged."""
+    """A Parquet file (or a directory of parts) as a frame (or its column names);
+    :class:`DataError` naming the file when it is not Parquet or is damaged."""
+    if is_parquet_dir(path):
+        path = path / "*.parquet"
     try:
         return list(pl.read_parquet_schema(path)) if schema_only else pl.read_parquet(path)
     except PARQUET_ERRORS as exc:
