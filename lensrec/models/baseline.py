@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from ..data.interactions import Interactions
 from ..kernels.baseline import als_biases
 from ..types import IndexArray, RandomState, ScoreArray
-from ._params import Interval
+from ._params import Range, Search
 from .base import Callback, Capabilities, Query, RatingPredictor, register
 
 __all__ = ["Baseline", "fit_biases", "fold_in_user_bias"]
@@ -124,28 +124,10 @@ class Baseline(RatingPredictor):
         similar_items=False,
         personalized=False,
     )
-    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
-        "reg_user": ("float", 0.1, 100.0, "log"),
-        "reg_item": ("float", 0.1, 100.0, "log"),
-    }
-    _constraints: ClassVar[dict[str, Any]] = {
-        "reg_user": Interval(float, 0.0),
-        "reg_item": Interval(float, 0.0),
-        "epochs": Interval(int, 1),
-    }
-
-    def __init__(
-        self,
-        *,
-        reg_user: float = 5.0,
-        reg_item: float = 3.0,
-        epochs: int = 10,
-        random_state: RandomState = None,
-    ):
-        self.reg_user = reg_user
-        self.reg_item = reg_item
-        self.epochs = epochs
-        self.random_state = random_state
+    reg_user: Annotated[float, Range(0.0), Search(0.1, 100.0, log=True)] = 5.0
+    reg_item: Annotated[float, Range(0.0), Search(0.1, 100.0, log=True)] = 3.0
+    epochs: Annotated[int, Range(1)] = 10
+    random_state: RandomState = None
 
     @classmethod
     def warm_up(cls) -> None:

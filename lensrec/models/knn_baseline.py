@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,7 +18,7 @@ from ..kernels.knn_baseline import (
     score_rows_topk,
 )
 from ..types import IndexArray, RandomState, ScoreArray
-from ._params import Interval
+from ._params import Range, Search
 from .base import Callback, Capabilities, Query, RatingPredictor, register
 from .baseline import _csr_arrays, fit_biases, fold_in_user_bias
 
@@ -107,48 +107,16 @@ class KNNBaseline(RatingPredictor):
         fold_in_needs_ratings=True,
         uses_history=True,
     )
-    search_space: ClassVar[dict[str, tuple[Any, ...]]] = {
-        "k": ("int", 10, 200, "log"),
-        "shrinkage": ("float", 1.0, 500.0, "log"),
-        "reg_user": ("float", 0.5, 50.0, "log"),
-        "reg_item": ("float", 0.5, 50.0, "log"),
-    }
-    _constraints: ClassVar[dict[str, Any]] = {
-        "k": Interval(int, 1),
-        "min_k": Interval(int, 0),
-        "shrinkage": Interval(float, 0.0),
-        "min_support": Interval(int, 0),
-        "reg_user": Interval(float, 0.0),
-        "reg_item": Interval(float, 0.0),
-        "baseline_epochs": Interval(int, 1),
-        "dense_items": Interval(int, 0),
-        "n_neighbors": Interval(int, 1),
-    }
-
-    def __init__(
-        self,
-        *,
-        k: int = 40,
-        min_k: int = 1,
-        shrinkage: float = 100.0,
-        min_support: int = 1,
-        reg_user: float = 5.0,
-        reg_item: float = 3.0,
-        baseline_epochs: int = 10,
-        dense_items: int = 20_000,
-        n_neighbors: int = 400,
-        random_state: RandomState = None,
-    ):
-        self.k = k
-        self.min_k = min_k
-        self.shrinkage = shrinkage
-        self.min_support = min_support
-        self.reg_user = reg_user
-        self.reg_item = reg_item
-        self.baseline_epochs = baseline_epochs
-        self.dense_items = dense_items
-        self.n_neighbors = n_neighbors
-        self.random_state = random_state
+    k: Annotated[int, Range(1), Search(10, 200, log=True)] = 40
+    min_k: Annotated[int, Range(0)] = 1
+    shrinkage: Annotated[float, Range(0.0), Search(1.0, 500.0, log=True)] = 100.0
+    min_support: Annotated[int, Range(0)] = 1
+    reg_user: Annotated[float, Range(0.0), Search(0.5, 50.0, log=True)] = 5.0
+    reg_item: Annotated[float, Range(0.0), Search(0.5, 50.0, log=True)] = 3.0
+    baseline_epochs: Annotated[int, Range(1)] = 10
+    dense_items: Annotated[int, Range(0)] = 20_000
+    n_neighbors: Annotated[int, Range(1)] = 400
+    random_state: RandomState = None
 
     @classmethod
     def warm_up(cls) -> None:
