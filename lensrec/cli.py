@@ -40,7 +40,7 @@ DEFAULT_BENCHMARK: dict[str, Any] = {
 #: is the top-level subparsers object and ``add(parent, name, help)`` makes a subparser with
 #: the shared options. They must import nothing heavy at module level (``lensrec --help``
 #: stays fast and works without the extras their commands need).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("lensrec._tune_cli",)
 
 
 SPLIT_HELP = (
@@ -552,6 +552,34 @@ def _benchmark_config(args: argparse.Namespace) -> dict[str, Any]:
     return config
 
 
+def _tune_setting(raw: Any, where: str) -> dict[str, Any] | None:
+    """A run's ``tune`` key: ``tune = 30`` (TPE trials) or ``tune = {trials = 30,
+    method = "grid", timeout = 600}``; None when the run is not tuned."""
+    if raw is None or raw is False:
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = {"trials": raw}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: tune must be a number of trials or a table, got {raw!r}")
+    unknown = sorted(set(raw) - {"trials", "method", "timeout", "storage"})
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key tune.{unknown[0]}; known: trials, method, timeout, storage"
+        )
+    trials = raw.get("trials", 30)
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ConfigError(f"{where}: tune.trials must be a positive integer, got {trials!r}")
+    method = raw.get("method", "tpe")
+    if method not in ("tpe", "grid"):
+        raise ConfigError(f"{where}: tune.method must be tpe or grid, got {method!r}")
+    out: dict[str, Any] = {"trials": trials, "method": method}
+    if raw.get("timeout") is not None:
+        out["timeout"] = float(raw["timeout"])
+    if raw.get("storage") is not None:
+        out["storage"] = str(raw["storage"])
+    return out
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
     """The main job: fetch the data, evaluate each configured run, print this run's table."""
     from .experiments import (
@@ -574,9 +602,11 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         "k": args.k,
     }
     specs = []
+    tuning: list[dict[str, Any] | None] = []
     for n, run in enumerate(config["runs"], start=1):
         merged = {**{k: v for k, v in defaults.items() if v is not None}, **run}
         merged.setdefault("split", "ua")
+        tuning.append(_tune_setting(merged.pop("tune", None), f"{where}, run {n}"))
         specs.append(RunSpec.from_mapping(merged, where=f"{where}, run {n}"))
     parse_ks(args.k)
     data_cache: dict[tuple[Any, ...], Any] = {}
@@ -584,7 +614,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     printed_notes: set[str] = set()
     from .experiments import run_spec
 
-    for spec in specs:
+    for spec, how in zip(specs, tuning, strict=True):
         key = (spec.dataset, spec.min_rating, spec.kcore)
         if key not in data_cache:
             data_cache[key] = load_spec_data(spec, progress=_progress(args))
@@ -592,10 +622,19 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                 f"{spec.dataset} (filters: {spec.protocol()['filters']}): "
                 f"{data_summary(data_cache[key])}"
             )
-        print(f"- {spec.model} on {spec.split} ...", flush=True)
+        tuned = f", tuned with {how['trials']} {how['method']} trials" if how else ""
+        print(f"- {spec.model} on {spec.split}{tuned} ...", flush=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SplitDropWarning)  # reported as a note below
-            outcome = run_spec(spec, data=data_cache[key], runs_dir=args.runs_dir)
+            if how:
+                from .tune import tune
+
+                found = tune(spec, data=data_cache[key], runs_dir=args.runs_dir, **how)
+                print(f"  tuned: {found.metric} {found.best_value:.5f} "
+                      f"({found.counts['complete']} complete, {found.counts['pruned']} pruned)")  # fmt: skip
+                outcome = found.final
+            else:
+                outcome = run_spec(spec, data=data_cache[key], runs_dir=args.runs_dir)
         run_ids.append(outcome.record.run_id)
         print(f"  split  {outcome.split.summary()}")
         compile_note = (

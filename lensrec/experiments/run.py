@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ __all__ = [
     "warm_up_quietly",
     "RATING_MODEL_NOTE",
     "DROPPED_WARN_SHARE",
+    "USERS_KEY",
+    "RATING_USERS_KEY",
 ]
 
 RATING_MODEL_NOTE = (
@@ -30,6 +33,11 @@ RATING_MODEL_NOTE = (
     "for top-N lists use a ranking model (als, bpr, warp, ease, slim, item-knn)"
 )
 """Printed with the ranking metrics of a rating model (README: "Rating models on ranking")."""
+
+USERS_KEY = "_users"
+"""Per-user file entry: the user indices behind the ranking metrics' values."""
+RATING_USERS_KEY = "_rating_users"
+"""Per-user file entry: the user indices behind ``rmse`` / ``mae`` per user."""
 
 DROPPED_WARN_SHARE = 0.2
 """Warn when a split drops more than this share of its test part as cold rows."""
@@ -101,6 +109,8 @@ def run_spec(
     data: Any = None,
     runs_dir: str | Path | None = "runs",
     show_progress: bool = False,
+    extra: Mapping[str, Any] | None = None,
+    model_dir: str | Path | None = None,
 ) -> RunOutcome:
     """Load (unless ``data`` is given, already filtered), split, fit, evaluate, record.
 
@@ -111,12 +121,18 @@ def run_spec(
     Raises :class:`ConfigError` for an empty test part or a relevance rule that leaves no
     relevant item (never NaN metrics); warns (:class:`SplitDropWarning`) when the split drops
     more than a fifth of its test part as cold rows. ``runs_dir=None`` writes no record.
+    ``extra`` is merged into the record's ``extra`` (tuning puts ``"tuning"`` there).
+    ``model_dir`` saves the fitted model as ``<model_dir>/<run_id>.lrec`` (single splits;
+    ``extra["model_file"]`` names it) for the report's similar items and user lists. The
+    per-user file also holds the user indices behind the values (``USERS_KEY``,
+    ``RATING_USERS_KEY``), so runs can be paired user by user.
     """
     import time
 
     from .. import split as splits
     from ..models import MODELS
 
+    extra_given = dict(extra or {})
     cls = MODELS[spec.model]
     params = dict(spec.params)
     if "random_state" in cls._param_names() and "random_state" not in params:
@@ -156,7 +172,7 @@ def run_spec(
             "fallback for them; rmse_all is on every test rating"
         )
     protocol = spec.protocol()
-    extra: dict[str, Any] = {
+    rec_extra: dict[str, Any] = {
         "filters": spec.filters(),
         "split_report": runs[0][2].report if len(runs) == 1 else [r[2].report for r in runs],
         "seed": spec.seed,
@@ -165,9 +181,10 @@ def run_spec(
     }
     validation = getattr(model, "validation_", None)
     if validation:
-        extra["validation"] = validation
+        rec_extra["validation"] = validation
     if fold_metrics:
-        extra["folds"] = fold_metrics
+        rec_extra["folds"] = fold_metrics
+    rec_extra.update(extra_given)
     record = RunRecord.create(
         dataset=spec.dataset,
         split=spec.split,
@@ -181,11 +198,22 @@ def run_spec(
             "compile_seconds": compile_seconds,
             "eval_seconds": eval_seconds,
         },
-        extra=extra,
+        extra=rec_extra,
     )
     path = Path("-")
     if runs_dir is not None:
-        path = save_run(record, runs_dir, per_user=result.per_user)
+        if model_dir is not None and len(runs) == 1:
+            target = Path(model_dir) / f"{record.run_id}.lrec"
+            model.save(target, meta={"run_id": record.run_id, "dataset": spec.dataset,
+                                     "split": spec.split})  # fmt: skip
+            record.extra["model_file"] = str(target)
+        per_user = dict(result.per_user)
+        if per_user:  # which users the values belong to, for paired tests between runs
+            if result.users.size:
+                per_user[USERS_KEY] = result.users.astype(np.float64)
+            if result.rating_users.size:
+                per_user[RATING_USERS_KEY] = result.rating_users.astype(np.float64)
+        path = save_run(record, runs_dir, per_user=per_user)
     return RunOutcome(
         record, path, result, sp, model, fit_seconds, compile_seconds, notes, data_summary(data)
     )
