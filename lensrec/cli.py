@@ -40,7 +40,7 @@ DEFAULT_BENCHMARK: dict[str, Any] = {
 #: is the top-level subparsers object and ``add(parent, name, help)`` makes a subparser with
 #: the shared options. They must import nothing heavy at module level (``lensrec --help``
 #: stays fast and works without the extras their commands need).
-COMMAND_MODULES: tuple[str, ...] = ("lensrec._tune_cli",)
+COMMAND_MODULES: tuple[str, ...] = ("lensrec._tune_cli", "lensrec._runs_cli")
 
 
 SPLIT_HELP = (
@@ -507,15 +507,23 @@ def _print_rows(
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from .experiments import format_leaderboard, leaderboard, write_leaderboard_csv
+    from .experiments import leaderboard, write_leaderboard_csv
+    from .experiments.compare import add_stats, format_board, write_board
 
     table = leaderboard(args.runs_dir, metric=args.metric, latest_only=not args.all_runs)
     if table.height == 0:
         raise ConfigError(f"no run records in {args.runs_dir}; run `lensrec evaluate` first")
-    print(format_leaderboard(table))
+    for out in args.out or ():
+        if Path(out).suffix.lower() not in (".csv", ".parquet", ".md", ".txt"):
+            raise ConfigError(
+                f"--out {out}: the leaderboard is written as .csv, .parquet, .md or .txt"
+            )
+    table = add_stats(table, args.runs_dir, metric=args.metric)
+    print(format_board(table, kind=args.format))
     csv = Path(args.csv) if args.csv else Path(args.runs_dir) / "leaderboard.csv"
     write_leaderboard_csv(table, csv)
-    print(f"\nleaderboard written to {csv} (every metric and parameter)")
+    written = [str(csv)] + [str(write_board(table, out)) for out in args.out or ()]
+    print(f"\nleaderboard written to {', '.join(written)} (every metric and parameter)")
     return 0
 
 
@@ -585,7 +593,6 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from .experiments import (
         RunSpec,
         data_summary,
-        format_leaderboard,
         leaderboard,
         load_spec_data,
         parse_ks,
@@ -653,11 +660,15 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                 print(f"  note: {note}")
                 printed_notes.add(note)
     print()
-    table = leaderboard(args.runs_dir, run_ids=run_ids)
-    print(format_leaderboard(table))
+    from .experiments.compare import add_stats, format_board, write_board
+
+    table = add_stats(leaderboard(args.runs_dir, run_ids=run_ids), args.runs_dir)
+    print(format_board(table))
     csv = Path(args.runs_dir) / "benchmark.csv"
     write_leaderboard_csv(table, csv)
-    print(f"\nthis run's table written to {csv}; `lensrec leaderboard` shows every recorded run")
+    md = write_board(table, Path(args.runs_dir) / "benchmark.md")
+    print(f"\nthis run's table written to {csv} and {md}; `lensrec leaderboard` shows every "
+          "recorded run")  # fmt: skip
     return 0
 
 
@@ -854,6 +865,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="every run, not only the latest of each identical configuration",
     )
+    p.add_argument("--format", choices=("text", "markdown"), default="text",
+                   help="how the table is printed")  # fmt: skip
+    p.add_argument("--out", action="append", metavar="PATH",
+                   help="also write the table as .csv, .parquet, .md or .txt (repeatable)")  # fmt: skip
     p.set_defaults(func=cmd_leaderboard)
 
     p = add(sub, "benchmark", "the main job: evaluate configured runs, print their table")
