@@ -40,7 +40,11 @@ DEFAULT_BENCHMARK: dict[str, Any] = {
 #: is the top-level subparsers object and ``add(parent, name, help)`` makes a subparser with
 #: the shared options. They must import nothing heavy at module level (``lensrec --help``
 #: stays fast and works without the extras their commands need).
-COMMAND_MODULES: tuple[str, ...] = ("lensrec._tune_cli", "lensrec._runs_cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "lensrec._tune_cli",
+    "lensrec._runs_cli",
+    "lensrec.serving.commands",
+)
 
 
 SPLIT_HELP = (

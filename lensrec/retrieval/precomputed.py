@@ -116,10 +116,18 @@ class PrecomputedIndex:
         return out_ids, out_scores, short
 
 
-def precompute(model: Any, k: int = 100) -> PrecomputedIndex:
+def precompute(model: Any, k: int = 100, *, users: np.ndarray | None = None) -> PrecomputedIndex:
     """Every training user's top-``k`` from ``model`` (seen items excluded), as a
-    :class:`PrecomputedIndex` whose row ``u`` is user index ``u``."""
-    u = np.arange(model.n_users, dtype=np.int32)
+    :class:`PrecomputedIndex` whose row ``u`` is user index ``u``.
+
+    ``users`` (int32 user indices) computes the lists of those users only, row ``r`` of the
+    result being ``users[r]``: an export walks the users in blocks this way.
+    """
+    u = (
+        np.arange(model.n_users, dtype=np.int32)
+        if users is None
+        else np.asarray(users, dtype=np.int32).reshape(-1)
+    )
     ids, scores = model.recommend(u, k=min(int(k), model.n_items))
     if ids.shape[1] < k:
         pad = k - ids.shape[1]

@@ -1,0 +1,157 @@
+"""``lensrec export`` and ``lensrec serve`` (registered through ``cli.COMMAND_MODULES``).
+
+Nothing heavy at import time: redis, fastapi and uvicorn load when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+from ..errors import ConfigError, MissingExtraError
+
+__all__ = ["add_commands", "cmd_export", "cmd_serve"]
+
+#: fault injection for tests: after this many blocks of users are written, the export
+#: stops where it is (prints a line on stderr and sleeps until it is killed)
+FAULT_ENV = "LENSREC_EXPORT_FAULT_AFTER_BLOCKS"
+TOKEN_ENV = "LENSREC_SERVE_TOKEN"
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _fault_hook() -> Any:
+    raw = os.environ.get(FAULT_ENV)
+    if not raw:
+        return None
+    stop_after = int(raw)
+    blocks = 0
+
+    def hook(done: int, total: int) -> None:
+        nonlocal blocks
+        blocks += 1
+        if blocks >= stop_after:
+            _say(
+                f"export: {FAULT_ENV}: stopped after {done} of {total} users; waiting to be killed"
+            )
+            while True:
+                time.sleep(60)
+
+    return hook
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..models import load
+
+    target = args.to
+    model = load(args.model_file)
+    if args.memory_report:
+        if not target.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("--memory-report needs --to redis://HOST:PORT/DB")
+        from .memory import memory_report
+
+        print(memory_report(model, target, k=args.k).text())
+        return 0
+    if target.startswith(("redis://", "rediss://", "unix://")):
+        from .export import export_redis
+
+        summary = export_redis(
+            model,
+            target,
+            k=args.k,
+            prefix=args.prefix,
+            scores=args.scores,
+            similar=not args.no_similar,
+            on_batch=_fault_hook(),
+        )
+    elif target.startswith("parquet:") or target.endswith(".parquet"):
+        from .export import export_parquet
+
+        path = target.removeprefix("parquet:")
+        if not path:
+            raise ConfigError("--to parquet:PATH names the output file")
+        summary = export_parquet(model, path, k=args.k)
+    else:
+        raise ConfigError(
+            f"--to takes redis://HOST:PORT/DB, parquet:PATH or a .parquet path, got {target!r}"
+        )
+    print(summary.text())
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        raise MissingExtraError("lensrec serve", "serve", "uvicorn") from None
+    from .app import create_app
+    from .backends import EmbeddedBackend, RedisBackend
+
+    if args.redis:
+        backend: Any = RedisBackend(args.redis, prefix=args.prefix, model_file=args.model_file)
+        source = f"the export in {args.redis} (prefix {args.prefix!r})"
+    elif args.model_file:
+        backend = EmbeddedBackend(args.model_file, max_k=args.max_k)
+        source = args.model_file
+    else:
+        raise ConfigError("give a model file to serve, or --redis URL to serve an export")
+    token = args.token or os.environ.get(TOKEN_ENV)
+    app = create_app(backend, token=token, max_history=args.max_history, max_body=args.max_body)
+    _say(
+        f"serving {source} on http://{args.host}:{args.port} "
+        f"(OpenAPI: /docs; reload {'enabled' if token else 'disabled'})"
+    )
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
+    return 0
+
+
+def add_commands(sub: Any, add: Any) -> None:
+    """Register ``export`` and ``serve``."""
+    p = add(sub, "export", "write every user's top-k to Redis (or Parquet) for serving")
+    p.add_argument("model_file")
+    p.add_argument(
+        "--to",
+        required=True,
+        help="redis://HOST:PORT/DB (a new version, published atomically), parquet:PATH or PATH.parquet",
+    )
+    p.add_argument("-k", "--k", type=int, default=100, help="list length stored per user")
+    p.add_argument("--prefix", default="lr", help="Redis key prefix")
+    p.add_argument("--scores", action="store_true", help="also store float16 scores (2x bytes)")
+    p.add_argument(
+        "--no-similar", action="store_true", help="do not store each item's similar items"
+    )
+    p.add_argument(
+        "--memory-report",
+        action="store_true",
+        help="instead of exporting: load the lists in three encodings and print bytes per user "
+        "by Redis's own accounting (MEMORY USAGE, INFO memory)",
+    )
+    p.set_defaults(func=cmd_export)
+
+    p = add(sub, "serve", "HTTP API over a model file (embedded) or a Redis export")
+    p.add_argument("model_file", nargs="?", help="model file (.lrec); with --redis: for fold-in")
+    p.add_argument("--redis", metavar="URL", help="serve the export in redis://HOST:PORT/DB")
+    p.add_argument("--prefix", default="lr", help="Redis key prefix of the export")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (loopback by default)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--token", help=f"token that POST /admin/reload needs (default: ${TOKEN_ENV}; none: off)"
+    )
+    p.add_argument(
+        "--max-k", type=int, default=100, help="largest k (embedded; Redis: the export's)"
+    )
+    p.add_argument("--max-history", type=int, default=1000, help="longest history POST accepts")
+    p.add_argument("--max-body", type=int, default=64 * 1024, help="largest request body, bytes")
+    p.set_defaults(func=cmd_serve)
