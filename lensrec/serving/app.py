@@ -17,7 +17,6 @@ outside 1..K, a malformed id, a history over the limit or a body over the size l
 recovers by itself). A 500 is a bug.
 """
 
-
 import hmac
 import json
 import math
@@ -278,7 +277,7 @@ def create_app(
         ratings: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
             default=None, description="their ratings, aligned (rating models)"
         )
-        k: int = 10
+        k: int = Field(default=10, ge=1, le=65535, description="list length, 1..K")
         fallback: bool = Field(
             default=True, description="false: 404 instead of the popularity fallback"
         )
@@ -331,7 +330,9 @@ def create_app(
     )
     def user_recommendations(
         user_id: str,
-        k: Annotated[int, Query(description="list length, 1..K")] = 10,
+        k: Annotated[
+            int, Query(ge=1, le=65535, description="list length, 1..K (K: the export's or --max-k)")
+        ] = 10,
         fallback: Annotated[bool, Query(description="false: 404 for an unknown user")] = True,
     ) -> Any:
         def run() -> Any:
@@ -348,7 +349,10 @@ def create_app(
         summary="the k items most similar to an item",
     )
     def similar_items(
-        item_id: str, k: Annotated[int, Query(description="list length, 1..K")] = 10
+        item_id: str,
+        k: Annotated[
+            int, Query(ge=1, le=65535, description="list length, 1..K (K: the export's or --max-k)")
+        ] = 10,
     ) -> Any:
         def run() -> Any:
             item = backend.parse_item(item_id)
