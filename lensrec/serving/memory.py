@@ -55,11 +55,11 @@ class MemoryReport:
         )
         lines = [
             head,
-            f"  {'encoding':<36} {'MEMORY USAGE':>12} {'used_memory':>12} {'value':>8} {'KB (MU)':>8}",
+            f"  {'encoding':<42} {'MEMORY USAGE':>12} {'used_memory':>12} {'value':>8} {'KB (MU)':>8}",
         ]
         for r in self.rows:
             lines.append(
-                f"  {r.encoding:<36} {r.memory_usage_per_user:>12.1f} "
+                f"  {r.encoding:<42} {r.memory_usage_per_user:>12.1f} "
                 f"{r.used_memory_per_user:>12.1f} {r.value_bytes_per_user:>8.1f} "
                 f"{r.memory_usage_per_user / 1024:>8.3f}"
             )
