@@ -247,12 +247,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     rows: list[dict[str, Any]] = []
     for name in MODELS:
+        extra = MODELS.entry(name).extra
         try:
             cls = MODELS[name]
         except LensrecError as exc:  # a missing extra: say so, list the rest
-            rows.append({"name": name, "error": str(exc)})
+            rows.append({"name": name, "extra": extra, "error": str(exc)})
             continue
         caps = cls.capabilities
+        extra = extra or caps.extra
         params = {k: v for k, v in cls.param_defaults().items() if k != "random_state"}
         rows.append(
             {
@@ -261,6 +263,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                 "data": "explicit ratings" if caps.needs_ratings else "any interactions",
                 "predicts_ratings": caps.predicts_ratings,
                 "folds_in": caps.folds_in,
+                "extra": extra,
                 "summary": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
                 "params": params,
             }
@@ -279,6 +282,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             offers.append("recommends for new users from their history")
         print(f"{row['name']}  ({row['class']}): {row['summary']}")
         print(f"  data: {row['data']}; {', '.join(offers)}")
+        if row["extra"]:
+            print(f"  needs the '{row['extra']}' extra: pip install 'lensrec[{row['extra']}]'")
         shown = ", ".join(f"{k}={v!r}" for k, v in row["params"].items())
         print(f"  --set {shown}\n" if shown else "  (no parameters)\n")
     return 0

@@ -42,6 +42,8 @@ __all__ = [
     "SLIM",
     "PureSVD",
     "ItemKNN",
+    "NCF",
+    "Item2Vec",
 ]
 
 
@@ -61,8 +63,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .bpmf import BPMF
     from .bpr import BPR
     from .ease import EASE
+    from .item2vec import Item2Vec
     from .item_knn import ItemKNN
     from .knn_baseline import KNNBaseline
+    from .ncf import NCF
     from .popularity import Popularity
     from .pure_svd import PureSVD
     from .slim import SLIM

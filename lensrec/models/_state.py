@@ -10,7 +10,9 @@ array      one ``.npy`` (numeric, bool or fixed-width unicode; never ``object``)
 idmap      the sorted external ids (one ``.npy``) and the map's kind
 sparse     ``data`` / ``indices`` / ``indptr`` ``.npy`` members, the format and shape
 tensors    a mapping of names to arrays (a torch ``state_dict``): one ``.npy`` each,
-           the key order, and whether the values were torch tensors
+           the key order, and whether the values were torch tensors; a tensor dtype numpy
+           cannot hold (bfloat16, float8) is stored as its raw bits in a same-width integer
+           array with the dtype's name, and comes back as that dtype
 json       the value itself, inside the header (numbers, strings, lists, dicts, None)
 =========  ==========================================================================
 
@@ -37,10 +39,22 @@ def _is_tensor(value: Any) -> bool:
     return type(value).__module__.startswith("torch") and hasattr(value, "detach")
 
 
-def _to_numpy(value: Any) -> np.ndarray:
+#: integer dtypes of each element width, for tensors stored as raw bits
+_BITS = {1: "uint8", 2: "int16", 4: "int32", 8: "int64"}
+
+
+def _to_numpy(value: Any) -> tuple[np.ndarray, str | None]:
+    """The array to store and, for a tensor dtype numpy cannot hold, that dtype's name."""
     if _is_tensor(value):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
+        t = value.detach().cpu()
+        try:
+            return t.numpy(), None
+        except TypeError:  # bfloat16, float8...: numpy has no such dtype
+            import torch
+
+            bits = getattr(torch, _BITS[t.element_size()])
+            return t.contiguous().view(bits).numpy(), str(t.dtype).removeprefix("torch.")
+    return np.asarray(value), None
 
 
 def _check_array(name: str, arr: np.ndarray) -> np.ndarray:
@@ -94,13 +108,19 @@ def encode_state(state: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, np
             and all(isinstance(v, np.ndarray) or _is_tensor(v) for v in value.values())
         ):
             keys = [str(k) for k in value]
+            raw: dict[str, str] = {}
             for pos, v in enumerate(value.values()):
-                arrays[f"{base}/{pos}.npy"] = _check_array(name, _to_numpy(v))
+                arr, dtype = _to_numpy(v)
+                arrays[f"{base}/{pos}.npy"] = _check_array(name, arr)
+                if dtype is not None:
+                    raw[str(pos)] = dtype
             desc[name] = {
                 "kind": "tensors",
                 "keys": keys,
                 "torch": any(_is_tensor(v) for v in value.values()),
             }
+            if raw:
+                desc[name]["raw_dtypes"] = raw
         elif _is_json(_plain(value)):
             desc[name] = {"kind": "json", "value": _plain(value)}
         else:
@@ -135,11 +155,19 @@ def decode_state(zf: zipfile.ZipFile, desc: Mapping[str, Any]) -> dict[str, Any]
                 cls = sp.csr_matrix if d["format"] == "csr" else sp.csc_matrix
                 out[name] = cls(tuple(parts), shape=tuple(d["shape"]))
             elif kind == "tensors":
-                values = [_read(zf, f"{base}/{pos}.npy") for pos in range(len(d["keys"]))]
+                values: list[Any] = [
+                    _read(zf, f"{base}/{pos}.npy") for pos in range(len(d["keys"]))
+                ]
                 if d.get("torch"):
                     import torch
 
+                    raw = d.get("raw_dtypes", {})
                     values = [torch.from_numpy(np.array(v)) for v in values]
+                    for pos, dtype in raw.items():
+                        kind = getattr(torch, str(dtype), None)
+                        if not isinstance(kind, torch.dtype):
+                            raise ModelFormatError(f"unknown tensor dtype {dtype!r} for {name}")
+                        values[int(pos)] = values[int(pos)].view(kind)
                 out[name] = dict(zip(d["keys"], values, strict=True))
             elif kind == "json":
                 out[name] = d["value"]

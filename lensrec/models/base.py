@@ -691,7 +691,11 @@ class Recommender:
             with -inf; plus ``fallback`` (bool per row) and ``reasons``.
         """
         self._require_fitted()
-        from ..retrieval import FALLBACK_EMPTY_HISTORY, Recommendations
+        from ..retrieval import (
+            FALLBACK_EMPTY_HISTORY,
+            FALLBACK_UNUSABLE_HISTORY,
+            Recommendations,
+        )
 
         query = self._make_query(users, history)
         k = _check_k(k)
@@ -701,8 +705,10 @@ class Recommender:
         empty = ~query.known
         if query.history is not None:
             empty &= np.diff(query.history.indptr) == 0
-        scored = ~empty
-        self._check_fold_in(query[scored] if empty.any() else query)
+        unusable = ~empty & self._unusable(query)
+        fallback = empty | unusable
+        scored = ~fallback
+        self._check_fold_in(query[scored] if fallback.any() else query)
         excl = self._exclusion(query, exclude)
         ids = np.full((n, k), -1, dtype=np.int32)
         scores = np.full((n, k), -np.inf, dtype=np.float32)
@@ -721,17 +727,26 @@ class Recommender:
                 i, s = ranker.search(sub, k, exclude=sub_excl, candidates=cand)
             ids[rows], scores[rows] = i, s
         reasons = [""] * n
-        if empty.any():
-            fb = np.flatnonzero(empty)
+        if fallback.any():
+            fb = np.flatnonzero(fallback)
             i, s = self._derived["popularity"].search(
-                np.ones((fb.size, 1), dtype=np.float32), k, candidates=cand
+                np.ones((fb.size, 1), dtype=np.float32),
+                k,
+                exclude=None if excl is None else excl[fb],
+                candidates=cand,
             )
             ids[fb], scores[fb] = i, s
             for r in fb:
-                reasons[r] = FALLBACK_EMPTY_HISTORY
+                reasons[r] = FALLBACK_EMPTY_HISTORY if empty[r] else FALLBACK_UNUSABLE_HISTORY
         return Recommendations(
-            ids, scores, fallback=empty, reasons=tuple(reasons), index_kind=ranker.kind
+            ids, scores, fallback=fallback, reasons=tuple(reasons), index_kind=ranker.kind
         )
+
+    def _unusable(self, query: Query) -> np.ndarray:
+        """Rows the model cannot score although they have a history (e.g. item2vec, when
+        every history item is outside its vocabulary): the fallback chain answers them,
+        flagged. Known users' rows use their training rows. Default: none."""
+        return np.zeros(len(query), dtype=bool)
 
     def _exclusion(self, query: Query, exclude: ExcludeArg) -> sp.csr_matrix | None:
         """The batch-aligned CSR of items each row must not get back."""

@@ -32,7 +32,12 @@ from .ids import (
     translate_history,
 )
 from .precomputed import PrecomputedIndex, precompute
-from .results import FALLBACK_EMPTY_HISTORY, FALLBACK_NO_FOLD_IN, Recommendations
+from .results import (
+    FALLBACK_EMPTY_HISTORY,
+    FALLBACK_NO_FOLD_IN,
+    FALLBACK_UNUSABLE_HISTORY,
+    Recommendations,
+)
 
 if TYPE_CHECKING:
     from .ann import ANNIndex
@@ -46,6 +51,7 @@ __all__ = [
     "ItemList",
     "FALLBACK_EMPTY_HISTORY",
     "FALLBACK_NO_FOLD_IN",
+    "FALLBACK_UNUSABLE_HISTORY",
     "blocked_topk",
     "build_ann",
     "exclusion_parts",

@@ -127,6 +127,9 @@ def _shape(
     used: int = 0,
 ) -> ItemList:
     ids, scores = rec[0][0], rec[1][0]
+    flags = getattr(rec, "fallback", None)
+    if fallback is None and flags is not None and bool(flags[0]):
+        fallback = rec.reasons[0]  # type: ignore[attr-defined]  # a Recommendations
     keep = ids >= 0
     found = ids[keep]
     titles_all = getattr(model, "item_titles_", None)

@@ -8,9 +8,15 @@ import numpy as np
 
 from ..types import IndexArray, ScoreArray
 
-__all__ = ["Recommendations", "FALLBACK_EMPTY_HISTORY", "FALLBACK_NO_FOLD_IN"]
+__all__ = [
+    "Recommendations",
+    "FALLBACK_EMPTY_HISTORY",
+    "FALLBACK_NO_FOLD_IN",
+    "FALLBACK_UNUSABLE_HISTORY",
+]
 
 FALLBACK_EMPTY_HISTORY = "empty history"
+FALLBACK_UNUSABLE_HISTORY = "no history item the model has learned (e.g. all below min_count)"
 FALLBACK_NO_FOLD_IN = "the model cannot score users it never saw"
 
 

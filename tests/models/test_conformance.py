@@ -15,6 +15,8 @@ FAST: dict[str, dict] = {
     "als": {"epochs": 3},
     "bpr": {"epochs": 5},
     "warp": {"epochs": 5},
+    "ncf": {"epochs": 3, "factors": 8, "layers": 2, "fold_in_epochs": 5},
+    "item2vec": {"epochs": 5, "factors": 16},
 }
 
 

@@ -26,6 +26,7 @@ SMALL: dict[str, dict[str, Any]] = {
     "als": dict(factors=16, reg=0.001),
     "bpr": dict(factors=16),
     "warp": dict(factors=16),
+    "ncf": dict(factors=8, layers=2, learning_rate=0.01, fold_in_epochs=3),
 }
 #: epoch-trained models that keep no single epoch, and why
 NO_SELECTION = {"bpmf": "averages every Gibbs sample after the burn-in (n_kept_ counts them)"}

@@ -1,0 +1,122 @@
+"""lensrec Item2Vec vs gensim's Word2Vec used directly, as the item2vec notebook uses it.
+
+ml-100k, ratings >= 4 as positives, each user's last 3 positives as test: by u.data's row
+order (``last:3:row``, the notebook's protocol) and, with ``--split last:3``, by timestamp.
+Both sides get the same training part, and both are scored by ``lensrec.evaluate.evaluate``
+on the same test part (HR@10, NDCG@10, Recall@10; seen items excluded).
+
+- gensim direct: sentences are each user's training items in the split's order (tokens: the
+  external item ids), ``Word2Vec(sg=1, window=5, negative=16, ns_exponent=-0.14,
+  min_count=3, vector_size=64, epochs=50, workers=1, seed)``; a user's list is
+  ``predict_output_word(history, topn=k + len(history))`` with the whole training history as
+  context, seen items dropped, the first ``k`` kept (a user none of whose items is in the
+  vocabulary gets an empty list).
+- lensrec: ``Item2Vec`` at its defaults (``order="row"`` on ``:row`` splits), plus
+  ``scoring="mean"`` for comparison.
+
+Fit seconds are wall time of one fit (gensim: building the vocabulary and training).
+``--workers 2`` adds both sides with two gensim workers (not repeatable under a seed).
+
+    python benchmarks/bench_item2vec.py [--split last:3:row] [--seeds 0 1 2] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+
+from lensrec.data import load_dataset
+from lensrec.evaluate import evaluate
+from lensrec.models import MODELS
+from lensrec.models.item2vec import user_sentences
+from lensrec.split import make_split, min_rating
+
+METRICS = ["hit_rate@10", "ndcg@10", "recall@10"]
+NOTEBOOK = dict(sg=1, window=5, negative=16, ns_exponent=-0.14, min_count=3, vector_size=64,
+                epochs=50)  # fmt: skip
+
+
+class GensimDirect:
+    """The notebook's recommender: ``predict_output_word`` over the whole history."""
+
+    def __init__(self, train: Any, order: str, seed: int, workers: int = 1):
+        from gensim.models import Word2Vec
+
+        self.train = train
+        sentences = user_sentences(train, order)  # item indices as tokens, the split's order
+        ext = train.item_ids.ids.astype(str)
+        self.sentences = [[ext[int(t)] for t in s] for s in sentences]
+        t0 = time.perf_counter()
+        self.w2v = Word2Vec(sentences=self.sentences, seed=seed, workers=workers, **NOTEBOOK)
+        self.fit_seconds = time.perf_counter() - t0
+        self.ext = ext
+        self.lookup = {e: i for i, e in enumerate(ext)}
+        users = np.unique(train.users)
+        self.by_user = dict(zip(users.tolist(), self.sentences, strict=True))
+
+    def recommend(self, users: Any, k: int = 10, **_: Any) -> tuple[np.ndarray, np.ndarray]:
+        users = np.asarray(users)
+        ids = np.full((users.size, k), -1, dtype=np.int32)
+        scores = np.full((users.size, k), -np.inf, dtype=np.float32)
+        for r, u in enumerate(users.tolist()):
+            hist = self.by_user.get(u, [])
+            got = self.w2v.predict_output_word(hist, topn=k + len(hist)) if hist else None
+            if not got:
+                continue
+            seen = set(hist)
+            kept = [(w, p) for w, p in got if w not in seen][:k]
+            ids[r, : len(kept)] = [self.lookup[w] for w, _ in kept]
+            scores[r, : len(kept)] = [p for _, p in kept]
+        return ids, scores
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--split", default="last:3:row")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--workers", type=int, default=1)
+    args = ap.parse_args()
+
+    data = min_rating(load_dataset("ml-100k"), 4)
+    sp = make_split(data, args.split)
+    order = "row" if args.split.endswith(":row") else "time"
+    print(
+        f"ml-100k ratings >= 4, {args.split}: {len(sp.train):,} train / {len(sp.test):,} test rows"
+    )
+    rows: list[tuple[str, int, float, dict[str, float]]] = []
+    for seed in args.seeds:
+        for workers in sorted({1, args.workers}):
+            g = GensimDirect(sp.train, order, seed, workers)
+            res = evaluate(g, sp.train, sp.test, k=10, metrics=METRICS, ci=False)
+            rows.append((f"gensim direct (workers={workers})", seed, g.fit_seconds, res.metrics))
+            for label, params in (
+                ("lensrec Item2Vec (defaults)", {}),
+                ("lensrec Item2Vec scoring=mean", {"scoring": "mean"}),
+            ):
+                if workers > 1 and params:
+                    continue
+                model = MODELS["item2vec"](
+                    order=order, workers=workers, random_state=seed, **params
+                )
+                model.fit(sp.train)
+                res = evaluate(model, sp.train, sp.test, k=10, metrics=METRICS, ci=False)
+                rows.append((f"{label} (workers={workers})", seed, model.fit_seconds_, res.metrics))
+    print(f"\n| model | seed | fit s | {' | '.join(METRICS)} |")
+    print("|---|---|---|" + "---|" * len(METRICS))
+    for label, seed, secs, m in rows:
+        vals = " | ".join(f"{m[name]:.4f}" for name in METRICS)
+        print(f"| {label} | {seed} | {secs:.2f} | {vals} |")
+    if len(args.seeds) > 1:
+        print("\nmeans over seeds:")
+        for label in dict.fromkeys(r[0] for r in rows):
+            ms = [r[3] for r in rows if r[0] == label]
+            secs = np.mean([r[2] for r in rows if r[0] == label])
+            vals = " | ".join(f"{np.mean([m[n] for m in ms]):.4f}" for n in METRICS)
+            print(f"| {label} | mean | {secs:.2f} | {vals} |")
+
+
+if __name__ == "__main__":
+    main()
