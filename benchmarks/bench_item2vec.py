@@ -17,7 +17,12 @@ on the same test part (HR@10, NDCG@10, Recall@10; seen items excluded).
 Fit seconds are wall time of one fit (gensim: building the vocabulary and training).
 ``--workers 2`` adds both sides with two gensim workers (not repeatable under a seed).
 
+``--tune`` instead compares lensrec Item2Vec settings (``GRID``) on a validation set carved
+from the training part only (each user's last 3 training positives, in the split's order),
+over ``--seeds``: how the defaults were chosen; the test part is not looked at.
+
     python benchmarks/bench_item2vec.py [--split last:3:row] [--seeds 0 1 2] [--workers 2]
+    python benchmarks/bench_item2vec.py --tune --seeds 0 1
 """
 
 from __future__ import annotations
@@ -32,9 +37,16 @@ from lensrec.data import load_dataset
 from lensrec.evaluate import evaluate
 from lensrec.models import MODELS
 from lensrec.models.item2vec import user_sentences
-from lensrec.split import make_split, min_rating
+from lensrec.split import carve_validation, make_split, min_rating
 
 METRICS = ["hit_rate@10", "ndcg@10", "recall@10"]
+#: settings compared by --tune (on validation only)
+GRID: list[dict[str, Any]] = [
+    {"subsample": 0.001},  # the notebook's (gensim's default)
+    {"subsample": 0.0},
+    {"subsample": 0.0, "window": 20},
+    {"subsample": 0.001, "window": 20},
+]
 NOTEBOOK = dict(sg=1, window=5, negative=16, ns_exponent=-0.14, min_count=3, vector_size=64,
                 epochs=50)  # fmt: skip
 
@@ -78,11 +90,15 @@ def main() -> None:
     ap.add_argument("--split", default="last:3:row")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--tune", action="store_true", help="compare GRID on a carved validation set")
     args = ap.parse_args()
 
     data = min_rating(load_dataset("ml-100k"), 4)
     sp = make_split(data, args.split)
     order = "row" if args.split.endswith(":row") else "time"
+    if args.tune:
+        tune(sp.train, order, args.seeds)
+        return
     print(
         f"ml-100k ratings >= 4, {args.split}: {len(sp.train):,} train / {len(sp.test):,} test rows"
     )
@@ -116,6 +132,23 @@ def main() -> None:
             secs = np.mean([r[2] for r in rows if r[0] == label])
             vals = " | ".join(f"{np.mean([m[n] for m in ms]):.4f}" for n in METRICS)
             print(f"| {label} | mean | {secs:.2f} | {vals} |")
+
+
+def tune(train: Any, order: str, seeds: list[int]) -> None:
+    carved = carve_validation(train, "last", 3, by="row" if order == "row" else "timestamp")
+    print(f"validation: each user's last 3 training rows by {order}: {len(carved.valid):,} rows")
+    print(f"| params | {' | '.join(METRICS)} | fit s |")
+    print("|---|" + "---|" * (len(METRICS) + 1))
+    for params in GRID:
+        ms, secs = [], []
+        for seed in seeds:
+            model = MODELS["item2vec"](order=order, random_state=seed, **params)
+            model.fit(carved.train)
+            res = evaluate(model, carved.train, carved.valid, k=10, metrics=METRICS, ci=False)
+            ms.append(res.metrics)
+            secs.append(model.fit_seconds_)
+        vals = " | ".join(f"{np.mean([m[n] for m in ms]):.4f}" for n in METRICS)
+        print(f"| {params} | {vals} | {np.mean(secs):.1f} |", flush=True)
 
 
 if __name__ == "__main__":
