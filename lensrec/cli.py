@@ -44,6 +44,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lensrec._tune_cli",
     "lensrec._runs_cli",
     "lensrec.serving.commands",
+    "lensrec.spark.commands",
 )
 
 
