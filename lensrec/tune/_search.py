@@ -206,27 +206,36 @@ def _open_storage(optuna: Any, url: str) -> Any:
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 60}
-    try:
-        import warnings
+    import warnings
 
-        from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            # a trial whose process died (no heartbeat for 20 s) is failed and run again
-            return RDBStorage(
-                url,
-                engine_kwargs=kwargs,
-                heartbeat_interval=5,
-                grace_period=20,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-            )
-    except Exception as exc:  # SQLAlchemy / driver errors of every kind
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ConfigError(
-            f"--storage {redact_url(url)}: cannot open the study storage "
-            f"({type(exc).__name__}: {first[:200]})"
-        ) from None
+    error: Exception | None = None
+    # processes that open a new database at the same moment race to create its tables:
+    # the loser sees "table already exists" once; the tables are there when it tries again
+    for attempt in range(4):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                # a trial whose process died (no heartbeat for 20 s) is failed and run again
+                return RDBStorage(
+                    url,
+                    engine_kwargs=kwargs,
+                    heartbeat_interval=5,
+                    grace_period=20,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                )
+        except Exception as exc:  # SQLAlchemy / driver errors of every kind
+            error = exc
+            if type(exc).__name__ not in ("OperationalError", "IntegrityError"):
+                break
+            time.sleep(0.3 * (attempt + 1))
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else ""
+    raise ConfigError(
+        f"--storage {redact_url(url)}: cannot open the study storage "
+        f"({type(error).__name__}: {first[:200]})"
+    ) from None
 
 
 def _defaults_in_space(cls: Any, space: Mapping[str, tuple[Any, ...]]) -> dict[str, Any]:
