@@ -147,7 +147,9 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def _summary(name: str, results: list[tuple[float, float, str]], rate: float, duration: float) -> str:
+def _summary(
+    name: str, results: list[tuple[float, float, str]], rate: float, duration: float
+) -> str:
     lat = np.array([r[1] for r in results if r[2] == "200"]) * 1000
     statuses: dict[str, int] = {}
     for r in results:
@@ -179,6 +181,15 @@ def _paths(model_file: str, k: int) -> list[str]:
         if j % 20 == 19:
             out.append(f"/users/{9_000_000 + j}/recommendations?k={k}")  # unknown: fallback
     return out
+
+
+def _run(coro):  # uvloop when installed (the serve extra has it): less client CPU
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,10 +235,8 @@ def main(argv: list[str] | None = None) -> int:
                 proc = _serve([model_file], port)
             try:
                 # warm-up: a second of requests, not counted
-                asyncio.run(_drive(port, paths, min(args.rate, 200), 1.0, 8, args.timeout))
-                res = asyncio.run(
-                    _drive(port, paths, args.rate, duration, args.connections, args.timeout)
-                )
+                _run(_drive(port, paths, min(args.rate, 200), 1.0, 8, args.timeout))
+                res = _run(_drive(port, paths, args.rate, duration, args.connections, args.timeout))
                 print(_summary(backend, res, args.rate, duration), flush=True)
                 if backend == "redis" and args.outage > 0:
                     _outage_run(server, port, paths, args, duration)
@@ -259,7 +268,7 @@ def _outage_run(server, port: int, paths: list[str], args, duration: float) -> N
         server.start()
         marks["started"] = back_at
 
-    res = asyncio.run(
+    res = _run(
         _drive(
             port,
             paths,

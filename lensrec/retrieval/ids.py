@@ -110,6 +110,11 @@ def training_counts(model: Any) -> np.ndarray | None:
     seen = getattr(model, "user_items_", None)
     if seen is None:
         return None
+    # the fallback chain's popularity index (built at fit / load) holds them already
+    pop = getattr(model, "_derived", {}).get("popularity")
+    vectors = getattr(pop, "item_vectors", None)
+    if vectors is not None and vectors.shape == (model.n_items, 1):
+        return vectors[:, 0].astype(np.int64)
     return np.bincount(seen.indices, minlength=model.n_items)[: model.n_items]
 
 

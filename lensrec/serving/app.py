@@ -15,6 +15,11 @@ Status codes: 404 an unknown item, or an unknown user when ``fallback=false``; 4
 outside 1..K, a malformed id, a history over the limit or a body over the size limit;
 503 Redis unreachable or nothing exported (the next request tries again, so the service
 recovers by itself). A 500 is a bug.
+
+Handlers run on the event loop and call the backend directly: a Redis query is one round
+trip of about 0.1 ms and a model query (embedded) a fraction of a millisecond, less than a
+hop through a thread pool costs (~0.2 ms of CPU per request, measured). A hung Redis costs
+one socket timeout per cool-down (:class:`~.backends.RedisBackend`), not one per request.
 """
 
 import hmac
@@ -328,7 +333,7 @@ def create_app(
         responses=problems,
         summary="top-k for a user the model was trained on",
     )
-    def user_recommendations(
+    async def user_recommendations(
         user_id: str,
         k: Annotated[
             int, Query(ge=1, le=65535, description="list length, 1..K (K: the export's or --max-k)")
@@ -348,7 +353,7 @@ def create_app(
         responses=problems,
         summary="the k items most similar to an item",
     )
-    def similar_items(
+    async def similar_items(
         item_id: str,
         k: Annotated[
             int, Query(ge=1, le=65535, description="list length, 1..K (K: the export's or --max-k)")
@@ -367,7 +372,7 @@ def create_app(
         responses=problems,
         summary="top-k for a user the model never saw, from their items (fold-in)",
     )
-    def history_recommendations(query: Annotated[HistoryQuery, Body()]) -> Any:
+    async def history_recommendations(query: Annotated[HistoryQuery, Body()]) -> Any:
         def run() -> Any:
             if len(query.items) > max_history:
                 raise ConfigError(
@@ -387,11 +392,11 @@ def create_app(
         return guarded(run)
 
     @app.get("/health", responses={503: {"model": Problem}}, summary="200 when the backend answers")
-    def health() -> Any:
+    async def health() -> Any:
         return guarded(lambda: JSONResponse(backend.health()))
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
-    def metrics_text() -> Any:
+    async def metrics_text() -> Any:
         return PlainTextResponse(metrics.text(), media_type="text/plain; version=0.0.4")
 
     @app.post(

@@ -75,3 +75,26 @@ def test_topk_long_rows_skip_chunks_correctly(seed):
     ref_ids, ref_out = _reference_topk_rows(np.nan_to_num(scores, nan=-np.inf), k, exclude)
     np.testing.assert_array_equal(ids, ref_ids)
     np.testing.assert_array_equal(out, ref_out)
+
+
+def test_serial_and_parallel_paths_agree_with_the_reference():
+    from lensrec.kernels.topk import PARALLEL_MIN_VALUES, _topk_rows_parallel, _topk_rows_serial
+
+    gen = np.random.default_rng(3)
+    b, n, k = 260, 1024, 17
+    assert b * n >= PARALLEL_MIN_VALUES  # topk_rows takes the parallel path for this block
+    scores = gen.integers(0, 50, (b, n)).astype(np.float32)  # many ties
+    scores[gen.random((b, n)) < 0.05] = -np.inf
+    exclude = [set(np.flatnonzero(gen.random(n) < 0.1).tolist()) for _ in range(b)]
+    ids, out = _run(scores, k, exclude)
+    ref_ids, ref_out = _reference_topk_rows(scores, k, exclude)
+    np.testing.assert_array_equal(ids, ref_ids)
+    np.testing.assert_array_equal(out, ref_out)
+    indptr = np.concatenate([[0], np.cumsum([len(e) for e in exclude])]).astype(np.int64)
+    indices = np.array([j for e in exclude for j in sorted(e)], dtype=np.int32)
+    for kernel in (_topk_rows_parallel, _topk_rows_serial):
+        got_i = np.empty((b, k), np.int32)
+        got_s = np.empty((b, k), np.float32)
+        kernel(scores, k, indptr, indices, got_i, got_s)
+        np.testing.assert_array_equal(got_i, ref_ids)
+        np.testing.assert_array_equal(got_s, ref_out)
