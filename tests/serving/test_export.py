@@ -201,3 +201,23 @@ def test_memory_report_orders_the_encodings(als, redis_url):
     assert scored.memory_usage_per_user < raw.memory_usage_per_user < strings.memory_usage_per_user
     assert r.dbsize() == 0  # cleaned up
     assert "list of UUID strings" in report.text()
+
+
+def test_uuid_users_are_keyed_by_their_16_bytes(redis_url):
+    import uuid
+
+    from lensrec import Interactions
+    from lensrec.models import ItemKNN
+
+    users = [str(uuid.UUID(int=(u + 1) * 104729)) for u in range(12)]
+    rows = [(users[u], i) for u in range(12) for i in range(10) if (u + i) % 3]
+    data = Interactions.from_arrays([u for u, _ in rows], [i for _, i in rows])
+    model = ItemKNN(random_state=0).fit(data)
+    export_redis(model, redis_url, k=4, prefix="uu")
+    r = redis.Redis.from_url(redis_url)
+    key = b"uu:1:u:" + uuid.UUID(users[5]).bytes
+    assert r.exists(key) and len(key) == len(b"uu:1:u:") + 16
+    backend = RedisBackend(redis_url, prefix="uu")
+    parsed = backend.parse_user(users[5].upper())  # any spelling of the UUID
+    assert parsed == users[5]
+    assert backend.recommend_user(parsed, 4).items == recommend_user(model, users[5], 4).items
