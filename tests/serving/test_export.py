@@ -221,3 +221,30 @@ def test_uuid_users_are_keyed_by_their_16_bytes(redis_url):
     parsed = backend.parse_user(users[5].upper())  # any spelling of the UUID
     assert parsed == users[5]
     assert backend.recommend_user(parsed, 4).items == recommend_user(model, users[5], 4).items
+
+
+def test_catalogues_over_65536_items_use_uint32(redis_url):
+    from lensrec import Interactions
+    from lensrec.models import Popularity
+
+    n_items = 70_000
+    # user 99 touches every item once; users 1..19 items 66000..66009 (the most popular);
+    # user 0 items 0..9. User 0's top-5 by popularity: 66000..66004 (ties: lower index)
+    users = [99] * n_items + [u for u in range(1, 20) for _ in range(10)] + [0] * 10
+    items = list(range(n_items)) + [66_000 + j for _ in range(1, 20) for j in range(10)]
+    items += list(range(10))
+    model = Popularity().fit(Interactions.from_arrays(users, items))
+    export_redis(model, redis_url, k=5)
+    r = redis.Redis.from_url(redis_url)
+    assert json.loads(r.get("lr:1:meta"))["index_width"] == 4
+    blob = r.get("lr:1:u:0")
+    version, flags, n = struct.unpack_from("<BBH", blob)
+    assert (version, flags, n) == (1, 2, 5) and len(blob) == 4 + 4 * 5
+    assert list(struct.unpack_from("<5I", blob, 4)) == [66_000, 66_001, 66_002, 66_003, 66_004]
+    assert RedisBackend(redis_url).recommend_user(0, 5).items == [
+        66_000,
+        66_001,
+        66_002,
+        66_003,
+        66_004,
+    ]
