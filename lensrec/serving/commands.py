@@ -84,6 +84,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_port(host: str, port: int) -> None:
+    """A clear one-line error (exit 2) for an address that cannot be listened on."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -100,6 +113,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         source = args.model_file
     else:
         raise ConfigError("give a model file to serve, or --redis URL to serve an export")
+    _check_port(args.host, args.port)
     token = args.token or os.environ.get(TOKEN_ENV)
     app = create_app(backend, token=token, max_history=args.max_history, max_body=args.max_body)
     _say(

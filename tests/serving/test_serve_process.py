@@ -88,3 +88,17 @@ def test_serve_from_redis_binds_loopback(als_file, redis_url):
                 socket.create_connection((other, port), timeout=1).close()
     finally:
         _stop(proc)
+
+
+def test_busy_port_is_one_line_exit_2(als_file, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", str(als_file), "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"cannot listen on 127.0.0.1:{port}" in err
+    assert main(["serve"]) == 2
+    assert "give a model file to serve" in capsys.readouterr().err
