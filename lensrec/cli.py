@@ -97,6 +97,8 @@ def _load_options(args: argparse.Namespace) -> dict[str, Any]:
         if value:
             # without a header, columns are 0-based positions
             mapping[name] = int(value) if no_header and value.isdigit() else value
+    if getattr(args, "item_info", None):
+        mapping["item_info"] = args.item_info
     if no_header:
         mapping["has_header"] = False
     if getattr(args, "sep", None):
@@ -386,20 +388,38 @@ def _model_file(args: argparse.Namespace) -> Any:
     return load(args.model_file)
 
 
-def _clip_to_scale(model: Any, answer: Any, lo_hi: Any = None) -> Any:
-    """Predicted ratings shown on the data's rating scale (rating models only)."""
-    import dataclasses
+def _scale_notes(
+    model: Any, answer: Any, lo_hi: Any = None
+) -> tuple[list[float] | None, list[str]]:
+    """For a rating model's list: each predicted rating on the data's scale, and a note.
 
+    The list is ranked by the model's raw scores, which may lie above the scale (all the
+    best items of a rating model often do); those are shown as they are, next to the rating
+    ``predict`` would give (clipped to the scale), and a note says so, so that a column of
+    5.0000 never hides the order the ranking used.
+    """
     import numpy as np
 
     if answer.score_name != "predicted":
-        return answer
+        return None, []
+    if lo_hi is None:
+        lo_hi = getattr(model, "rating_scale_", None)
     if lo_hi is None and getattr(model, "user_items_", None) is not None and model.user_items_.nnz:
         data = model.user_items_.data
         lo_hi = (float(data.min()), float(data.max()))
     if lo_hi is None:
-        return answer
-    return dataclasses.replace(answer, scores=np.clip(answer.scores, lo_hi[0], lo_hi[1]))
+        return None, []
+    lo, hi = float(lo_hi[0]), float(lo_hi[1])
+    clipped = np.clip(answer.scores, lo, hi)
+    n_off = int(np.count_nonzero(clipped != answer.scores))
+    notes = []
+    if n_off:
+        notes.append(
+            f"note: ranked by the raw predicted rating (score); {n_off} of these lie outside "
+            f"the {lo:g}-{hi:g} scale, so the rating column (what predict() returns) shows "
+            "them clipped"
+        )
+    return [float(v) for v in clipped], notes
 
 
 def _split_list(raw: str) -> list[str]:
@@ -410,6 +430,13 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from .models import read_meta
     from .retrieval import recommend_history, recommend_user
 
+    if args.user is not None and args.history is not None:
+        raise ConfigError(
+            "give --user ID (a user the model was trained on) or --history ITEMS (a user it "
+            "never saw), not both"
+        )
+    if args.ratings is not None and args.history is None:
+        raise ConfigError("--ratings goes with --history (the ratings of those items)")
     model = _model_file(args)
     if args.history is not None:
         items = _split_list(args.history)
@@ -440,8 +467,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         title = f"top {args.k} for user {args.user}"
         if not args.no_exclude:
             title += " (items seen in training excluded)"
-    answer = _clip_to_scale(model, answer, read_meta(args.model_file).get("rating_scale"))
-    notes = []
+    rating_col, notes = _scale_notes(model, answer, read_meta(args.model_file).get("rating_scale"))
     if answer.n_unknown:
         shown = ", ".join(map(str, answer.unknown))
         more = (
@@ -459,7 +485,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             "rank these"
         )
         title += " (fallback: most popular)"
-    _print_answer(args, title, answer, notes)
+    _print_answer(args, title, answer, notes, rating_col)
     return 0
 
 
@@ -480,16 +506,28 @@ def cmd_similar(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_answer(args: argparse.Namespace, title: str, answer: Any, notes: list[str]) -> None:
-    """An ItemList as a table (notes on stderr) or, with --json, one JSON object."""
-    if getattr(args, "json", False):
-        for note in notes:
-            _say(note)
-        _print_json(answer.to_dict())
-        return
+def _print_answer(
+    args: argparse.Namespace,
+    title: str,
+    answer: Any,
+    notes: list[str],
+    rating_col: list[float] | None = None,
+) -> None:
+    """An ItemList as a table (notes on stderr) or, with --json, one JSON object.
+
+    ``rating_col``: a rating model's predicted ratings on the data's scale, shown beside the
+    raw scores the list was ranked by (``"rating"`` in each JSON row).
+    """
+    rows = answer.rows()
+    if rating_col is not None:
+        for row, value in zip(rows, rating_col, strict=True):
+            row["rating"] = value
     for note in notes:
         _say(note)
-    _print_rows(args, title, answer.rows(), score_name=answer.score_name)
+    if getattr(args, "json", False):
+        _print_json({**answer.to_dict(), "items": rows})
+        return
+    _print_rows(args, title, rows, score_name=answer.score_name)
 
 
 def _print_rows(
@@ -505,12 +543,19 @@ def _print_rows(
     width_item = max(4, *(len(str(r["item"])) for r in rows))
     has_titles = any(r["title"] for r in rows)
     has_counts = any("n_train" in r for r in rows)
-    head = f"{'rank':>4}  {score_name:>10}  {'item':<{width_item}}"
+    has_rating = any("rating" in r for r in rows)
+    if has_rating:  # the raw score ranked the list; the rating column is predict()'s value
+        score_name = "score"
+    head = f"{'rank':>4}  {score_name:>10}  "
+    head += f"{'rating':>6}  " if has_rating else ""
+    head += f"{'item':<{width_item}}"
     head += f"  {'n_train':>7}" if has_counts else ""
     head += "  title" if has_titles else ""
     print(head)
     for r in rows:
-        line = f"{r['rank']:>4}  {r['score']:>10.4f}  {str(r['item']):<{width_item}}"
+        line = f"{r['rank']:>4}  {r['score']:>10.4f}  "
+        line += f"{r['rating']:>6.2f}  " if has_rating else ""
+        line += f"{str(r['item']):<{width_item}}"
         line += f"  {r.get('n_train', 0):>7}" if has_counts else ""
         line += f"  {r['title']}" if has_titles else ""
         print(line.rstrip())
@@ -733,6 +778,13 @@ def _add_data_args(p: argparse.ArgumentParser, positional: bool = False) -> None
         metavar="LOW,HIGH[,STEP]",
         help="reject ratings off this scale (file datasets; default: inferred and printed)",
     )
+    p.add_argument(
+        "--item-info",
+        metavar="FILE",
+        help="item metadata (CSV/TSV/Parquet with a header: an id column such as item_id, a "
+        "title column, any others): titles are kept in the model file and shown by "
+        "recommend and similar",
+    )
     p.add_argument("--min-rating", type=float, help="keep only ratings >= this (positives)")
     p.add_argument("--kcore", type=int, help="iterative k-core on users and items")
 
@@ -837,7 +889,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(sub, "recommend", "top-k items for a user, or for a new user from a list of items")
     p.add_argument("model_file")
-    p.add_argument("--user", help="external user id (a user the model was trained on)")
+    p.add_argument(
+        "--user", help="external user id (a user the model was trained on; not with --history)"
+    )
     p.add_argument(
         "--history",
         metavar="ITEM,ITEM,...",

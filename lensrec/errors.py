@@ -19,6 +19,8 @@ __all__ = [
     "LensrecWarning",
     "RatingOutlierWarning",
     "SplitDropWarning",
+    "UnknownIdWarning",
+    "EvaluationWarning",
 ]
 
 
@@ -110,6 +112,14 @@ class RatingOutlierWarning(LensrecWarning):
     def __init__(self, message: str, *, file: str, line: int, value: float, count: int):
         super().__init__(message)
         self.file, self.line, self.value, self.count = file, line, value, count
+
+
+class UnknownIdWarning(LensrecWarning):
+    """Ids of a query the model does not know were left out (the message names them)."""
+
+
+class EvaluationWarning(LensrecWarning):
+    """An evaluation whose inputs look wrong (train and test swapped, test seen in training)."""
 
 
 class SplitDropWarning(LensrecWarning):

@@ -2,6 +2,7 @@
 
 from .ids import IdMap
 from .interactions import Interactions
+from .item_info import load_item_info
 from .loading import load_dataset
 from .movielens import DATASETS, REGISTRY, MovieLensVariant, fetch, load_movielens
 from .summary import describe, format_summary
@@ -18,6 +19,7 @@ __all__ = [
     "fetch",
     "load_movielens",
     "load_dataset",
+    "load_item_info",
     "load_table",
     "synthetic",
     "describe",

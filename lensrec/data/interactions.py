@@ -49,7 +49,12 @@ def require_columns(
         more = f", ... ({len(have)} in all)" if len(have) > _SHOWN_COLUMNS else ""
         found = f"the columns are [{names}{more}]"
     listed = ", ".join(f"'{shown_text(str(c), 40)}'" for c in missing)
-    raise DataError(f"missing column(s) {listed}; {found}", file=file, line=line)
+    hint = ""
+    for sep, shown in ((";", "';'"), ("\t", "'\\t'"), ("|", "'|'"), (",", "','")):
+        if len(have) == 1 and sep in str(have[0]):
+            hint = f"; the header looks {shown}-separated: pass --sep {shown} (sep= in Python)"
+            break
+    raise DataError(f"missing column(s) {listed}; {found}{hint}", file=file, line=line)
 
 
 def _to_polars(df: Any) -> pl.DataFrame:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import DataError
 from .interactions import Interactions
+from .item_info import attach_item_info, load_item_info
 from .movielens import REGISTRY, load_movielens
 from .tabular import is_parquet_dir, load_table, read_parquet
 
@@ -36,19 +37,30 @@ def load_dataset(
     names (``userId``, ``movieId``, ``rating``, ``timestamp``) are tried, then
     ``user_id``/``item_id`` and ``user``/``item``; a file whose first line is all numbers
     is read as headerless with columns user, item[, rating[, timestamp]].
+
+    ``item_info`` (a path) attaches an item metadata file (id, title and any other
+    columns, see :func:`~lensrec.data.item_info.load_item_info`): models trained on the data
+    keep the titles, and the command line shows them.
     """
     text = os.fspath(spec)
+    info_file = mapping.pop("item_info", None)
+    inter: Interactions | None = None
     if text in REGISTRY:
         if mapping:
             raise DataError(
                 f"column mapping {sorted(mapping)} does not apply to registry dataset {text!r}"
             )
-        return load_movielens(text, cache_dir, download=download, progress=progress)
-    path = Path(text)
-    if path.is_file() or is_parquet_dir(path):
+        inter = load_movielens(text, cache_dir, download=download, progress=progress)
+    elif Path(text).is_file() or is_parquet_dir(Path(text)):
+        path = Path(text)
         if "user" not in mapping or "item" not in mapping:
             mapping = {**_guess_mapping(path), **mapping}
-        return load_table(path, **mapping)
+        inter = load_table(path, **mapping)
+    if inter is not None:
+        if info_file is not None:
+            info = load_item_info(info_file)
+            inter = attach_item_info(inter, info, source=os.fspath(info_file))
+        return inter
     raise DataError(
         f"{text!r} is neither a known dataset ({', '.join(REGISTRY)}) nor an existing file"
     )
@@ -66,7 +78,7 @@ def _guess_mapping(path: Path) -> dict[str, Any]:
         cols = read_parquet(path, file=str(path), schema_only=True)
     else:
         with open(path, "rb") as fh:
-            first = fh.readline().decode("utf-8", "replace").strip()
+            first = fh.readline().decode("utf-8-sig", "replace").strip()
         if not first:
             raise DataError(
                 "the file is empty (or its first line is blank)", file=str(path), line=1

@@ -89,6 +89,8 @@ def describe(inter: Interactions) -> dict[str, Any]:
     }
     out["rating_scale"] = inter.stats.get("rating_scale")
     out["rating_outliers"] = inter.stats.get("rating_outliers")
+    if inter.stats.get("item_info"):
+        out["item_info"] = inter.stats["item_info"]
     if inter.ratings is not None and n:
         r = inter.ratings.astype(np.float64)
         out["rating_mean"] = float(r.mean())
@@ -140,6 +142,12 @@ def format_summary(d: dict[str, Any], *, width: int = 40) -> str:
                 f"{label:<13} min {q['min']:g}  median {q['median']:g}  mean {q['mean']:.1f}  "
                 f"p90 {q['p90']:g}  p99 {q['p99']:g}  max {q['max']:g}"
             )
+    info = d.get("item_info")
+    if info:
+        lines.append(
+            f"item info     {info['matched']:,} of the items have a title ({info['source']}, "
+            f"{info['rows']:,} rows)"
+        )
     scale = scale_line(d)
     if scale:
         lines.append(f"rating scale  {scale}")

@@ -525,6 +525,23 @@ def _sniff_sep(data: bytes) -> str:
     return best if counts[best] else ","
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
+def _file_sep(data: bytes, ext: str) -> str:
+    """The separator the extension implies, unless the first line has none of it and another
+    (``;``, tab, ``|``) is there: a ``.csv`` written with semicolons, as spreadsheets in many
+    locales do, is read as such."""
+    implied = TABLE_EXTENSIONS.get(ext)
+    sniffed = _sniff_sep(data)
+    if implied is None:
+        return sniffed
+    first = data[: max(data.find(b"\n"), 0) or len(data)]
+    if implied.encode() not in first and sniffed.encode() in first:
+        return sniffed
+    return implied
+
+
 @overload
 def _column_name(spec: str | int, has_header: bool) -> str: ...
 
@@ -644,8 +661,10 @@ def load_table(
             data = path.read_bytes()
         except OSError as exc:
             raise DataError(f"cannot read the file ({exc.strerror or exc})", file=file) from None
+        if data.startswith(_BOM):  # a UTF-8 byte-order mark is not part of the first name
+            data = data[len(_BOM) :]
         if sep is None:
-            sep = TABLE_EXTENSIONS.get(ext) or _sniff_sep(data)
+            sep = _file_sep(data, ext)
         schema: dict[str, Any] = {user_c: pl.String, item_c: pl.String}
         if rating_c is not None:
             schema[rating_c] = pl.Float64

@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,7 +20,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from ..data.interactions import Interactions
-from ..errors import ConfigError
+from ..errors import ConfigError, EvaluationWarning
 from ..types import RandomState
 from . import metrics as _m
 from .stats import bootstrap_ci, bootstrap_cis
@@ -182,6 +183,56 @@ def _check_pair(train: Interactions, test: Interactions) -> None:
         raise ConfigError(
             f"test must share train's IdMaps (train {train.n_users} users x {train.n_items} items, "
             f"test {test.n_users} x {test.n_items}); make both with lensrec.split"
+        )
+
+
+#: share of test pairs already in the model's training pairs above which evaluate refuses
+MAX_TEST_OVERLAP = 0.5
+
+
+def _check_not_swapped(model: Any, train: Interactions, test: Interactions) -> None:
+    """Refuse a test part the model was fitted on (train and test swapped); warn on less.
+
+    The model's own training pairs (``user_items_``) are compared with the test pairs: more
+    than half of them shared means the two arguments were swapped or the model was fitted
+    on the test part, and every metric would be meaningless. Some overlap, or a "train"
+    smaller than "test", warns.
+    """
+    n_test = len(test)
+    if n_test == 0:
+        return
+    fitted = getattr(model, "user_items_", None)
+    if isinstance(fitted, sp.spmatrix | sp.sparray) and fitted.shape == (
+        train.n_users,
+        train.n_items,
+    ):
+        pairs = sp.csr_matrix(
+            (np.ones(n_test, dtype=np.float32), (test.users, test.items)), shape=fitted.shape
+        )
+        pairs.sum_duplicates()
+        n_pairs = pairs.nnz
+        shared = pairs.multiply(fitted != 0).nnz
+        if shared > MAX_TEST_OVERLAP * n_pairs:
+            raise ConfigError(
+                f"{shared:,} of the {n_pairs:,} test (user, item) pairs are pairs the model was "
+                "fitted on: the test part is (part of) the training data. Are train and test "
+                "swapped? Call evaluate(model, train, test) with the part the model was fitted "
+                "on first"
+            )
+        if shared:
+            warnings.warn(
+                f"{shared:,} of the {n_pairs:,} test (user, item) pairs were in the model's "
+                "training data; metrics on them measure recall of the training set, not "
+                "generalisation",
+                EvaluationWarning,
+                stacklevel=3,
+            )
+    if len(train) < n_test:
+        warnings.warn(
+            f"'train' has fewer rows ({len(train):,}) than 'test' ({n_test:,}): are train and "
+            "test swapped? The signature is evaluate(model, train, test)",
+            EvaluationWarning,
+            stacklevel=3,
         )
 
 
@@ -356,6 +407,7 @@ def evaluate(
                 f"the model's {kind} ids are not train's ({len(fitted):,} vs {len(ids):,} "
                 f"{kind}s): evaluate a model on the split it was fitted on"
             )
+    _check_not_swapped(model, train, test)
     ks = _ks(k)
     if batch_size is None:
         batch_size = DEFAULT_BATCH_SIZE

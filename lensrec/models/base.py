@@ -56,6 +56,7 @@ from ..errors import (
     ModelFormatError,
     NotFittedError,
     UnknownIdError,
+    UnknownIdWarning,
 )
 from ..types import IndexArray, ScoreArray
 from ._params import Declared, check_params
@@ -879,6 +880,131 @@ class Recommender:
         ids, scores = index.search(queries, k, exclude=itself, candidates=cand)
         return ids, scores
 
+    # --- the id-level front door ---------------------------------------------------------
+    def recommend_ids(
+        self,
+        users: Any,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        candidates: Sequence[Any] | None = None,
+        on_unknown: Literal["raise", "fallback"] = "raise",
+    ) -> Any:
+        """Top-``k`` for users given by their **external ids** (as in the data), as a frame.
+
+        The id-level call for people and notebooks: ``model.recommend_ids(4)`` is MovieLens
+        user 4, whereas ``model.recommend(4)`` is the user at *index* 4 (the index-level
+        calls are for speed, in batches). Translation goes through
+        :func:`lensrec.retrieval.recommend_user`.
+
+        Parameters
+        ----------
+        users : id or list of ids
+            External user ids of users the model was trained on.
+        k : int
+            List length.
+        exclude_seen : bool, default True
+            Leave out the items each user had in training.
+        candidates : list of external item ids, optional
+            Choose only among these items (unknown ones are ignored).
+        on_unknown : {"raise", "fallback"}
+            A user the model never saw raises :class:`UnknownIdError` or gets the
+            popularity ranking, with the reason in the ``fallback`` column.
+
+        Returns
+        -------
+        polars.DataFrame
+            One row per recommended item: ``user``, ``rank``, ``item`` (external id),
+            ``title`` (empty when the model holds none), ``score`` (what the ranking used:
+            predicted ratings for rating models, unclipped), ``n_train`` (training
+            interactions of the item) and ``fallback`` (null when the model answered).
+        """
+        from ..retrieval.ids import recommend_user
+
+        self._require_fitted()
+        frames = [
+            _id_frame(
+                "user",
+                user,
+                recommend_user(
+                    self,
+                    user,
+                    k,
+                    exclude_seen=exclude_seen,
+                    candidates=candidates,
+                    on_unknown=on_unknown,
+                ),
+            )
+            for user in _id_list(users)
+        ]
+        return _concat_frames(frames)
+
+    def recommend_history_ids(
+        self,
+        items: Sequence[Any],
+        k: int = 10,
+        *,
+        ratings: Sequence[float] | None = None,
+        exclude_history: bool = True,
+        candidates: Sequence[Any] | None = None,
+    ) -> Any:
+        """Top-``k`` for a new user given by the **external ids** of their items, as a frame.
+
+        The id-level form of :meth:`recommend_for_history` (which takes item indices).
+        Unknown item ids are left out with a :class:`~lensrec.errors.UnknownIdWarning`
+        naming them; an empty or all-unknown history gets the popularity ranking, with the
+        reason in the ``fallback`` column. Columns as :meth:`recommend_ids` without ``user``.
+        """
+        from ..retrieval.ids import recommend_history
+
+        self._require_fitted()
+        answer = recommend_history(
+            self,
+            list(items),
+            k,
+            ratings=ratings,
+            exclude_history=exclude_history,
+            candidates=candidates,
+        )
+        if answer.n_unknown:
+            more = answer.n_unknown - len(answer.unknown)
+            warnings.warn(
+                f"{answer.n_unknown} unknown item id(s) left out of the history: "
+                f"{', '.join(map(repr, answer.unknown))}{f' and {more} more' if more else ''}",
+                UnknownIdWarning,
+                stacklevel=2,
+            )
+        return _id_frame(None, None, answer)
+
+    def similar_ids(
+        self,
+        items: Any,
+        k: int = 10,
+        *,
+        min_count: int | None = None,
+        candidates: Sequence[Any] | None = None,
+    ) -> Any:
+        """The ``k`` items most similar to each item given by its **external id**, as a frame.
+
+        The id-level form of :meth:`similar_items` (which takes indices); through
+        :func:`lensrec.retrieval.similar`. ``min_count`` keeps only items with at least that
+        many training interactions. Columns: ``query`` (the external id asked about),
+        ``rank``, ``item``, ``title``, ``score`` (similarity), ``n_train``.
+        """
+        from ..retrieval.ids import similar
+
+        self._require_fitted()
+        frames = [
+            _id_frame(
+                "query",
+                item,
+                similar(self, item, k, min_count=min_count, candidates=candidates),
+                with_fallback=False,
+            )
+            for item in _id_list(items)
+        ]
+        return _concat_frames(frames)
+
     # --- persistence ---------------------------------------------------------------------
     def _after_load(self) -> None:
         """Hook for models that rebuild derived (unsaved) state after :func:`load`."""
@@ -1196,3 +1322,33 @@ def _decode_v1(zf: zipfile.ZipFile, header: dict[str, Any], path: Path) -> dict[
         raise ModelFormatError(f"{path}: corrupt model data ({exc})") from None
     out.update(header.get("attrs", {}))
     return out
+
+
+def _id_list(ids: Any) -> list[Any]:
+    """One external id or a sequence of them -> a list (a string is one id)."""
+    if isinstance(ids, (str, bytes)) or np.ndim(ids) == 0:
+        return [ids.item() if isinstance(ids, np.generic) else ids]
+    return [v.item() if isinstance(v, np.generic) else v for v in ids]
+
+
+def _id_frame(key: str | None, value: Any, answer: Any, *, with_fallback: bool = True) -> Any:
+    """An :class:`~lensrec.retrieval.ItemList` as a frame, with the query id as first column."""
+    import polars as pl
+
+    frame = answer.to_frame()
+    if "n_train" not in frame.columns:
+        frame = frame.with_columns(n_train=pl.lit(None, dtype=pl.Int64))
+    if with_fallback:
+        frame = frame.with_columns(fallback=pl.lit(answer.fallback, dtype=pl.String))
+    if key is not None:
+        column = pl.Series(key, [value] * frame.height)
+        frame = frame.insert_column(0, column)
+    return frame
+
+
+def _concat_frames(frames: list[Any]) -> Any:
+    import polars as pl
+
+    if len(frames) == 1:
+        return frames[0]
+    return pl.concat(frames, how="vertical_relaxed")

@@ -270,3 +270,45 @@ def test_result_serialises_and_formats() -> None:
     text = res.format()
     assert "ndcg@2" in text and "coverage@2" in text and "3 users" in text
     assert res.seconds > 0
+
+
+# --- train and test swapped (a real model: its training pairs are known) ---------------------
+def test_swapped_train_and_test_is_refused_and_overlap_warns() -> None:
+    import warnings
+
+    from lensrec.data.synthetic import synthetic
+    from lensrec.errors import EvaluationWarning
+    from lensrec.models import Popularity
+    from lensrec.split import make_split
+
+    data = synthetic(60, 40, 600, implicit=True, random_state=3)
+    split = make_split(data, "random:0.2", random_state=3)
+    model = Popularity().fit(split.train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EvaluationWarning)
+        evaluate(model, split.train, split.test, ci=False)  # the right order: no word
+    with pytest.raises(ConfigError, match="swapped"):
+        evaluate(model, split.test, split.train, ci=False)
+    # a test part holding 10 pairs of the training data (of 120+): a warning naming the count
+    leaked = split.train.subset(np.arange(10))
+    both = Interactions(
+        users=np.concatenate([split.test.users, leaked.users]),
+        items=np.concatenate([split.test.items, leaked.items]),
+        ratings=None,
+        timestamps=None,
+        user_ids=split.train.user_ids,
+        item_ids=split.train.item_ids,
+    )
+    with pytest.warns(EvaluationWarning, match="10 of the"):
+        evaluate(model, split.train, both, ci=False)
+
+
+def test_train_smaller_than_test_warns() -> None:
+    from lensrec.errors import EvaluationWarning
+
+    train = Interactions.from_arrays([0, 1, 2], [0, 1, 2])
+    test = Interactions.from_arrays(
+        [0, 0, 1, 2], [1, 2, 0, 0], user_ids=train.user_ids, item_ids=train.item_ids
+    )
+    with pytest.warns(EvaluationWarning, match="fewer rows"):
+        evaluate(FixedScores(np.zeros((3, 3))), train, test, ci=False)
