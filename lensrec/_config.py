@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -119,3 +121,24 @@ def rng(random_state: RandomState) -> np.random.Generator:
 def seed_from(gen: np.random.Generator) -> int:
     """Draw an integer seed for a numba kernel from a Generator."""
     return int(gen.integers(0, 2**31 - 1))
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def seed_is_random_state(func: _F) -> _F:
+    """Make ``func(seed=...)`` an error that names the keyword: ``random_state`` is the
+    library's one name for a seed (the command line's is ``--seed``)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if "seed" in kwargs:
+            name = func.__qualname__.removesuffix(".__init__")
+            raise ConfigError(
+                f"{name}() has no seed=; lensrec's library calls the seed random_state "
+                f"everywhere: {name}(..., random_state={kwargs['seed']!r}) (the command line "
+                "calls it --seed)"
+            )
+        return func(*args, **kwargs)
+
+    return cast(_F, wrapper)

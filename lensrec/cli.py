@@ -249,7 +249,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .models import MODELS
 
     rows: list[dict[str, Any]] = []
-    for name in MODELS:
+    names = list(MODELS)
+    if args.name:
+        wanted = args.name.replace("_", "-")
+        if wanted not in names:
+            raise ConfigError(f"no model {args.name!r}; the models are: {', '.join(names)}")
+        names = [wanted]
+    for name in names:
         extra = MODELS.entry(name).extra
         try:
             cls = MODELS[name]
@@ -307,6 +313,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     model = make_model(spec.model, params)
     if "random_state" in model._param_names() and "random_state" not in params:
         model.set_params(random_state=spec.seed)
+    if splits.is_fold_family(spec.split):
+        raise ConfigError(
+            f"train fits one model on one split; --split {spec.split} is cross-validation, "
+            "which evaluate and benchmark run (every fold trained and evaluated). Give one "
+            "split (ua, last:3, random:0.2, ...) or --split none to train on all of the data"
+        )
     if spec.split == "none":
         train, valid, what = inter, None, f"all of {spec.dataset}"
     else:
@@ -559,6 +571,8 @@ def _print_rows(
         line += f"  {r.get('n_train', 0):>7}" if has_counts else ""
         line += f"  {r['title']}" if has_titles else ""
         print(line.rstrip())
+    if has_counts:
+        print("n_train: the item's interactions in the training data (how well known it is)")
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -803,13 +817,27 @@ def _add_model_args(p: argparse.ArgumentParser, *, split_none: bool = False) -> 
                    help="random seed for the split and the model")  # fmt: skip
 
 
+#: what each optional command adds to the one-line description, when it is registered
+_OPTIONAL_ABILITIES = (("tune", "tune"), ("report", "report on"), ("serve", "serve"))
+
+
+def _description(commands: Sequence[str]) -> str:
+    """The one line ``lensrec --help`` opens with: only what the registered commands do."""
+    verbs = ["load", "split", "train", "evaluate"]
+    verbs += [verb for name, verb in _OPTIONAL_ABILITIES if name in commands]
+    return (
+        f"Recommender systems on MovieLens or your own ratings: {', '.join(verbs[:-1])} and "
+        f"{verbs[-1]} collaborative-filtering models."
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     common = _common()
     parser = argparse.ArgumentParser(
         prog="lensrec",
-        description="Recommender systems from MovieLens to serving.",
+        description=_description(()),
         formatter_class=_Formatter,
         parents=[common],
     )
@@ -861,6 +889,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_synth)
 
     p = add(sub, "models", "list the models: data they take, what they offer, their parameters")
+    p.add_argument("name", nargs="?", help="show only this model (e.g. als)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_models)
 
@@ -922,7 +951,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(sub, "leaderboard", "table of recorded runs, grouped by protocol")
     p.add_argument("--runs-dir", default=DEFAULT_RUNS, help="where run records are")
-    p.add_argument("--metric", help="sort by this metric (default: ndcg@k, else rmse)")
+    p.add_argument(
+        "--metric",
+        help="rank each block by this metric: ndcg@10, or a bare name such as ndcg (at k=10 "
+        "when the block has it, else its smallest k); the block's other k are shown beside "
+        "it (default: ndcg@k, else rmse)",
+    )
     p.add_argument("--csv", help="CSV path (default: RUNS_DIR/leaderboard.csv)")
     p.add_argument(
         "--all-runs",
@@ -952,10 +986,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in COMMAND_MODULES:
         importlib.import_module(module).add_commands(sub, add)
+    parser.description = _description(list(sub.choices))
     return parser
 
 
+def _set_without_equals(argv: Sequence[str]) -> str | None:
+    """``--set factors 32`` (a space for the ``=``): the message that names the fix."""
+    for j, token in enumerate(argv):
+        value = None
+        if token == "--set" and j + 1 < len(argv):
+            value = argv[j + 1]
+        elif token.startswith("--set="):
+            value = token[len("--set=") :]
+        if value is not None and "=" not in value:
+            after = f" {argv[j + 2]}" if token == "--set" and j + 2 < len(argv) else ""
+            return (
+                f"--set takes NAME=VALUE, e.g. --set {value}={after.strip() or '...'}; "
+                f"got --set {value}{after}"
+            )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    bad_set = _set_without_equals(argv)
+    if bad_set:
+        print(f"lensrec: error: {bad_set}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     args.verbose = getattr(args, "verbose", 0)

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._config import rng
+from ._config import rng, seed_is_random_state
 from .data.interactions import Interactions
 from .errors import ConfigError, DataError
 from .kernels.grouping import group_order, sort_within_groups
@@ -717,7 +717,11 @@ _NUM = r"(\d+(?:\.\d*)?|\.\d+)"
 
 def _bad(spec: str, why: str = "") -> ConfigError:
     extra = f" ({why})" if why else ""
-    return ConfigError(f"bad split spec {spec!r}{extra}; accepted forms: {SPEC_FORMS}")
+    return ConfigError(
+        f"bad split spec {spec!r}{extra}; accepted forms: {SPEC_FORMS}; and where a whole run "
+        "is made (evaluate, benchmark, run_spec): cv:5 or cv:u (cross-validation, every fold "
+        "evaluated); `lensrec train --split none` trains on all of the data"
+    )
 
 
 def parse_split(spec: str) -> SplitSpec:
@@ -798,6 +802,7 @@ def is_fold_family(spec: str) -> bool:
     return isinstance(spec, str) and spec.strip().lower().startswith("cv:")
 
 
+@seed_is_random_state
 def make_folds(inter: Interactions, spec: str, random_state: RandomState = None) -> list[Split]:
     """The splits of a cross-validation family, one per fold.
 
@@ -848,6 +853,7 @@ def make_folds(inter: Interactions, spec: str, random_state: RandomState = None)
     return folds
 
 
+@seed_is_random_state
 def make_split(
     inter: Interactions,
     spec: str | SplitSpec,

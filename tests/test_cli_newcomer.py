@@ -56,8 +56,8 @@ def test_rating_model_scores_show_the_ranking_not_a_clipped_column(mf_file, caps
     out, err = capsys.readouterr()
     lines = out.splitlines()
     assert lines[1].split()[:3] == ["rank", "score", "rating"]
-    shown = [float(line.split()[1]) for line in lines[2:]]
-    ratings = [float(line.split()[2]) for line in lines[2:]]
+    shown = [float(line.split()[1]) for line in lines[2:-1]]
+    ratings = [float(line.split()[2]) for line in lines[2:-1]]
     # the raw scores the list was ranked by, distinct and descending; the model's own answer
     ids, scores = model.recommend(model.user_ids_.index([4]), k=5)
     assert shown == pytest.approx(scores[0].tolist(), abs=1e-4)
@@ -138,3 +138,84 @@ def test_item_info_without_a_title_column_is_one_line(tmp_path, capsys):
     assert main(["data", "info", str(ratings), "--item-info", str(info)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no title column" in err and "info.csv" in err
+
+
+# --- rough edges -----------------------------------------------------------------------------
+def test_leaderboard_bare_metric_and_every_k_of_the_block(generous_csv, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    for model in ("popularity", "item-knn"):
+        assert main(["evaluate", "--dataset", str(generous_csv), "--split", "random:0.2",
+                     "--model", model, "--k", "5,10,20", "--runs-dir", str(runs)]) == 0  # fmt: skip
+    capsys.readouterr()
+    for asked in ("ndcg", "ndcg@10"):
+        assert main(["leaderboard", "--runs-dir", str(runs), "--metric", asked]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert "ranked by ndcg@10" in lines[0]
+        header = lines[1].split()
+        assert "ndcg@5" in header and "ndcg@20" in header
+        assert header.index("ndcg@5") < header.index("ndcg@20")
+    # the values shown are the records' own
+    from lensrec.experiments.records import load_runs
+
+    values = {round(r.metrics["ndcg@20"], 4) for r in load_runs(runs)}
+    assert main(["leaderboard", "--runs-dir", str(runs), "--metric", "ndcg"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    col = table[1].split().index("ndcg@20")  # "[95%" "CI]" and "[lo," "hi]" both split
+    shown = {float(line.split()[col]) for line in table[3:5]}
+    assert shown == values
+    assert main(["leaderboard", "--runs-dir", str(runs), "--metric", "nope"]) == 2
+
+
+def test_models_shows_one_model(capsys):
+    assert main(["models", "als"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("als  (ALS)") and "biased-mf" not in out
+    assert main(["models", "nope"]) == 2
+    assert "no model 'nope'" in capsys.readouterr().err
+
+
+def test_set_with_a_space_names_the_name_value_form(generous_csv, capsys):
+    argv = ["evaluate", "--dataset", str(generous_csv), "--set", "factors", "32"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "NAME=VALUE" in err and "--set factors=32" in err
+
+
+def test_split_messages_name_every_form_and_what_train_takes(generous_csv, tmp_path, capsys):
+    base = ["--dataset", str(generous_csv), "--model", "popularity"]
+    assert main(["evaluate", *base, "--split", "bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "cv:5" in err and "--split none" in err
+    assert main(["train", *base, "--split", "cv:5", "--out", str(tmp_path / "m.lrec")]) == 2
+    err = capsys.readouterr().err
+    assert "make_folds" not in err and "evaluate" in err and "--split none" in err
+    assert not (tmp_path / "m.lrec").exists()
+
+
+def test_unknown_user_names_history_and_n_train_is_explained(mf_file, capsys):
+    assert main(["recommend", str(mf_file), "--user", "99999"]) == 2
+    assert "--history" in capsys.readouterr().err
+    assert main(["recommend", str(mf_file), "--user", "4", "-k", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("n_train: the item's interactions")
+
+
+def test_temporal_split_dropping_most_of_its_test_suggests_warm_temporal(tmp_path, capsys):
+    # users 0..19 rate early; users 20..39 arrive late with new items: the last 30% by time
+    # are mostly cold
+    rows = ["user,item,rating,timestamp"]
+    t = 0
+    for u in range(20):
+        for i in range(10):
+            rows.append(f"{u},{i},{1 + (u + i) % 5},{t}")
+            t += 1
+    for u in range(20, 40):
+        for i in range(10, 14):
+            rows.append(f"{u},{i},{1 + (u + i) % 5},{t}")
+            t += 1
+    path = tmp_path / "late.csv"
+    path.write_text("\n".join(rows) + "\n")
+    argv = ["evaluate", "--dataset", str(path), "--split", "temporal:0.3", "--model",
+            "popularity", "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "warm-temporal" in out + err

@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._config import rng as _rng
+from .._config import seed_is_random_state
 from ..errors import ConfigError
 from ..types import RandomState
 from .ids import IdMap
@@ -169,6 +170,7 @@ def _sample_items(
     return u[keep].astype(np.int32), (keys[keep] % n_items).astype(np.int32)
 
 
+@seed_is_random_state
 def synthetic(
     n_users: int,
     n_items: int,

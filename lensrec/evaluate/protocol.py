@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from .._config import seed_is_random_state
 from ..data.interactions import Interactions
 from ..errors import ConfigError, EvaluationWarning
 from ..types import RandomState
@@ -95,6 +96,42 @@ class EvalResult:
     k: list[int] = field(default_factory=list)
     rating_users: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     n_ratings: int = 0
+
+    def __getitem__(self, metric: str) -> float:
+        """``result["ndcg@10"]``: the mean of one metric (a bare ``"ndcg"`` when only one k
+        was evaluated); an unknown name raises ``KeyError`` listing the metrics there are."""
+        if metric in self.metrics:
+            return self.metrics[metric]
+        at_k = [m for m in self.metrics if m.split("@")[0] == metric and "@" in m]
+        if len(at_k) == 1:
+            return self.metrics[at_k[0]]
+        hint = f" (several k: say which, e.g. {at_k[0]!r})" if at_k else ""
+        raise KeyError(f"no metric {metric!r}{hint}; there are: {', '.join(self.metrics)}")
+
+    def __contains__(self, metric: object) -> bool:
+        return metric in self.metrics
+
+    def keys(self) -> list[str]:
+        """The metric labels, in report order."""
+        return list(self.metrics)
+
+    def to_frame(self) -> Any:
+        """One row per metric: ``metric``, ``value``, ``ci_lo``, ``ci_hi`` (null without an
+        interval), as a polars DataFrame."""
+        import polars as pl
+
+        rows = [
+            {
+                "metric": name,
+                "value": float(value),
+                "ci_lo": None if name not in self.ci else float(self.ci[name][0]),
+                "ci_hi": None if name not in self.ci else float(self.ci[name][1]),
+            }
+            for name, value in self.metrics.items()
+        ]
+        schema = {"metric": pl.String, "value": pl.Float64, "ci_lo": pl.Float64,
+                  "ci_hi": pl.Float64}  # fmt: skip
+        return pl.DataFrame(rows, schema=schema)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no per-user arrays); NaN becomes None."""
@@ -330,6 +367,7 @@ def _cold_metrics(
         out["mae_all"] = float((np.sum(np.abs(err_c)) + np.sum(np.abs(err_w))) / (n_cold + n_warm))
 
 
+@seed_is_random_state
 def evaluate(
     model: Any,
     train: Interactions,

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import ConfigError
-from .leaderboard import PROTOCOL_COLUMNS, _default_metric, _lower_is_better
+from .leaderboard import PROTOCOL_COLUMNS, _default_metric, _lower_is_better, resolve_metric
 from .records import RunRecord, _atomic_write, load_per_user, load_runs
 
 __all__ = [
@@ -62,7 +62,7 @@ def block_metric(part: pl.DataFrame, metric: str | None = None) -> str | None:
     names = [c for c in part.columns if c not in fixed and part[c].dtype.is_numeric()]
     present = [m for m in names if part[m].drop_nulls().len() > 0]
     if metric is not None:
-        return metric if metric in present else None
+        return resolve_metric(present, metric)
     if "rmse" in present and part["rmse"].null_count() == 0:
         return "rmse"
     return _default_metric(present)
@@ -178,6 +178,24 @@ def _verdict(row: dict[str, Any], first: bool, alpha: float = 0.05) -> str:
     return "worse" if p < alpha else "tie"
 
 
+def _other_cutoffs(part: pl.DataFrame, metric: str) -> list[str]:
+    """Columns of ``metric``'s name at the block's other k (``ndcg@5``, ``ndcg@20`` beside
+    ``ndcg@10``), in k order, those that have values."""
+    base, _, k = metric.partition("@")
+    if not k.isdigit():
+        return []
+    found = [
+        c
+        for c in part.columns
+        if c != metric
+        and c.partition("@")[0] == base
+        and c.partition("@")[2].isdigit()
+        and part[c].dtype.is_numeric()
+        and part[c].drop_nulls().len() > 0
+    ]
+    return sorted(found, key=lambda c: int(c.partition("@")[2]))
+
+
 def format_board(
     df: pl.DataFrame,
     *,
@@ -206,8 +224,10 @@ def format_board(
         if "@" in metric:
             proto += f" | relevant: {first.get('relevance')}"
         proto += f" | ranked by {metric} ({better} is better)"
-        header = ["#", "model", "params", f"{metric} [95% CI]", "vs best [95% CI]", "p",
-                  "verdict", "users", "fit s"]  # fmt: skip
+        # the same metric at the block's other cut-offs (a block evaluated at --k 5,10,20)
+        other_ks = _other_cutoffs(part, metric)
+        header = ["#", "model", "params", f"{metric} [95% CI]", *other_ks, "vs best [95% CI]",
+                  "p", "verdict", "users", "fit s"]  # fmt: skip
         lines = [header]
         for rank, row in enumerate(part.iter_rows(named=True), start=1):
             params = (row.get("changed") or row.get("params")) or ""
@@ -229,8 +249,10 @@ def format_board(
                     f"{row['vs_best_hi']:+.{digits}f}]"
                 )
             fit = row.get("fit_seconds")
+            others = ["-" if row.get(c) is None else f"{row[c]:.{digits}f}" for c in other_ks]
             lines.append([
-                str(rank), str(row["model"]), params, cell, dcell, _p_text(row.get("p_vs_best")),
+                str(rank), str(row["model"]), params, cell, *others, dcell,
+                _p_text(row.get("p_vs_best")),
                 _verdict(row, rank == 1), str(row.get("n_users") or "-"), "-" if fit is None else f"{fit:.2f}",
             ])  # fmt: skip
         if out:
@@ -239,14 +261,15 @@ def format_board(
             out.append(f"**{proto}**")
             out.append("")
             out.append("| " + " | ".join(header) + " |")
-            out.append("|" + "|".join("---:" if j in (0, 3, 4, 5, 7, 8) else "---"
+            numeric = {0, *range(3, 6 + len(other_ks)), 7 + len(other_ks), 8 + len(other_ks)}
+            out.append("|" + "|".join("---:" if j in numeric else "---"
                                       for j in range(len(header))) + "|")  # fmt: skip
             for line in lines[1:]:
                 out.append("| " + " | ".join(c.replace("|", "\\|") for c in line) + " |")
             continue
         out.append(proto)
         widths = [max(len(line[j]) for line in lines) for j in range(len(header))]
-        numeric = {0, 3, 4, 5, 7, 8}
+        numeric = {0, *range(3, 6 + len(other_ks)), 7 + len(other_ks), 8 + len(other_ks)}
         for n, line in enumerate(lines):
             cells = [c.rjust(w) if j in numeric else c.ljust(w)
                      for j, (c, w) in enumerate(zip(line, widths, strict=True))]  # fmt: skip

@@ -39,6 +39,23 @@ def _default_metric(names: list[str]) -> str | None:
     return sorted(names)[0] if names else None
 
 
+def resolve_metric(present: Iterable[str], metric: str | None) -> str | None:
+    """The column a metric name means among ``present``: itself, or for a bare name such as
+    ``"ndcg"`` (as ``evaluate --metrics`` takes) that metric at k = 10 when there, else at
+    the smallest k. None when nothing matches."""
+    names = list(present)
+    if metric is None or metric in names:
+        return metric
+    if "@" in metric:
+        return None
+    base = metric.lower()
+    at_k = [n for n in names if n.split("@")[0].lower() == base and n.partition("@")[2].isdigit()]
+    if not at_k:
+        return None
+    ten = [n for n in at_k if int(n.partition("@")[2]) == 10]
+    return ten[0] if ten else min(at_k, key=lambda n: int(n.partition("@")[2]))
+
+
 def _key_params(params: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={params[k]}" for k in sorted(params) if k not in _HIDDEN_PARAMS)
 
@@ -145,7 +162,7 @@ def leaderboard(
         "config_key": pl.Utf8,
     }
     df = pl.DataFrame(rows, schema=schema)
-    if metric is not None and metric not in names:
+    if metric is not None and resolve_metric(names, metric) is None:
         raise ConfigError(
             f"no run has metric {metric!r}; metrics in {runs_dir}: {', '.join(names) or '(none)'}"
         )
@@ -160,7 +177,7 @@ def leaderboard(
         every = [m for m in present if part[m].null_count() == 0]
         key: str | None
         if metric is not None:
-            key = metric
+            key = resolve_metric(present, metric) or resolve_metric(names, metric)
         elif "rmse" in every:
             key = "rmse"
         else:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, SplitDropWarning
+from ..errors import ConfigError, LensrecWarning, SplitDropWarning
 from .records import RunRecord, save_run
 from .spec import RunSpec, config_key, parse_metric_names, relevance_rule
 
@@ -103,16 +103,28 @@ def load_spec_data(spec: RunSpec, *, progress: bool = False) -> Any:
     return inter
 
 
+class _ImplicitRuns(str):
+    """The default ``runs_dir``: ``"runs"``, but known to be the caller's silence."""
+
+
+_DEFAULT_RUNS = _ImplicitRuns("runs")
+_said_default_runs = False
+
+
 def run_spec(
     spec: RunSpec,
     *,
     data: Any = None,
-    runs_dir: str | Path | None = "runs",
+    runs_dir: str | Path | None = _DEFAULT_RUNS,
     show_progress: bool = False,
     extra: Mapping[str, Any] | None = None,
     model_dir: str | Path | None = None,
 ) -> RunOutcome:
     """Load (unless ``data`` is given, already filtered), split, fit, evaluate, record.
+
+    The record is written under ``runs_dir``, by default ``./runs`` in the current
+    directory (the first time that default is used in a process, a
+    :class:`~lensrec.errors.LensrecWarning` says where); ``runs_dir=None`` writes nothing.
 
     A cross-validation spec (``cv:5``, ``cv:u``) fits and evaluates every fold; the record's
     metrics are the means over folds, its intervals 95% t-intervals over the fold values,
@@ -214,6 +226,16 @@ def run_spec(
             if result.rating_users.size:
                 per_user[RATING_USERS_KEY] = result.rating_users.astype(np.float64)
         path = save_run(record, runs_dir, per_user=per_user)
+        global _said_default_runs
+        if type(runs_dir) is _ImplicitRuns and not _said_default_runs:
+            _said_default_runs = True
+            warnings.warn(
+                f"run_spec recorded this run in {Path(runs_dir).resolve()} (the default "
+                "runs_dir, said once); pass runs_dir= to choose the directory, or "
+                "runs_dir=None to record nothing",
+                LensrecWarning,
+                stacklevel=2,
+            )
     return RunOutcome(
         record, path, result, sp, model, fit_seconds, compile_seconds, notes, data_summary(data)
     )
@@ -243,6 +265,11 @@ def _fit_and_evaluate(
             f"split {sp.name or spec.split!r} dropped {sp.test_dropped_share:.0%} of its test "
             "part as cold users or items: the metrics describe only the rest"
         )
+        if str(spec.split).startswith("temporal"):
+            msg += (
+                "; warm-temporal splits by time too but keeps in the test part only users "
+                "and items seen in training (--split warm-temporal)"
+            )
         warnings.warn(msg, SplitDropWarning, stacklevel=3)
         notes.append(msg)
     model = cls().set_params(**params)

@@ -308,3 +308,35 @@ def check_params(owner: str, params: dict[str, Any], constraints: dict[str, Any]
                 f"{owner}: {name} must be {rule.describe()}, got {value!r}; "
                 f"set it with {owner}({name}=...) or --set {name}=..."
             )
+
+
+def check_param_types(owner: str, params: dict[str, Any], constraints: dict[str, Any]) -> None:
+    """The cheap half of :func:`check_params`, run by the constructor: a value of the wrong
+    kind (text for a number, a float for an integer) raises :class:`ConfigError` at once
+    instead of at ``fit``. Ranges and options are checked by ``fit``."""
+    for name, rule in constraints.items():
+        if name not in params or not isinstance(rule, Interval):
+            continue
+        value = params[name]
+        if value is None or any(type(value) is type(v) and value == v for v in rule.also):
+            continue  # None (and range) problems are fit's to report
+        wrong = isinstance(value, bool) or not isinstance(value, numbers.Real)
+        wrong |= rule.kind is int and not isinstance(value, numbers.Integral)
+        if wrong:
+            meant = _meant(rule, value)
+            fix = f"{owner}({name}={meant})" if meant else f"{owner}({name}=...)"
+            raise ConfigError(
+                f"{owner}: {name} must be {rule.describe()}, got {value!r} "
+                f"({type(value).__name__}); write {fix} or --set {name}=..."
+            )
+
+
+def _meant(rule: Interval, value: Any) -> str | None:
+    """The value as it was probably meant (``"64"`` -> ``64``), when it reads as one."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if rule.kind is int:
+        return repr(int(number)) if number.is_integer() else None
+    return repr(number)

@@ -45,7 +45,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from .._config import apply_threads, rng
+from .._config import apply_threads, rng, seed_is_random_state
 from .._io import atomic_write_bytes, jsonable
 from ..data.ids import IdMap
 from ..data.interactions import Interactions
@@ -59,7 +59,7 @@ from ..errors import (
     UnknownIdWarning,
 )
 from ..types import IndexArray, ScoreArray
-from ._params import Declared, check_params
+from ._params import Declared, check_param_types, check_params
 from ._registry import MODELS, register
 from ._state import decode_state, encode_state
 from ._trainer import Callback, TrainingDivergedError
@@ -235,6 +235,13 @@ class Recommender:
         owner = next(k for k in cls.__mro__ if "__init__" in vars(k))
         if owner is object or "__dataclass_params__" in vars(owner):
             dataclasses.dataclass(cls, kw_only=True, eq=False, repr=False, match_args=False)
+            if "seed" not in cls._param_names():
+                cls.__init__ = seed_is_random_state(cls.__init__)  # type: ignore[method-assign]
+
+    def __post_init__(self) -> None:
+        """After the generated constructor: a hyper-parameter of the wrong kind (text for a
+        number) fails here, not at ``fit``; ranges are checked by ``fit``."""
+        check_param_types(type(self).__name__, self.get_params(), self._constraints)
 
     @classmethod
     def _param_names(cls) -> list[str]:
