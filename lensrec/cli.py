@@ -1001,7 +1001,7 @@ def _set_without_equals(argv: Sequence[str]) -> str | None:
         if value is not None and "=" not in value:
             after = f" {argv[j + 2]}" if token == "--set" and j + 2 < len(argv) else ""
             return (
-                f"--set takes NAME=VALUE, e.g. --set {value}={after.strip() or '...'}; "
+                f"--set takes name=value, e.g. --set {value}={after.strip() or '...'}; "
                 f"got --set {value}{after}"
             )
     return None

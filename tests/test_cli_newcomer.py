@@ -178,7 +178,7 @@ def test_set_with_a_space_names_the_name_value_form(generous_csv, capsys):
     argv = ["evaluate", "--dataset", str(generous_csv), "--set", "factors", "32"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "NAME=VALUE" in err and "--set factors=32" in err
+    assert err.count("\n") == 1 and "name=value" in err and "--set factors=32" in err
 
 
 def test_split_messages_name_every_form_and_what_train_takes(generous_csv, tmp_path, capsys):
