@@ -1,4 +1,5 @@
-"""``lensrec runs compare A B``: two runs' metric differences with the paired test.
+"""``lensrec runs compare A B`` (two runs' metric differences with the paired test) and
+``lensrec report`` (the HTML page from the run records).
 
 Registered through ``cli.COMMAND_MODULES``; imports nothing heavy at module level.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_commands", "cmd_runs_compare"]
+__all__ = ["add_commands", "cmd_runs_compare", "cmd_report"]
 
 
 def cmd_runs_compare(args: argparse.Namespace) -> int:
@@ -25,8 +26,33 @@ def cmd_runs_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    out = build_report(
+        args.runs_dir,
+        run_ids=args.run or None,
+        out=args.out,
+        maps=not args.no_maps,
+        progress=lambda text: print(text, flush=True),
+    )
+    for note in out.notes:
+        print(f"note: {note}")
+    print(f"report ({out.images} figures) written to {out.path.resolve()}")
+    return 0
+
+
 def add_commands(sub: Any, add: Any) -> None:
-    """Register ``runs compare`` (see ``cli.COMMAND_MODULES``)."""
+    """Register ``runs compare`` and ``report`` (see ``cli.COMMAND_MODULES``)."""
+    p = add(sub, "report", "one self-contained HTML page from the run records "
+            "(needs lensrec[report])")  # fmt: skip
+    p.add_argument("--runs-dir", default="runs", help="where run records are")
+    p.add_argument("--out", help="HTML file (default: RUNS_DIR/report.html)")
+    p.add_argument("--run", action="append", metavar="RUN_ID",
+                   help="only these runs (repeatable; default: the latest of each configuration)")  # fmt: skip
+    p.add_argument("--no-maps", action="store_true", help="skip the UMAP / t-SNE maps")
+    p.set_defaults(func=cmd_report)
+
     runs = add(sub, "runs", "work with recorded runs")
     rsub = runs.add_subparsers(dest="runs_command", required=True, metavar="RUNS_COMMAND")
     p = add(rsub, "compare", "metric differences of two runs (A - B) with a paired test per metric")

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, DataError, LensrecError, SplitDropWarning
+from .errors import ConfigError, DataError, LensrecError, MissingExtraError, SplitDropWarning
 
 _log = logging.getLogger("lensrec")
 
@@ -688,6 +688,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     data_cache: dict[tuple[Any, ...], Any] = {}
     run_ids = []
     printed_notes: set[str] = set()
+    fitted: dict[str, Any] = {}
+    model_dir = None if args.no_report else Path(args.runs_dir) / "models"
     from .experiments import run_spec
 
     for spec, how in zip(specs, tuning, strict=True):
@@ -710,7 +712,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                       f"({found.counts['complete']} complete, {found.counts['pruned']} pruned)")  # fmt: skip
                 outcome = found.final
             else:
-                outcome = run_spec(spec, data=data_cache[key], runs_dir=args.runs_dir)
+                outcome = run_spec(spec, data=data_cache[key], runs_dir=args.runs_dir,
+                                   model_dir=model_dir)  # fmt: skip
+        fitted[outcome.record.run_id] = outcome.model
         run_ids.append(outcome.record.run_id)
         print(f"  split  {outcome.split.summary()}")
         compile_note = (
@@ -738,6 +742,16 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     md = write_board(table, Path(args.runs_dir) / "benchmark.md")
     print(f"\nthis run's table written to {csv} and {md}; `lensrec leaderboard` shows every "
           "recorded run")  # fmt: skip
+    if not args.no_report:
+        from .report import build_report
+
+        try:
+            report = build_report(args.runs_dir, run_ids=run_ids, models=fitted,
+                                  title="lensrec benchmark")  # fmt: skip
+        except MissingExtraError as exc:
+            print(f"report not written: {exc}")
+        else:
+            print(f"report ({report.images} figures): {report.path.resolve()}")
     return 0
 
 
@@ -980,6 +994,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default=DEFAULT_RUNS, help="where run records go")
     p.add_argument("--k", type=int, default=10, help="list length for runs that set none")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed for runs that set none")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not save the models nor write RUNS_DIR/report.html")  # fmt: skip
     p.set_defaults(func=cmd_benchmark)
 
     import importlib

@@ -27,7 +27,6 @@ from lensrec.tune import grid_of, grid_values, model_space, tune
 TARGET = 0.7  # the planted optimum of ShiftModel.shift
 
 
-@register("test-shift")
 class ShiftModel(RatingPredictor):
     """Predicts train mean + user offset + ``shift`` - 0.7: validation RMSE is smallest at
     ``shift = 0.7`` (exactly the train-mean predictor), and grows with ``|shift - 0.7|``.
@@ -70,6 +69,16 @@ class ShiftModel(RatingPredictor):
     def _score(self, query, items):
         n = self.n_items if items is None else len(items)
         return np.zeros((len(query), n), np.float32)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _registered():
+    """The toy model is known by name only while these tests run (other modules iterate the
+    registry)."""
+    register("test-shift")(ShiftModel)
+    yield
+    MODELS._entries.pop("test-shift", None)
+    MODELS._classes.pop("test-shift", None)
 
 
 @pytest.fixture(scope="module")
