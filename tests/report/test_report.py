@@ -106,7 +106,7 @@ def test_report_holds_the_leaderboard_and_the_lists(runs, tmp_path):
     rows = re.findall(r"<tr class=\"(?:best)?\"><td class=\"num\">\d+</td><td>([^<]+)</td>", page)
     assert rows == board["model"].to_list()
     values = sorted(board["ndcg@10"].to_list(), reverse=True)
-    assert f"<td class=\"num\">{values[0]:.4f}</td>" in page
+    assert f'<td class="num">{values[0]:.4f}</td>' in page
     assert "A sample user" in page and "Held out for test" in page
     assert 'src="http' not in page and 'href="http' not in page  # self-contained
 
