@@ -4,7 +4,7 @@ Reading interactions (Parquet or CSV), the filters and split strategies
 (:mod:`lensrec.spark.data`), Spark ML's ALS under lensrec's parameter names with top-K for
 every user scored on the executors by lensrec's exact index (:mod:`lensrec.spark.als`),
 the metrics of :mod:`lensrec.evaluate` computed in Spark (:mod:`lensrec.spark.metrics`),
-Parquet export and ``lensrec spark evaluate`` (:mod:`lensrec.spark.run`). Nothing here is
+export to Parquet and to Redis from the executors (:mod:`lensrec.spark.redis_export`) and ``lensrec spark evaluate`` (:mod:`lensrec.spark.run`). Nothing here is
 imported by ``import lensrec``; pyspark is imported on first use.
 """
 
@@ -28,6 +28,7 @@ __all__ = [
     "spark_evaluate",
     "SparkEvalResult",
     "write_topk_parquet",
+    "export_redis_spark",
 ]
 
 _WHERE = {
@@ -45,6 +46,7 @@ _WHERE = {
     "spark_evaluate": ".run",
     "SparkEvalResult": ".run",
     "write_topk_parquet": ".run",
+    "export_redis_spark": ".redis_export",
 }
 
 

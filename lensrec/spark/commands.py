@@ -81,7 +81,12 @@ def add_commands(sub: Any, add: Any) -> None:
     p.add_argument("--metrics", help="comma-separated metric names (default: all that apply)")
     p.add_argument("--relevance-threshold", type=float,
                    help="test ratings >= this count as relevant (default: every test item)")  # fmt: skip
-    p.add_argument("--topk-out", metavar="PATH", help="also write every user's top-K to Parquet")
+    p.add_argument(
+        "--topk-out",
+        metavar="PATH",
+        help="also write every user's top-K: a Parquet path, or redis://HOST:PORT/DB "
+        "(written by the executors, served by `lensrec serve --redis`)",
+    )
     p.add_argument("--topk-k", type=int, help="list length written by --topk-out (default: max k)")
     p.add_argument("--master", help="Spark master when not under spark-submit (default local[*])")
     p.add_argument(

@@ -96,7 +96,8 @@ def spark_evaluate(
     (``als``: implicit ALS; ``als-explicit``: rating ALS, also scored by RMSE), recommend
     top-k for every test user with the training items excluded, and score the lists with
     :mod:`lensrec.spark.metrics`. ``topk_out`` also writes every training user's top
-    ``topk_k`` (default: the largest k) to Parquet.
+    ``topk_k`` (default: the largest k) to Parquet, or, for a ``redis://`` address, to Redis
+    from the executors in the serving store's encoding (:mod:`lensrec.spark.redis_export`).
     """
     if model not in MODELS:
         raise ConfigError(
@@ -158,7 +159,13 @@ def spark_evaluate(
     path = None
     if topk_out:
         all_recs = recommend_all(fitted, train.select("user", "item"), topk_k or k_max)
-        path = write_topk_parquet(all_recs, df, topk_out)
+        if topk_out.startswith(("redis://", "rediss://")):
+            from .redis_export import export_redis_spark
+
+            done = export_redis_spark(all_recs, train, topk_out, k=topk_k or k_max)
+            path = f"{topk_out} (version {done['version']}, {done['n_users']:,} users)"
+        else:
+            path = write_topk_parquet(all_recs, df, topk_out)
         lap("export")
     return SparkEvalResult(out, counts, seconds, als.spark_params(), parts.name, path)
 

@@ -237,3 +237,46 @@ def test_spark_evaluate_command_end_to_end(spark, small, tmp_path, capsys):
     assert not {(u, i) for u, i in zip(top["user_id"], top["item_id"], strict=True)} & seen
     assert main(["spark", "evaluate", "--dataset", str(path), "--model", "bpr"]) == 2
     assert "not available" in capsys.readouterr().err
+
+
+def test_redis_export_from_executors_is_what_the_server_reads(spark, small, tmp_path):
+    """The executors write the serving store's encoding; RedisBackend reads the same lists."""
+    from lensrec.spark import SparkALS, export_redis_spark, read_interactions, recommend_all
+    from lensrec.testing.redis_server import RedisServer, redis_server_binary
+
+    if redis_server_binary() is None:
+        pytest.skip("redis-server is not installed (.ci/run installs Debian's redis-server)")
+    from lensrec.serving import RedisBackend
+
+    path, _ = small
+    df = read_interactions(spark, str(path)).persist()
+    model = SparkALS(factors=4, epochs=2, random_state=0).fit(df)
+    recs = recommend_all(model, df, 6)
+    want = {r["user"]: (r["items"], r["scores"]) for r in recs.collect()}
+    users = {r["user"]: r["user_id"] for r in df.select("user", "user_id").distinct().collect()}
+    items = {r["item"]: r["item_id"] for r in df.select("item", "item_id").distinct().collect()}
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        first = export_redis_spark(recs, df, server.url, k=6, scores=True)
+        again = export_redis_spark(recs, df, server.url, k=6, scores=True)
+        assert (first["version"], again["version"]) == (1, 2)
+        assert again["n_users"] == len(want) == 300 and again["stale_keys_removed"] > 0
+        backend = RedisBackend(server.url)
+        for u in list(want)[:25]:
+            got = backend.recommend_user(users[u], 6)
+            assert got.fallback is None
+            assert got.items == [items[i] for i in want[u][0]]
+            np.testing.assert_allclose(got.scores, want[u][1], rtol=2e-3, atol=1e-3)  # float16
+        stranger = backend.recommend_user("nobody", 3)
+        counts = df.groupBy("item_id").count().orderBy(F_desc("count"), "item_id").collect()
+        assert stranger.fallback and stranger.items[0] == counts[0]["item_id"]
+    finally:
+        server.stop()
+
+
+def F_desc(name):
+    from pyspark.sql import functions as F
+
+    return F.col(name).desc()
