@@ -266,8 +266,20 @@ def _fit_eval(
     return peer_ranker(model, fitted), seconds, peak
 
 
-def tune(side: str, model: str, valid: Split) -> tuple[dict[str, Any], float]:
+def tune(
+    side: str, model: str, valid: Split, data: Any = None, protocol: str = ""
+) -> tuple[dict[str, Any], float]:
+    """The grid's best params by validation NDCG@10: lensrec models through ``lensrec.tune``
+    (the same carve: each user's last 3 training positives), peers by a loop over the grid."""
     grid = GRIDS[(side, model)]
+    if side == "lensrec" and data is not None:
+        from lensrec.experiments import RunSpec
+        from lensrec.tune import tune as search
+
+        spec = RunSpec(dataset="ml-100k", split=protocol, model=model, seed=0)
+        out = search(spec, method="grid", values=grid, only=list(grid), data=data,
+                     runs_dir=None, refit=False, prune=False, metric="ndcg")  # fmt: skip
+        return dict(out.best_params), out.best_value
     fixed = PEER_DEFAULTS[model] if side == "peer" else {}
     best: tuple[float, dict[str, Any]] = (-1.0, {})
     for combo in itertools.product(*grid.values()):
@@ -296,7 +308,7 @@ def run_ml100k(protocol: str, args: argparse.Namespace) -> list[Row]:
             if model == "warp" and side == "peer":
                 settings[0][1]["factors"] = 10  # LightFM's no_components default
             if args.tune:
-                chosen, _ = tune(side, model, valid)
+                chosen, _ = tune(side, model, valid, data, protocol)
                 settings.append(("tuned", chosen))
             for kind, params in settings:
                 ranker, _, _ = _fit_eval(side, model, params, valid)

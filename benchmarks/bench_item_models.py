@@ -31,7 +31,6 @@ allocations), and the ``tracemalloc`` peak (Python-visible allocations, numpy ar
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import sys
 import threading
@@ -177,19 +176,22 @@ def _fmt_params(params: dict[str, Any]) -> str:
 
 
 def tune(
-    name: str, fixed: dict[str, Any], grid: dict[str, list[Any]], valid: Split
+    name: str,
+    fixed: dict[str, Any],
+    grid: dict[str, list[Any]],
+    data: Interactions,
+    protocol: str,
 ) -> tuple[dict[str, Any], float]:
-    """Grid search on the validation split: the params with the best NDCG@10, and that NDCG."""
-    cls = MODELS[name]
-    best: tuple[float, dict[str, Any]] = (-1.0, {})
-    for combo in itertools.product(*grid.values()):
-        params = {**fixed, **dict(zip(grid, combo, strict=True))}
-        model = cls(**params, random_state=0).fit(valid.train)
-        ndcg = evaluate(model, valid.train, valid.test, k=10, metrics=["ndcg@10"], ci=False)
-        value = ndcg.metrics["ndcg@10"]
-        if value > best[0]:
-            best = (value, params)
-    return best[1], best[0]
+    """Grid search through ``lensrec.tune`` (validation carved from the split's training part
+    by the one validation path: each user's last 3 training positives, in the protocol's
+    order): the params with the best validation NDCG@10, and that NDCG."""
+    from lensrec.experiments import RunSpec
+    from lensrec.tune import tune as search
+
+    spec = RunSpec(dataset="ml-100k", split=protocol, model=name, params=fixed, seed=0)
+    out = search(spec, method="grid", values=grid, only=list(grid), data=data, runs_dir=None,
+                 refit=False, prune=False, metric="ndcg")  # fmt: skip
+    return {**fixed, **out.best_params}, out.best_value
 
 
 def run_protocol(data: Interactions, protocol: str, args: argparse.Namespace) -> list[Row]:
@@ -202,7 +204,7 @@ def run_protocol(data: Interactions, protocol: str, args: argparse.Namespace) ->
         cls.warm_up()
         settings = [("defaults", dict(fixed))]
         if args.tune:
-            chosen, _ = tune(name, fixed, grid, valid)
+            chosen, _ = tune(name, fixed, grid, data, protocol)
             settings.append(("tuned", chosen))
         for kind, params in settings:
             v_model = cls(**params, random_state=0).fit(valid.train)

@@ -57,6 +57,8 @@ _BUILTIN: tuple[Entry, ...] = (
     Entry("als", "lensrec.models.als:ALS"),
     Entry("bpr", "lensrec.models.bpr:BPR"),
     Entry("warp", "lensrec.models.warp:WARP"),
+    Entry("blend", "lensrec.models.blend:Blend"),
+    Entry("rank-blend", "lensrec.models.blend:RankBlend"),
     Entry("ncf", "lensrec.models.ncf:NCF", extra="neural"),
     Entry("item2vec", "lensrec.models.item2vec:Item2Vec", extra="item2vec"),
 )

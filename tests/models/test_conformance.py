@@ -17,6 +17,8 @@ FAST: dict[str, dict] = {
     "warp": {"epochs": 5},
     "ncf": {"epochs": 3, "factors": 8, "layers": 2, "fold_in_epochs": 5},
     "item2vec": {"epochs": 5, "factors": 16},
+    "blend": {"component_params": {"biased-mf": {"epochs": 5}}},
+    "rank-blend": {"component_params": {"als": {"epochs": 3}}},
 }
 
 
