@@ -333,7 +333,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{'ratings' if train.ratings is not None else 'interactions'}, "
         f"{train.n_users:,} users, {train.n_items:,} items"
     )
+    from .experiments.warm import mark_kernels_cached
+
+    first = _compile_notice(spec.model)
     warm_up_quietly(type(model))
+    if first:
+        mark_kernels_cached([spec.model])
     t0 = time.perf_counter()
     if valid is not None:
         model.fit(train, valid, show_progress=_progress(args))
@@ -369,13 +374,28 @@ def _rating_scale(data: Any) -> list[float] | None:
     return [float(data.ratings.min()), float(data.ratings.max())]
 
 
+def _compile_notice(model: str) -> bool:
+    """Say, on a first run, that the model's kernels are being compiled (numba caches them);
+    True when it was said (the caller records the cache after the run)."""
+    from .experiments.warm import kernels_cached
+
+    if kernels_cached([model]):
+        return False
+    _say(f"compiling numba kernels for {model} (first run; cached for the next runs) ...")
+    return True
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .experiments import run_spec
+    from .experiments.warm import mark_kernels_cached
 
     spec = _spec(args)
+    first = _compile_notice(spec.model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SplitDropWarning)  # the notes below say it once
         outcome = run_spec(spec, runs_dir=args.runs_dir, show_progress=_progress(args))
+    if first:
+        mark_kernels_cached([spec.model])
     if args.json:
         _say(f"data   {outcome.data_summary}")
         _say(f"split  {outcome.split.summary()}")
@@ -657,6 +677,25 @@ def _tune_setting(raw: Any, where: str) -> dict[str, Any] | None:
     return out
 
 
+def _start_precompile(models: list[str]) -> Any:
+    """On a first run (kernels not yet in numba's cache), compile them ahead in one process
+    per core and say so; None when they are cached, or for one model or one core."""
+    import os
+
+    from .experiments.warm import Precompiler, kernels_cached
+
+    distinct = list(dict.fromkeys(models))
+    n = min(os.cpu_count() or 1, len(distinct))
+    if os.environ.get("LENSREC_PRECOMPILE", "1") == "0" or n < 2 or kernels_cached(distinct):
+        return None
+    print(
+        f"compiling numba kernels for {len(distinct)} models (first run; cached for the next "
+        f"runs) in {n} processes, alongside the runs ...",
+        flush=True,
+    )
+    return Precompiler(distinct, processes=n)
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
     """The main job: fetch the data, evaluate each configured run, print this run's table."""
     from .experiments import (
@@ -692,46 +731,59 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     model_dir = None if args.no_report else Path(args.runs_dir) / "models"
     from .experiments import run_spec
 
-    for spec, how in zip(specs, tuning, strict=True):
-        key = (spec.dataset, spec.min_rating, spec.kcore)
-        if key not in data_cache:
-            data_cache[key] = load_spec_data(spec, progress=_progress(args))
-            print(
-                f"{spec.dataset} (filters: {spec.protocol()['filters']}): "
-                f"{data_summary(data_cache[key])}"
-            )
-        tuned = f", tuned with {how['trials']} {how['method']} trials" if how else ""
-        print(f"- {spec.model} on {spec.split}{tuned} ...", flush=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SplitDropWarning)  # reported as a note below
-            if how:
-                from .tune import tune
+    pre = _start_precompile([s.model for s in specs])
+    try:
+        for spec, how in zip(specs, tuning, strict=True):
+            key = (spec.dataset, spec.min_rating, spec.kcore)
+            if key not in data_cache:
+                data_cache[key] = load_spec_data(spec, progress=_progress(args))
+                print(
+                    f"{spec.dataset} (filters: {spec.protocol()['filters']}): "
+                    f"{data_summary(data_cache[key])}"
+                )
+            tuned = f", tuned with {how['trials']} {how['method']} trials" if how else ""
+            print(f"- {spec.model} on {spec.split}{tuned} ...", flush=True)
+            if pre is not None:
+                pre.wait(spec.model)  # its kernels are in the cache: nothing compiles here
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SplitDropWarning)  # reported as a note below
+                if how:
+                    from .tune import tune
 
-                found = tune(spec, data=data_cache[key], runs_dir=args.runs_dir, **how)
-                print(f"  tuned: {found.metric} {found.best_value:.5f} "
-                      f"({found.counts['complete']} complete, {found.counts['pruned']} pruned)")  # fmt: skip
-                outcome = found.final
-            else:
-                outcome = run_spec(spec, data=data_cache[key], runs_dir=args.runs_dir,
-                                   model_dir=model_dir)  # fmt: skip
-        fitted[outcome.record.run_id] = outcome.model
-        run_ids.append(outcome.record.run_id)
-        print(f"  split  {outcome.split.summary()}")
-        compile_note = (
-            f" (+{outcome.compile_seconds:.2f}s compilation)"
-            if outcome.compile_seconds >= 0.05
-            else ""
-        )
-        shown = ", ".join(
-            f"{m} {v:.4f}"
-            for m, v in outcome.result.metrics.items()
-            if m.split("@")[0] in ("rmse", "mae", "ndcg", "precision", "recall")
-        )
-        print(f"  fit {outcome.fit_seconds:.2f}s{compile_note}: {shown}")
-        for note in outcome.notes:
-            if note not in printed_notes:  # a note shared by several runs is said once
-                print(f"  note: {note}")
-                printed_notes.add(note)
+                    found = tune(spec, data=data_cache[key], runs_dir=args.runs_dir, **how)
+                    print(f"  tuned: {found.metric} {found.best_value:.5f} "
+                          f"({found.counts['complete']} complete, {found.counts['pruned']} pruned)")  # fmt: skip
+                    outcome = found.final
+                else:
+                    outcome = run_spec(spec, data=data_cache[key], runs_dir=args.runs_dir,
+                                       model_dir=model_dir)  # fmt: skip
+            fitted[outcome.record.run_id] = outcome.model
+            run_ids.append(outcome.record.run_id)
+            print(f"  split  {outcome.split.summary()}")
+            compile_note = (
+                f" (+{outcome.compile_seconds:.2f}s compilation)"
+                if outcome.compile_seconds >= 0.05
+                else ""
+            )
+            shown = ", ".join(
+                f"{m} {v:.4f}"
+                for m, v in outcome.result.metrics.items()
+                if m.split("@")[0] in ("rmse", "mae", "ndcg", "precision", "recall")
+            )
+            print(f"  fit {outcome.fit_seconds:.2f}s{compile_note}: {shown}")
+            for note in outcome.notes:
+                if note not in printed_notes:  # a note shared by several runs is said once
+                    print(f"  note: {note}")
+                    printed_notes.add(note)
+    except BaseException:
+        if pre is not None:
+            pre.abort()
+        raise
+    if pre is not None:
+        seconds = pre.close()
+        failed = f"; not compiled ahead: {', '.join(pre.failed)}" if pre.failed else ""
+        print(f"kernels compiled in {seconds:.0f}s by {pre.processes} processes beside the runs, "
+              f"and cached: the next runs start at once{failed}")  # fmt: skip
     print()
     from .experiments.compare import add_stats, format_board, write_board
 
