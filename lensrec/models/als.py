@@ -62,6 +62,10 @@ def history_csr(
     return model._history_csr(out, None)
 
 
+#: interactions per block when computing confidences (bounds the float64 temporaries)
+_CONF_BLOCK = 1 << 20
+
+
 # --- the model ----------------------------------------------------------------------------------
 @register("als")
 class ALS(Recommender):
@@ -223,10 +227,17 @@ class ALS(Recommender):
         callback: Callback | None,
     ) -> None:
         x = self.user_items_
-        t = self._transform(x.data)
-        scale = float(t.mean()) if t.size else 1.0
+        # confidences in blocks: float64 temporaries of the whole nnz (three of them at
+        # once) were the peak of the fit at 10M interactions
+        data = x.data
+        total = 0.0
+        for s in range(0, data.size, _CONF_BLOCK):
+            total += float(self._transform(data[s : s + _CONF_BLOCK]).sum())
+        scale = total / data.size if data.size else 1.0
         scale = scale if scale > 0 else 1.0
-        conf = (1.0 + float(self.alpha) * t / scale).astype(np.float32)
+        conf = np.empty(data.size, dtype=np.float32)
+        for s in range(0, data.size, _CONF_BLOCK):
+            conf[s : s + _CONF_BLOCK] = self._confidence(data[s : s + _CONF_BLOCK], scale)
         ui = sp.csr_matrix((conf, x.indices, x.indptr), shape=x.shape)
         iu = ui.T.tocsr()
         iu.sort_indices()

@@ -182,12 +182,6 @@ class BiasedMF(RatingPredictor):
         factors side by side, each scaled by ``1/sqrt(2)``, so ``user_factors_`` has
         ``2 * factors`` columns. (With ``squash`` the sigmoid's inputs are averaged.)
         Ignored when ``valid`` is given or ``valid_fraction`` is 0.
-    reg_search_rows : int or None, default 2_000_000
-        With ``reg_factors="auto"`` on more training ratings than this (and no ``valid``),
-        the search runs on a random subsample of this many ratings, and only the chosen
-        value is trained on all of them (one early-stopping run and the refit): at 10M
-        ratings the full search was five or six runs over all the data. None searches on
-        everything. Data at or below the size is unaffected (bit for bit).
     valid_by : {"random", "time"}, default "random"
         How the ``valid_fraction`` hold-out is carved from the training ratings: at random
         (from the ``random_state`` stream), or the latest ratings by timestamp (ties by row
@@ -260,7 +254,6 @@ class BiasedMF(RatingPredictor):
     refit: bool | Literal["average"] = "average"
     tol: Annotated[float, Range(0.0)] = 5e-4
     valid_by: Literal["random", "time"] = "random"
-    reg_search_rows: Annotated[int | None, Range(1000)] = 2_000_000
     random_state: RandomState = None
 
     @classmethod
@@ -374,27 +367,6 @@ class BiasedMF(RatingPredictor):
             )
 
         search: dict[str, float] = {}
-        n_search = self.reg_search_rows
-        if auto_reg and valid is None and n_search is not None and len(users) > int(n_search):
-            # reg_factors="auto" on large data: choose the value on a random subsample (the
-            # right strength follows the noise of the ratings, not their number), then one
-            # early-stopping run and the refit on everything at that value
-            sub_gen = np.random.default_rng([seed_from(copy.deepcopy(gen)), 1])
-            rows = np.sort(sub_gen.choice(len(users), int(n_search), replace=False))
-            probe = type(self)(
-                **{
-                    **self.get_params(),
-                    "refit": False,
-                    "reg_search_rows": None,
-                    "random_state": sub_gen,
-                }
-            )
-            probe.fit(train.subset(rows))
-            reg[0] = float(probe.reg_factors_)
-            search = {
-                f"{key} (on {int(n_search):,} rows)": v for key, v in probe.reg_search_.items()
-            }
-            auto_reg = False
         if not auto_reg:
             first, log, again = run(gen, bool(self.refit))
         else:

@@ -504,19 +504,3 @@ def test_auto_batch_size(small, tmp_path):
     for bad in ("big", 0, 2.5):
         with pytest.raises(ConfigError, match='batch_size must be an integer >= 1 or "auto"'):
             BiasedMF(batch_size=bad).fit(small)
-
-
-def test_reg_search_on_a_subsample_then_one_run_at_the_chosen_value():
-    """Above reg_search_rows the "auto" search runs on a subsample; the final model is the
-    fixed-reg model at the chosen value, bit for bit (same seed, same stream)."""
-    from lensrec.data import synthetic
-
-    data = synthetic(400, 200, 12_000, random_state=3)
-    auto = BiasedMF(factors=4, epochs=8, reg_search_rows=3000, random_state=5).fit(data)
-    assert auto.reg_search_ and all("(on 3,000 rows)" in key for key in auto.reg_search_)
-    fixed = BiasedMF(factors=4, epochs=8, reg_factors=auto.reg_factors_, random_state=5).fit(data)
-    np.testing.assert_array_equal(auto.user_factors_, fixed.user_factors_)
-    np.testing.assert_array_equal(auto.item_bias_, fixed.item_bias_)
-    # at or below the size nothing changes
-    small = BiasedMF(factors=4, epochs=8, reg_search_rows=12_000, random_state=5).fit(data)
-    assert not any("rows)" in key for key in small.reg_search_)
