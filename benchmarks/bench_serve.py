@@ -9,12 +9,14 @@ latency runs from when it was due (queueing included, so a stall is not hidden).
 through the model's users plus 1 in 20 unknown ids (the popularity fallback). Everything is
 bounded: ``rate x duration`` requests at most, a per-request timeout, a hard time cap.
 
-``--outage SECONDS`` (redis backend): a second run during which Redis is saved and stopped
+``--rate`` takes several rates (``100,500,1000``): one run per rate and backend.
+``--outage SECONDS`` (redis backend): a further run (at the last rate) during which Redis is saved and stopped
 a third of the way in and started again ``SECONDS`` later; it prints the answers by status
 (503s expected, no 500s, no timeouts) and how soon after Redis came back the first 200 came.
 
     python benchmarks/bench_serve.py                        # ml-100k ALS, 500 req/s, 30 s, both
     python benchmarks/bench_serve.py --rate 200 --duration 10 --backend redis
+    python benchmarks/bench_serve.py --rate 100,500,1000 --duration 10   # several rates
     python benchmarks/bench_serve.py --model m.lrec --outage 3
 
 There is no peer library for this measurement (the memory comparison against the usual
@@ -196,13 +198,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="model file (default: ALS trained on all of ml-100k)")
     ap.add_argument("--backend", choices=["redis", "embedded", "both"], default="both")
-    ap.add_argument("--rate", type=float, default=500, help="requests per second")
+    ap.add_argument(
+        "--rate", default="500", help="requests per second; several: 100,500,1000 (one run each)"
+    )
     ap.add_argument("--duration", type=float, default=30, help="seconds per run (max 120)")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--timeout", type=float, default=5.0, help="per request, seconds")
     ap.add_argument("-k", type=int, default=10)
     ap.add_argument("--outage", type=float, default=0, help="redis: stop Redis this long mid-run")
     args = ap.parse_args(argv)
+    rates = [float(r) for r in str(args.rate).split(",") if r.strip()]
+    args.rate = rates[-1]
     duration = min(args.duration, 120.0)
     sys.path.insert(0, str(ROOT))
     from lensrec.serving.export import export_redis
@@ -235,9 +241,10 @@ def main(argv: list[str] | None = None) -> int:
                 proc = _serve([model_file], port)
             try:
                 # warm-up: a second of requests, not counted
-                _run(_drive(port, paths, min(args.rate, 200), 1.0, 8, args.timeout))
-                res = _run(_drive(port, paths, args.rate, duration, args.connections, args.timeout))
-                print(_summary(backend, res, args.rate, duration), flush=True)
+                _run(_drive(port, paths, min(rates[0], 200), 1.0, 8, args.timeout))
+                for rate in rates:
+                    res = _run(_drive(port, paths, rate, duration, args.connections, args.timeout))
+                    print(_summary(backend, res, rate, duration), flush=True)
                 if backend == "redis" and args.outage > 0:
                     _outage_run(server, port, paths, args, duration)
             finally:

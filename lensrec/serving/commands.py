@@ -108,6 +108,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.redis:
         backend: Any = RedisBackend(args.redis, prefix=args.prefix, model_file=args.model_file)
         source = f"the export in {args.redis} (prefix {args.prefix!r})"
+        from ._redis import RedisUnavailable
+
+        try:
+            backend.health()
+        except RedisUnavailable as exc:  # serve anyway: 503 until Redis (or an export) is there
+            _say(f"note: {exc}; answering 503 until that changes")
     elif args.model_file:
         backend = EmbeddedBackend(args.model_file, max_k=args.max_k)
         source = args.model_file
