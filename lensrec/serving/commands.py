@@ -97,16 +97,60 @@ def _check_port(host: str, port: int) -> None:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
+#: the serve settings handed to worker processes (``--workers`` > 1) by the environment
+CONFIG_ENV = "LENSREC_SERVE_CONFIG"
+
+
+def _serve_config(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "model_file": args.model_file,
+        "redis": args.redis,
+        "prefix": args.prefix,
+        "max_k": args.max_k,
+        "max_history": args.max_history,
+        "max_body": args.max_body,
+        "token": args.token or os.environ.get(TOKEN_ENV),
+    }
+
+
+def _backend(cfg: dict[str, Any]) -> Any:
+    from .backends import EmbeddedBackend, RedisBackend
+
+    if cfg["redis"]:
+        return RedisBackend(cfg["redis"], prefix=cfg["prefix"], model_file=cfg["model_file"])
+    if cfg["model_file"]:
+        return EmbeddedBackend(cfg["model_file"], max_k=cfg["max_k"])
+    raise ConfigError("give a model file to serve, or --redis URL to serve an export")
+
+
+def _app(cfg: dict[str, Any], backend: Any = None) -> Any:
+    from .app import create_app
+
+    return create_app(
+        backend if backend is not None else _backend(cfg),
+        token=cfg["token"],
+        max_history=cfg["max_history"],
+        max_body=cfg["max_body"],
+    )
+
+
+def app_from_env() -> Any:
+    """The app of one worker process (``lensrec serve --workers N``), from ``CONFIG_ENV``."""
+    import json
+
+    return _app(json.loads(os.environ[CONFIG_ENV]))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
     except ImportError:
         raise MissingExtraError("lensrec serve", "serve", "uvicorn") from None
-    from .app import create_app
-    from .backends import EmbeddedBackend, RedisBackend
-
+    cfg = _serve_config(args)
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    backend = _backend(cfg)  # errors (no model, bad file) before anything listens
     if args.redis:
-        backend: Any = RedisBackend(args.redis, prefix=args.prefix, model_file=args.model_file)
         source = f"the export in {args.redis} (prefix {args.prefix!r})"
         from ._redis import RedisUnavailable
 
@@ -114,26 +158,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
             backend.health()
         except RedisUnavailable as exc:  # serve anyway: 503 until Redis (or an export) is there
             _say(f"note: {exc}; answering 503 until that changes")
-    elif args.model_file:
-        backend = EmbeddedBackend(args.model_file, max_k=args.max_k)
-        source = args.model_file
     else:
-        raise ConfigError("give a model file to serve, or --redis URL to serve an export")
+        source = args.model_file
     _check_port(args.host, args.port)
-    token = args.token or os.environ.get(TOKEN_ENV)
-    app = create_app(backend, token=token, max_history=args.max_history, max_body=args.max_body)
     _say(
-        f"serving {source} on http://{args.host}:{args.port} "
-        f"(OpenAPI: /docs; reload {'enabled' if token else 'disabled'})"
+        f"serving {source} on http://{args.host}:{args.port} with {args.workers} "
+        f"worker{'s' if args.workers > 1 else ''} (OpenAPI: /docs; reload "
+        f"{'enabled' if cfg['token'] else 'disabled'})"
     )
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=2,
-    )
+    common: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_graceful_shutdown": 2,
+    }
+    if args.workers == 1:
+        uvicorn.run(_app(cfg, backend), **common)
+    else:
+        import json
+
+        os.environ[CONFIG_ENV] = json.dumps(cfg)
+        uvicorn.run(
+            "lensrec.serving.commands:app_from_env", factory=True, workers=args.workers, **common
+        )
     return 0
 
 
@@ -174,4 +222,10 @@ def add_commands(sub: Any, add: Any) -> None:
     )
     p.add_argument("--max-history", type=int, default=1000, help="longest history POST accepts")
     p.add_argument("--max-body", type=int, default=64 * 1024, help="largest request body, bytes")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes (each loads the model / reads Redis; /metrics is per process)",
+    )
     p.set_defaults(func=cmd_serve)
