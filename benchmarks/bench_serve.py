@@ -17,6 +17,7 @@ a third of the way in and started again ``SECONDS`` later; it prints the answers
     python benchmarks/bench_serve.py                        # ml-100k ALS, 500 req/s, 30 s, both
     python benchmarks/bench_serve.py --rate 200 --duration 10 --backend redis
     python benchmarks/bench_serve.py --rate 100,500,1000 --duration 10   # several rates
+    python benchmarks/bench_serve.py --workers 2                         # two server processes
     python benchmarks/bench_serve.py --model m.lrec --outage 3
 
 There is no peer library for this measurement (the memory comparison against the usual
@@ -203,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--duration", type=float, default=30, help="seconds per run (max 120)")
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=1, help="lensrec serve --workers")
     ap.add_argument("--timeout", type=float, default=5.0, help="per request, seconds")
     ap.add_argument("-k", type=int, default=10)
     ap.add_argument("--outage", type=float, default=0, help="redis: stop Redis this long mid-run")
@@ -236,9 +238,9 @@ def main(argv: list[str] | None = None) -> int:
                 server = RedisServer(work)
                 server.start()
                 export_redis(lensrec.load(model_file), server.url, k=100)
-                proc = _serve(["--redis", server.url], port)
+                proc = _serve(["--redis", server.url, "--workers", str(args.workers)], port)
             else:
-                proc = _serve([model_file], port)
+                proc = _serve([model_file, "--workers", str(args.workers)], port)
             try:
                 # warm-up: a second of requests, not counted
                 _run(_drive(port, paths, min(rates[0], 200), 1.0, 8, args.timeout))
