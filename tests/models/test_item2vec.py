@@ -166,3 +166,25 @@ def test_scoring_changes_the_lists_and_min_count_too_high_is_refused(blocks):
     assert not np.array_equal(a.recommend(users, k=5)[0], b.recommend(users, k=5)[0])
     with pytest.raises(ConfigError, match="min_count"):
         Item2Vec(min_count=1000).fit(data)
+
+
+@pytest.mark.realdata
+def test_quality_floor_ml100k():
+    """A short fit (5 epochs) already ranks clearly better than popularity on ml-100k."""
+    from lensrec.data import load_dataset
+    from lensrec.evaluate import evaluate
+    from lensrec.models import Popularity
+    from lensrec.split import make_split, min_rating
+
+    try:
+        data = min_rating(load_dataset("ml-100k"), 4)
+    except Exception as exc:  # no cache and no network here
+        pytest.skip(f"ml-100k unavailable: {exc}")
+    split = make_split(data, "last:3:row")
+    metrics = ["ndcg@10", "hit_rate@10"]
+    pop = Popularity().fit(split.train)
+    base = evaluate(pop, split.train, split.test, k=10, metrics=metrics, ci=False).metrics
+    model = Item2Vec(epochs=5, order="row", random_state=0).fit(split.train)
+    got = evaluate(model, split.train, split.test, k=10, metrics=metrics, ci=False).metrics
+    assert got["hit_rate@10"] >= 1.1 * base["hit_rate@10"], (got, base)
+    assert got["ndcg@10"] >= 1.1 * base["ndcg@10"], (got, base)

@@ -206,3 +206,25 @@ def test_devices_and_configuration_errors(blocks):
         NCF(**FAST, architecture="gmf", pretrain=True).fit(data)
     with pytest.raises(ConfigError, match="dropout"):
         NCF(dropout=1.0).fit(data)
+
+
+@pytest.mark.realdata
+def test_quality_floor_ml100k(one_thread):
+    """A short fit (5 epochs) already ranks clearly better than popularity on ml-100k."""
+    from lensrec.data import load_dataset
+    from lensrec.evaluate import evaluate
+    from lensrec.models import Popularity
+    from lensrec.split import make_split, min_rating
+
+    try:
+        data = min_rating(load_dataset("ml-100k"), 4)
+    except Exception as exc:  # no cache and no network here
+        pytest.skip(f"ml-100k unavailable: {exc}")
+    split = make_split(data, "last:3:row")
+    metrics = ["ndcg@10", "hit_rate@10"]
+    pop = Popularity().fit(split.train)
+    base = evaluate(pop, split.train, split.test, k=10, metrics=metrics, ci=False).metrics
+    model = NCF(epochs=5, random_state=0).fit(split.train)
+    got = evaluate(model, split.train, split.test, k=10, metrics=metrics, ci=False).metrics
+    assert got["hit_rate@10"] >= 1.1 * base["hit_rate@10"], (got, base)
+    assert got["ndcg@10"] >= 1.1 * base["ndcg@10"], (got, base)
