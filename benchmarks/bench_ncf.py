@@ -19,11 +19,12 @@ a lensrec dependency), cornac's NeuMF with its PyTorch backend runs on the same 
 defaults: 8 factors, MLP 64-32-16-8, batch 256, 4 negatives, Adam 0.001, ``--peer-epochs``
 epochs, no early stopping), beside lensrec NCF at its defaults and lensrec NCF with the
 same architecture and batch (``factors=8, layers=3, batch_size=256``) for the same number of
-epochs without validation: seconds per epoch and NDCG@10 in one run. ``--blind`` adds lensrec
-NCF with ``check_negatives=False`` (negatives drawn blindly, as the common notebook does).
+epochs without validation: seconds per epoch and NDCG@10 in one run. ``--models`` picks the
+lensrec rows; ``blind`` is NCF with ``check_negatives=False`` (negatives drawn blindly, as
+the common notebook does).
 
-    python benchmarks/bench_ncf.py [--splits last:3 last:3:row warm] [--seed 0] [--blind]
-    benchmarks/.venv/bin/python benchmarks/bench_ncf.py --splits last:3:row --peer
+    python benchmarks/bench_ncf.py [--splits last:3 last:3:row warm] [--seed 0]
+    benchmarks/.venv/bin/python benchmarks/bench_ncf.py --splits last:3:row --models blind --peer
 """
 
 from __future__ import annotations
@@ -107,8 +108,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--peer", action="store_true", help="add cornac's NeuMF (PyTorch backend)")
     ap.add_argument("--peer-epochs", type=int, default=10)
-    ap.add_argument("--blind", action="store_true", help="add NCF with blind negatives")
-    ap.add_argument("--only-ncf", action="store_true", help="skip iALS and EASE")
+    ap.add_argument(
+        "--models", nargs="+", default=["bce", "bpr", "als", "ease"],
+        choices=["bce", "bpr", "blind", "als", "ease"],
+        help="NCF BCE, NCF BPR, NCF BCE with blind negatives, iALS, EASE",
+    )  # fmt: skip
     args = ap.parse_args()
 
     data = min_rating(load_dataset("ml-100k"), 4)
@@ -118,14 +122,14 @@ def main() -> None:
         sp = make_split(data, spec, random_state=args.seed)
         print(f"\n== {key} ({spec}): {len(sp.train):,} train / {len(sp.test):,} test rows, "
               f"{len(np.unique(sp.test.users))} test users", flush=True)  # fmt: skip
-        models: list[tuple[str, str, dict[str, Any]]] = [
-            ("NCF NeuMF BCE (defaults)", "ncf", {}),
-            ("NCF NeuMF BPR", "ncf", {"loss": "bpr"}),
-        ]
-        if args.blind:
-            models.append(("NCF NeuMF BCE, blind negatives", "ncf", {"check_negatives": False}))
-        if not args.only_ncf:
-            models += [("iALS (defaults)", "als", {}), ("EASE (defaults)", "ease", {})]
+        choices: dict[str, tuple[str, str, dict[str, Any]]] = {
+            "bce": ("NCF NeuMF BCE (defaults)", "ncf", {}),
+            "bpr": ("NCF NeuMF BPR", "ncf", {"loss": "bpr"}),
+            "blind": ("NCF NeuMF BCE, blind negatives", "ncf", {"check_negatives": False}),
+            "als": ("iALS (defaults)", "als", {}),
+            "ease": ("EASE (defaults)", "ease", {}),
+        }
+        models = [choices[m] for m in args.models]
         for label, name, params in models:
             model, secs, info = _fit(name, params, sp.train, spec, args.seed)
             res = evaluate(model, sp.train, sp.test, k=10, metrics=METRICS, ci=False)

@@ -87,8 +87,11 @@ say "venv $VENV ($("$PYTHON" --version 2>&1))"
 "$PYTHON" -m venv "$VENV"
 PY="$VENV/bin/python"
 "$PY" -m pip install -q --upgrade pip setuptools wheel
-say "lensrec (editable) and the peers in benchmarks/requirements.txt"
-"$PY" -m pip install -q -e "$REPO" -r "$REPO/benchmarks/requirements.txt"
+say "torch's CPU build (lensrec NCF, cornac's NeuMF), lensrec (editable) and the peers"
+# the CPU build first, so that nothing below pulls the CUDA build (bench_ncf.py)
+"$PY" -m pip install -q 'torch==2.13.0+cpu' \
+    || echo "setup_env.sh: no torch==2.13.0+cpu on this index; pip will pick a torch build" >&2
+"$PY" -m pip install -q -e "$REPO[neural,item2vec]" -r "$REPO/benchmarks/requirements.txt"
 
 # --- LightFM 1.17: fetch, verify, patch, build -----------------------------------------------
 say "LightFM $LIGHTFM_VERSION (patched sdist)"
