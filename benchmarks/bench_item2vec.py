@@ -28,6 +28,7 @@ over ``--seeds``: how the defaults were chosen; the test part is not looked at.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from typing import Any
 
@@ -46,6 +47,7 @@ GRID: list[dict[str, Any]] = [
     {"subsample": 0.0},
     {"subsample": 0.0, "window": 20},
     {"subsample": 0.001, "window": 20},
+    {"subsample": "auto"},  # the default: 1.5 / vocabulary size
 ]
 NOTEBOOK = dict(sg=1, window=5, negative=16, ns_exponent=-0.14, min_count=3, vector_size=64,
                 epochs=50)  # fmt: skip
@@ -91,13 +93,14 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--tune", action="store_true", help="compare GRID on a carved validation set")
+    ap.add_argument("--grid", type=json.loads, help="with --tune: a JSON list of settings")
     args = ap.parse_args()
 
     data = min_rating(load_dataset("ml-100k"), 4)
     sp = make_split(data, args.split)
     order = "row" if args.split.endswith(":row") else "time"
     if args.tune:
-        tune(sp.train, order, args.seeds)
+        tune(sp.train, order, args.seeds, args.grid or GRID)
         return
     print(
         f"ml-100k ratings >= 4, {args.split}: {len(sp.train):,} train / {len(sp.test):,} test rows"
@@ -134,12 +137,12 @@ def main() -> None:
             print(f"| {label} | mean | {secs:.2f} | {vals} |")
 
 
-def tune(train: Any, order: str, seeds: list[int]) -> None:
+def tune(train: Any, order: str, seeds: list[int], grid: list[dict[str, Any]]) -> None:
     carved = carve_validation(train, "last", 3, by="row" if order == "row" else "timestamp")
     print(f"validation: each user's last 3 training rows by {order}: {len(carved.valid):,} rows")
     print(f"| params | {' | '.join(METRICS)} | fit s |")
     print("|---|" + "---|" * (len(METRICS) + 1))
-    for params in GRID:
+    for params in grid:
         ms, secs = [], []
         for seed in seeds:
             model = MODELS["item2vec"](order=order, random_state=seed, **params)
