@@ -91,11 +91,12 @@ class Item2Vec(Recommender):
     subsample : float or "auto", default "auto"
         gensim's ``sample``: occurrences of items whose share of all training interactions
         is above it are randomly dropped (more often the more frequent the item). ``"auto"``:
-        ``1.5 / n`` for ``n`` items in the vocabulary, i.e. items more than 1.5 times as
+        ``1.15 / n`` for ``n`` items in the vocabulary, i.e. items more than 1.15 times as
         frequent as the average one are thinned. On ml-100k (about 1,150 items with 3
-        interactions or more) that is 0.0013, close to gensim's default 0.001, which beat 0
-        by 12% HR@10 on a validation set (``benchmarks/README.md``); on a small catalogue a
-        fixed 0.001 thins every item and the vectors learn little.
+        interactions or more) that is gensim's default 0.001, which beat 0 by 12% HR@10 on
+        a validation set (``benchmarks/README.md``; 1.5 / n = 0.0013 lost 0.018 HR@10 to
+        gensim used directly on test); on a small catalogue a fixed 0.001 thins every item
+        and the vectors learn little.
     order : {"time", "row"}, default "time"
         Sentence order: by timestamp (ties: row order; row order without timestamps), or the
         file's row order (for ``:row`` splits: ``--set order=row``).
@@ -165,7 +166,7 @@ class Item2Vec(Recommender):
                 f"{int(counts.max())}); lower min_count"
             )
         n_vocab = int((counts >= int(self.min_count)).sum())
-        sample = 1.5 / n_vocab if self.subsample == "auto" else float(self.subsample)
+        sample = 1.15 / n_vocab if self.subsample == "auto" else float(self.subsample)
         w2v = Word2Vec(
             sentences=sentences,
             vector_size=f,
