@@ -32,7 +32,18 @@ _RANKING_MODELS = ("popularity", "ease", "slim", "item-knn", "pure-svd", "als", 
 DEFAULT_BENCHMARK: dict[str, Any] = {
     "dataset": "ml-100k",
     "runs": [{"split": "ua", "model": m} for m in _RATING_MODELS]
-    + [{"split": "last:3", "model": m, "min_rating": 4, "k": 10} for m in _RANKING_MODELS],
+    + [{"split": "last:3", "model": m, "min_rating": 4, "k": 10} for m in _RANKING_MODELS]
+    # blends of defaults, weights learned on validation carved the protocol's way
+    + [{"split": "ua", "model": "blend", "params": {"holdout": "ua"}}]
+    + [
+        {
+            "split": "last:3",
+            "model": "rank-blend",
+            "min_rating": 4,
+            "k": 10,
+            "params": {"holdout": "last:3"},
+        }
+    ],  # fmt: skip
 }
 
 
