@@ -496,7 +496,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         answer = recommend_history(
             model, items, args.k, ratings=ratings, exclude_history=not args.no_exclude
         )
-        title = f"top {args.k} for a new user with {answer.used} known items"
+        title = f"top {args.k} for a new user with {answer.used} known item{'' if answer.used == 1 else 's'}"
     else:
         if args.user is None:
             raise ConfigError("give --user ID (a user the model was trained on) or --history ITEMS")

@@ -102,7 +102,7 @@ def test_item_info_file_gives_titles_to_data_train_recommend_similar(tmp_path, c
     lines = ["uid,sku,stars"]
     for u in range(12):  # everyone has A-1 and B-2; half also C-3
         lines += [f"u{u},A-1,5", f"u{u},B-2,4"] + ([f"u{u},C-3,3"] if u % 2 else [])
-    lines += ["loner,D-4,2"]
+    lines += ["solo,D-4,2"]
     ratings.write_text("\n".join(lines) + "\n")
     info = tmp_path / "items.csv"
     info.write_bytes(

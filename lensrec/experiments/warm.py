@@ -35,8 +35,9 @@ def _cache_dir() -> Path:
     """Where numba keeps the kernels' cache (the marker lives there too)."""
     from numba.core import config
 
-    if config.CACHE_DIR:  # NUMBA_CACHE_DIR mirrors the source tree below it
-        return Path(config.CACHE_DIR) / _KERNELS.relative_to(_KERNELS.anchor)
+    cache_dir = getattr(config, "CACHE_DIR", "")
+    if cache_dir:  # NUMBA_CACHE_DIR mirrors the source tree below it
+        return Path(cache_dir) / _KERNELS.relative_to(_KERNELS.anchor)
     return _KERNELS / "__pycache__"
 
 

@@ -750,11 +750,13 @@ def _reference_slim(
     l2: float,
     sweeps: int = 500,
     candidates: list[list[int]] | None = None,
+    tol: float = 0.0,
 ) -> np.ndarray:
     """Plain coordinate descent on the residual ``x_j - X w`` (tests only).
 
     ``x`` is a small dense user x item array; returns the dense ``W`` (source x target). Every
-    coordinate step recomputes the residual from scratch.
+    coordinate step recomputes the residual from scratch. Stops after ``sweeps`` sweeps or once
+    no weight moved by more than ``tol`` in a sweep.
     """
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[1]
@@ -763,6 +765,7 @@ def _reference_slim(
         allowed = [k for k in range(n) if k != j] if candidates is None else candidates[j]
         w = np.zeros(n)
         for _ in range(sweeps):
+            moved = 0.0
             for k in allowed:
                 if k == j:
                     continue
@@ -772,7 +775,11 @@ def _reference_slim(
                     continue
                 resid = x[:, j] - x @ w
                 z = col @ resid + sq * w[k]
-                w[k] = max(0.0, (z - l1) / (sq + l2))
+                new = max(0.0, (z - l1) / (sq + l2))
+                moved = max(moved, abs(new - w[k]))
+                w[k] = new
+            if moved <= tol:  # converged: a fixed sweep count can stop short on correlated items
+                break
         out[:, j] = w
     return out
 

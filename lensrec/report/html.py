@@ -28,6 +28,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +223,7 @@ def build_report(
             page.note(str(exc))
             figs = {}
         for fname, fig in figs.items():
-            page.figure(lambda fig=fig: fig, fname.removesuffix(".png").replace("_", " "))
+            page.figure(_ready(fig), fname.removesuffix(".png").replace("_", " "))
 
     # --- per protocol ------------------------------------------------------------------
     from ..experiments import PROTOCOL_COLUMNS
@@ -352,15 +353,23 @@ def _tuning_section(page: _Page, recs: Sequence[Any]) -> None:
             + f"; study {_esc(tuning.get('study'))}.</p>"
         )
         page.figure(
-            lambda tuning=tuning: tuning_history(
-                tuning.get("history", []), tuning["metric"], tuning.get("direction", "minimize")
-            ),  # fmt: skip
+            partial(
+                tuning_history,
+                tuning.get("history", []),
+                tuning["metric"],
+                tuning.get("direction", "minimize"),
+            ),
             f"tuning history of {rec.model}",
             "each dot a trial's validation value; the line the best so far",
         )
         if tuning.get("importances"):
-            page.figure(lambda tuning=tuning: importance_bars(tuning["importances"]),
+            page.figure(partial(importance_bars, tuning["importances"]),
                         f"parameter importance for {rec.model}")  # fmt: skip
+
+
+def _ready(fig: Any) -> Callable[[], Any]:
+    """A figure already drawn, as the maker ``_Page.figure`` takes."""
+    return lambda: fig
 
 
 def _metric_vs_k(page: _Page, models: Mapping[str, Any], names: Mapping[str, str], sp: Any) -> None:
@@ -380,7 +389,7 @@ def _metric_vs_k(page: _Page, models: Mapping[str, Any], names: Mapping[str, str
     page.add("<h3>Metric against k</h3>")
     for m, c in curves.items():
         if c:
-            page.figure(lambda m=m, c=c: metric_vs_k(c, f"{m}@k"), f"{m} against k",
+            page.figure(partial(metric_vs_k, c, f"{m}@k"), f"{m} against k",
                         "every test item relevant; the same split and users as the table")  # fmt: skip
 
 

@@ -215,7 +215,8 @@ class _Timing:
             await self.app(scope, receive, send_status)
         finally:
             route = scope.get("route")
-            label = getattr(route, "path", None) or "unmatched"
+            # ids are matched with the path converter (ids may hold "/"); the label is the template
+            label = (getattr(route, "path", None) or "unmatched").replace(":path}", "}")
             self.metrics.observe(label, scope["method"], status, time.perf_counter() - t0)
 
 
@@ -328,7 +329,7 @@ def create_app(
         return JSONResponse(_answer(answer, k=k, backend=backend.kind))
 
     @app.get(
-        "/users/{user_id}/recommendations",
+        "/users/{user_id:path}/recommendations",
         response_model=Answer,
         responses=problems,
         summary="top-k for a user the model was trained on",
@@ -348,7 +349,7 @@ def create_app(
         return guarded(run)
 
     @app.get(
-        "/items/{item_id}/similar",
+        "/items/{item_id:path}/similar",
         response_model=Answer,
         responses=problems,
         summary="the k items most similar to an item",

@@ -15,7 +15,7 @@ table the driver writes (Spark's own indices need not be dense).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from ._session import require_pyspark
 __all__ = ["export_redis_spark"]
 
 
-def _kind(frame: Any, column: str) -> str:
+def _kind(frame: Any, column: str) -> Literal["int", "uuid", "str"]:
     """The serving id kind of a column: int, uuid (every value canonical) or str."""
     from pyspark.sql import functions as F
 

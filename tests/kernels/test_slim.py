@@ -79,7 +79,7 @@ def test_slim_matches_reference(seed, n_users, n_items, l1, l2, valued):
     if valued:
         x *= gen.integers(1, 6, x.shape).astype(np.float32)
     got, res = _from_gram(x, l1, l2, dtype=np.float64, **TIGHT)
-    want = _reference_slim(x, l1, l2, sweeps=300)
+    want = _reference_slim(x, l1, l2, sweeps=20_000, tol=1e-13)  # run to convergence
     scale = max(1.0, np.abs(want).max())
     np.testing.assert_allclose(got, want, atol=2e-5 * scale)
     # the fsSLIM path with every item as candidate solves the same problem

@@ -236,7 +236,10 @@ def _tune_args(csv: Path, url: str, trials: int) -> list[str]:
 
 def test_two_processes_share_one_sqlite_study(csv, tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    procs = [_cli(*_tune_args(csv, url, 10), cwd=tmp_path) for _ in range(2)]
+    # a budget in seconds, not a shared trial total: a total can be filled by whichever process
+    # starts first on a loaded machine before the other has imported anything
+    args = [*_tune_args(csv, url, 100_000), "--timeout", "6"]
+    procs = [_cli(*args, cwd=tmp_path) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
@@ -246,7 +249,7 @@ def test_two_processes_share_one_sqlite_study(csv, tmp_path):
 
     study = optuna.load_study(study_name="shared", storage=url)
     finished = [t for t in study.trials if t.state.is_finished()]
-    assert len(finished) >= 10 and sum(added) == len(study.trials)
+    assert len(finished) >= 2 and sum(added) == len(study.trials)
 
 
 def test_killed_study_resumes_without_losing_trials(csv, tmp_path):
