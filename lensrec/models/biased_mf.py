@@ -16,6 +16,7 @@ from ..errors import ConfigError
 from ..kernels.biased_mf import adam_epoch, predict_pairs
 from ..types import IndexArray, RandomState, ScoreArray
 from ._params import Range, Search
+from ._sgd import auto_reg
 from ._trainer import EpochTrainer, TrainLog, holdout_then_refit
 from ._validation import RatingValidation
 from .base import Callback, Capabilities, Query, RatingPredictor, register
@@ -55,8 +56,29 @@ def _average_models(
     return 0.5 * (a[0] + b[0]), pack(a[1], b[1]), pack(a[2], b[2])
 
 
-_AUTO_REG_START = 0.1  # reg_factors="auto": the search starts here (ml-100k's best) ...
+_AUTO_REG_START = 0.1  # reg_factors="auto" starts at auto_reg(n, this) (ml-100k's best) ...
 _AUTO_REG_STEPS = 4  # ... and halves it at most this many times
+
+
+def _behind(rival: list[float] | None, curve: list[float]) -> bool:
+    """Whether a reg search candidate, with validation RMSEs ``curve`` so far, stops.
+
+    ``rival`` is the best run's curve (compared epoch for epoch; past its end, with its
+    last value). The candidate has half the best run's ``reg_factors``: it learns faster at
+    first and, once it over-fits, its curve rises. It stops when, after at least two
+    epochs, it is no better than the rival after the same epoch and the gap did not shrink
+    since the epoch before: behind and not catching up (on 1M and 3M synthetic ratings no
+    candidate caught up after that). A candidate that starts behind (its own initial
+    draw) but gains runs on.
+    """
+    if rival is None or not rival or len(curve) < 2:
+        return False
+
+    def gap(epoch: int) -> float:  # 1-based
+        return curve[epoch - 1] - rival[min(epoch, len(rival)) - 1]
+
+    e = len(curve)
+    return gap(e) >= 0.0 and gap(e) >= gap(e - 1)
 
 
 def _auto_factors(n_users: int, n_items: int) -> int:
@@ -130,16 +152,24 @@ class BiasedMF(RatingPredictor):
         ``benchmarks/README.md``). The value used is ``batch_size_``.
     reg_factors : float or "auto", default "auto"
         L2 weight on ``p_u`` and ``q_i`` (per occurrence). How much regularisation is
-        right depends on how noisy the ratings are, not on their number: on ml-100k 0.1 is
-        best (0.05 is 0.014 RMSE worse, 0.2 0.010 worse), on 1M synthetic ratings with less
-        noise 0.05 is (0.032 better than 0.1). ``"auto"`` starts at 0.1 and halves it, up to
-        four times, while the early-stopping run's validation RMSE improves (every run on
-        the same hold-out, so one or two short extra runs where 0.1 stays). It never goes
-        above 0.1: with ``refit="average"`` the hold-out favours stronger regularisation
-        than the final averaged model does (on a u1.base carve it chose 0.2, 0.009 worse on
-        validation). When 0.1 stays, the model is the ``reg_factors=0.1`` one, bit for bit.
-        Without a validation set (``valid_fraction=0`` and no ``valid``) ``"auto"`` is 0.1.
-        The value used is ``reg_factors_``, the search ``reg_search_``.
+        right depends on how noisy the ratings are and on how many there are: on ml-100k
+        0.1 is best (0.05 is 0.014 RMSE worse, 0.2 0.010 worse), on 1M synthetic ratings
+        with less noise 0.05 is (0.032 better than 0.1). ``"auto"`` starts where SVD's
+        ``reg="auto"`` is (``0.1 * (n / 100,000) ** -0.25`` within [0.02, 0.1] for ``n``
+        training ratings, to 3 significant digits: 0.1 up to ml-100k's size, 0.0562 at 1M,
+        0.0316 at 10M) and halves it, up to four times, while the early-stopping run's
+        validation RMSE improves (every run on the same hold-out). A halved candidate stops
+        once its validation RMSE is no better than the best run's after the same epoch and
+        the gap did not shrink since the epoch before (a weaker regularisation learns
+        faster at first, so once behind and falling further back it does not catch up), so
+        a value that loses costs a few epochs, not a whole run. It never goes
+        above the starting value: with ``refit="average"`` the hold-out favours stronger
+        regularisation than the final averaged model does (on a u1.base carve it chose
+        0.2, 0.009 worse on validation). When the starting value stays, the model is the
+        one of ``reg_factors`` set to it, bit for bit. Without a validation set
+        (``valid_fraction=0`` and no ``valid``) ``"auto"`` is the starting value. The value
+        used is ``reg_factors_``, the search ``reg_search_`` (a stopped candidate reports
+        its best RMSE before it stopped).
     reg_bias : float, default 0.01
         L2 weight on ``b_u`` and ``b_i`` (per occurrence).
     epochs : int, default 100
@@ -319,15 +349,24 @@ class BiasedMF(RatingPredictor):
         if valid is not None and len(valid):
             given = RatingValidation(valid, (scale_lo, scale_hi))
 
-        auto_reg = self.reg_factors == "auto"
-        reg = [_AUTO_REG_START if auto_reg else float(self.reg_factors)]  # the run's value
+        auto = self.reg_factors == "auto"
+        # "auto" starts as SVD's reg="auto" (3 significant digits, so reg_search_ reads well)
+        first_reg = float(f"{auto_reg(len(users), _AUTO_REG_START):.3g}")
+        reg = [first_reg if auto else float(self.reg_factors)]  # the run's value
         stopped = [False]  # the user's callback asked to stop
         train_gen = [gen]  # the stream a run initialises and shuffles from
+
+        rival: list[list[float] | None] = [None]  # reg search: the curve a candidate must beat
+        curve: list[float] = []  # the candidate's own, so far
 
         def watch(epoch: int, seconds: float, metrics: dict[str, float]) -> bool:
             if callback is not None and callback(epoch, seconds, metrics):
                 stopped[0] = True
-            return stopped[0]
+            if epoch == 1:
+                curve.clear()
+            if "valid_rmse" in metrics:
+                curve.append(metrics["valid_rmse"])
+            return stopped[0] or _behind(rival[0], curve)
 
         def train_on(
             rows: np.ndarray | None, hold: np.ndarray | None, epochs: int, is_refit: bool
@@ -344,7 +383,7 @@ class BiasedMF(RatingPredictor):
             return self._train(
                 *arrays, shape, lo, hi, train_gen[0], epochs, check, reg[0],
                 show_progress=show_progress and not is_refit,
-                callback=None if is_refit or callback is None else watch,
+                callback=None if is_refit or (callback is None and rival[0] is None) else watch,
                 scale=(scale_lo, scale_hi),
             )  # fmt: skip
 
@@ -367,14 +406,16 @@ class BiasedMF(RatingPredictor):
             )
 
         search: dict[str, float] = {}
-        if not auto_reg:
+        if not auto:
             first, log, again = run(gen, bool(self.refit))
         else:
-            # reg_factors="auto": halve reg_factors from 0.1 while the validation RMSE of
-            # the early-stopping run improves (every run on the same hold-out), then refit.
-            # The first run and the refit draw from ``gen`` exactly as reg_factors=0.1 does,
-            # so when 0.1 stays the model is that one, bit for bit; the other runs draw from
-            # streams derived from a copy of ``gen``, which leaves ``gen`` untouched
+            # reg_factors="auto": halve reg_factors from its starting value while the
+            # validation RMSE of the early-stopping run improves (every run on the same
+            # hold-out), then refit. A candidate stops as soon as its curve falls behind the
+            # best run's at the same epoch (see ``_behind``). The first run and the refit draw
+            # from ``gen`` exactly as the fixed starting value does, so when it stays the
+            # model is that one, bit for bit; the other runs draw from streams derived from a
+            # copy of ``gen``, which leaves ``gen`` untouched
             start = copy.deepcopy(gen)
             first, log, _ = run(gen, False)
             if log.best_epoch > 0 and not stopped[0]:
@@ -382,8 +423,10 @@ class BiasedMF(RatingPredictor):
                 best_reg, chosen = reg[0], (first, log)
                 for attempt in range(_AUTO_REG_STEPS):
                     reg[0] = best_reg / 2
+                    rival[0] = chosen[1].history["valid_rmse"]
                     train_gen[0] = np.random.default_rng([seed_from(copy.deepcopy(start)), attempt])
                     out = run(copy.deepcopy(start), False)
+                    rival[0] = None
                     value = min(out[1].history["valid_rmse"])
                     search[repr(reg[0])] = value
                     if value >= best or stopped[0]:

@@ -331,6 +331,55 @@ def test_reg_factors_auto_lowers_it_when_the_hold_out_says_so():
         BiasedMF(reg_factors="more").fit(train)
 
 
+def test_reg_search_stops_a_candidate_once_it_falls_behind():
+    # on noisy data halving 0.1 loses: the 0.05 run stops at the first epoch (from the
+    # second on) where it is no better than the 0.1 run after the same epoch and the gap
+    # did not shrink
+    noisy = make_ratings(n_users=200, n_items=120, density=0.35, noise=1.0, random_state=7)
+    seen: list[tuple[int, float]] = []
+    auto = BiasedMF(factors=8, random_state=0).fit(
+        noisy, callback=lambda e, s, m: seen.append((e, m["valid_rmse"])) and False
+    )
+    runs: list[list[float]] = []
+    for epoch, value in seen:
+        if epoch == 1:
+            runs.append([])
+        runs[-1].append(value)
+    assert len(runs) == 2 and auto.reg_factors_ == 0.1
+    first, second = runs
+    gaps = [v - first[min(j, len(first) - 1)] for j, v in enumerate(second)]
+    stops = [j for j in range(1, len(gaps)) if gaps[j] >= 0 and gaps[j] >= gaps[j - 1]]
+    assert stops and stops[0] == len(second) - 1  # the first such epoch, not later
+    assert len(second) < len(first)
+    assert auto.reg_search_["0.05"] == min(second)
+
+
+def test_behind_rule():
+    from lensrec.models.biased_mf import _behind
+
+    rival = [1.0, 0.8, 0.7, 0.75]
+    assert not _behind(None, [0.5, 0.4]) and not _behind(rival, [1.2])  # one epoch: never
+    assert not _behind(rival, [0.9, 0.79])  # ahead
+    assert _behind(rival, [0.9, 0.8])  # level after epoch 2, ahead after 1: gap grew
+    assert not _behind(rival, [1.2, 0.9])  # behind but catching up (0.2 -> 0.1)
+    assert _behind(rival, [1.2, 0.9, 0.8])  # behind, gap 0.1 -> 0.1
+    # past the rival's last epoch: compared with its last value (0.75)
+    assert _behind(rival, [0.9, 0.8, 0.7, 0.74, 0.75, 0.76])
+    assert not _behind(rival, [0.9, 0.8, 0.7, 0.74, 0.75, 0.74])
+
+
+def test_reg_factors_auto_starts_lower_on_more_ratings():
+    # 0.1 * (n / 100,000) ** -0.25 (SVD's reg="auto"), 3 significant digits
+    data = make_ratings(n_users=2000, n_items=1000, density=0.2, random_state=0)
+    n = len(data)
+    assert 390_000 < n < 410_000
+    model = BiasedMF(factors=2, epochs=1, valid_fraction=0.0, random_state=0).fit(data)
+    assert model.reg_factors_ == pytest.approx(0.1 * (n / 100_000) ** -0.25, rel=2e-3)
+    assert model.reg_factors_ == float(f"{model.reg_factors_:.3g}")
+    small_data = make_ratings(n_users=60, n_items=40, density=0.3, random_state=1)
+    assert BiasedMF(**FAST, valid_fraction=0.0).fit(small_data).reg_factors_ == 0.1
+
+
 def test_valid_by_time_holds_out_the_latest_ratings(small, monkeypatch):
     import lensrec.models._trainer as trainer
 
