@@ -274,7 +274,7 @@ class Blend(_BlendBase, RatingPredictor):
         ratings; a ranking model (``ease``, ``als``, ...) adds its score for the pair as one
         more input, fitted on which items the users rated. The default was chosen on
         validation carved from ml-100k ua.base and u1.base (10% of each user's rows):
-        validation RMSE 0.8862 and 0.9014 against 0.8946 and 0.9081 for bpmf alone, the best
+        validation RMSE 0.8864 and 0.9014 against 0.8946 and 0.9081 for bpmf alone, the best
         single model (``benchmarks/README.md``, "Rating blend"); it costs about 2.5 bpmf fits
         (each component is fitted twice: on the carve, then on all of train).
     component_params : dict or None
@@ -402,7 +402,9 @@ class Blend(_BlendBase, RatingPredictor):
     def _score(self, query: Query, items: IndexArray | None) -> ScoreArray:
         query = self._full(query)
         users = np.asarray(query.users)
-        cols = np.arange(self.n_items) if items is None else np.asarray(items)
+        cols: IndexArray = (
+            np.arange(self.n_items, dtype=np.int32) if items is None else np.asarray(items, np.int32)
+        )
         su, si = self._support(np.maximum(users, 0), cols)
         known = (users >= 0)[:, None]
         su = np.where(known, su[:, None], 0.0)

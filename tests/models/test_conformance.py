@@ -17,7 +17,9 @@ FAST: dict[str, dict] = {
     "warp": {"epochs": 5},
     "ncf": {"epochs": 3, "factors": 8, "layers": 2, "fold_in_epochs": 5},
     "item2vec": {"epochs": 5, "factors": 16},
-    "blend": {"component_params": {"biased-mf": {"epochs": 5}, "bpmf": {"n_samples": 10, "burn_in": 3}}},
+    "blend": {
+        "component_params": {"biased-mf": {"epochs": 5}, "bpmf": {"n_samples": 10, "burn_in": 3}}
+    },
     "rank-blend": {"component_params": {"als": {"epochs": 3}}},
 }
 
