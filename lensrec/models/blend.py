@@ -403,7 +403,9 @@ class Blend(_BlendBase, RatingPredictor):
         query = self._full(query)
         users = np.asarray(query.users)
         cols: IndexArray = (
-            np.arange(self.n_items, dtype=np.int32) if items is None else np.asarray(items, np.int32)
+            np.arange(self.n_items, dtype=np.int32)
+            if items is None
+            else np.asarray(items, np.int32)
         )
         su, si = self._support(np.maximum(users, 0), cols)
         known = (users >= 0)[:, None]
