@@ -11,8 +11,15 @@ on the same test part (HR@10, NDCG@10, Recall@10; seen items excluded).
   ``predict_output_word(history, topn=k + len(history))`` with the whole training history as
   context, seen items dropped, the first ``k`` kept (a user none of whose items is in the
   vocabulary gets an empty list).
-- lensrec: ``Item2Vec`` at its defaults (``order="row"`` on ``:row`` splits), plus
-  ``scoring="mean"`` for comparison (first seed only).
+- lensrec: ``Item2Vec`` at its defaults (``order="row"`` on ``:row`` splits: CBOW over the
+  whole history, ns_exponent -0.5), plus, first seed only, ``scoring="mean"`` and lensrec at
+  the notebook's settings (``NOTEBOOK_LENSREC``).
+
+Both sides get the same gensim seed for a ``--seeds`` value: lensrec draws it from its
+generator (``seed_from(default_rng(seed))``) and gensim direct is given that number, so
+"lensrec at the notebook's settings" must equal gensim direct list for list (it differs
+only in ``subsample="auto"`` = 1.15 / 1,161 = 0.00099 instead of 0.001, so the row uses
+0.001 explicitly).
 
 Fit seconds are wall time of one fit (gensim: building the vocabulary and training).
 ``--workers 2`` adds both sides with two gensim workers (first seed only; not repeatable
@@ -35,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from lensrec._config import seed_from
 from lensrec.data import load_dataset
 from lensrec.evaluate import evaluate
 from lensrec.models import MODELS
@@ -44,14 +52,24 @@ from lensrec.split import carve_validation, make_split, min_rating
 METRICS = ["hit_rate@10", "ndcg@10", "recall@10"]
 #: settings compared by --tune (on validation only)
 GRID: list[dict[str, Any]] = [
-    {"subsample": 0.001},  # the notebook's (gensim's default)
+    # the notebook's settings (skip-gram, window 5, ns_exponent -0.14, gensim's subsample)
+    {"architecture": "skip-gram", "window": 5, "ns_exponent": -0.14, "subsample": 0.001},
+    {"architecture": "cbow", "window": 5, "ns_exponent": -0.14},
+    {"architecture": "cbow", "window": "all", "ns_exponent": -0.14},
+    {},  # the defaults: cbow, window "all", ns_exponent -0.5
+    {"ns_exponent": 0.75},
+    {"ns_exponent": -1.0},
+    {"epochs": 25},
+    {"epochs": 100},
+    {"negatives": 5},
     {"subsample": 0.0},
-    {"subsample": 0.0, "window": 20},
-    {"subsample": 0.001, "window": 20},
-    {"subsample": "auto"},  # the default: 1.15 / vocabulary size (1.5 before)
+    {"factors": 128},
 ]
 NOTEBOOK = dict(sg=1, window=5, negative=16, ns_exponent=-0.14, min_count=3, vector_size=64,
                 epochs=50)  # fmt: skip
+#: the same settings as lensrec Item2Vec parameters (gensim's default subsample 0.001)
+NOTEBOOK_LENSREC = dict(architecture="skip-gram", window=5, negatives=16, ns_exponent=-0.14,
+                        min_count=3, factors=64, epochs=50, subsample=0.001)  # fmt: skip
 
 
 class GensimDirect:
@@ -110,12 +128,14 @@ def main() -> None:
     for seed in args.seeds:
         first = seed == args.seeds[0]  # the variants (mean scoring, more workers) once
         for workers in sorted({1, args.workers}) if first else [1]:
-            g = GensimDirect(sp.train, order, seed, workers)
+            gensim_seed = seed_from(np.random.default_rng(seed))  # the one lensrec draws
+            g = GensimDirect(sp.train, order, gensim_seed, workers)
             res = evaluate(g, sp.train, sp.test, k=10, metrics=METRICS, ci=False)
             rows.append((f"gensim direct (workers={workers})", seed, g.fit_seconds, res.metrics))
             for label, params in (
                 ("lensrec Item2Vec (defaults)", {}),
                 ("lensrec Item2Vec scoring=mean", {"scoring": "mean"}),
+                ("lensrec Item2Vec at the notebook's settings", NOTEBOOK_LENSREC),
             ):
                 if params and (workers > 1 or not first):
                     continue

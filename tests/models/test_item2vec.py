@@ -51,12 +51,14 @@ def test_output_scoring_ranks_as_gensim_predict_output_word(blocks):
     data = blocks[0]
     model = Item2Vec(**FAST, random_state=0).fit(data)
     # the same word2vec, trained by gensim directly (one worker, the model's seed and hash;
-    # subsample "auto" is 1.15 / the number of items seen at least min_count times)
+    # subsample "auto" is 1.15 / the number of items seen at least min_count times; CBOW
+    # with window "all" = the longest sentence)
     n_vocab = int((np.bincount(data.items) >= 3).sum())
+    sentences = user_sentences(data, "time")
     w2v = Word2Vec(
-        user_sentences(data, "time"), vector_size=8, window=5, min_count=3, sg=1, negative=16,
-        ns_exponent=-0.14, epochs=5, alpha=0.025, sample=1.15 / n_vocab, workers=1, hashfxn=_token_hash,
-        seed=seed_from(np.random.default_rng(0)),
+        sentences, vector_size=8, window=max(map(len, sentences)), min_count=3, sg=0,
+        negative=16, ns_exponent=-0.5, epochs=5, alpha=0.025, sample=1.15 / n_vocab,
+        workers=1, hashfxn=_token_hash, seed=seed_from(np.random.default_rng(0)),
     )  # fmt: skip
     seen = data.csr()
     for user in (0, 13, 30):
@@ -137,7 +139,7 @@ def test_one_worker_repeats_across_processes(blocks):
     ("param", "value"),
     [
         ("factors", 6),
-        ("architecture", "cbow"),
+        ("architecture", "skip-gram"),
         ("window", 1),
         ("negatives", 3),
         ("ns_exponent", 0.75),
