@@ -101,10 +101,10 @@ class Item2Vec(Recommender):
         is above it are randomly dropped (more often the more frequent the item). ``"auto"``:
         ``1.15 / n`` for ``n`` items in the vocabulary, i.e. items more than 1.15 times as
         frequent as the average one are thinned. On ml-100k (about 1,150 items with 3
-        interactions or more) that is gensim's default 0.001, which beat 0 by 12% HR@10 on
-        a validation set (``benchmarks/README.md``; 1.5 / n = 0.0013 lost 0.018 HR@10 to
-        gensim used directly on test); on a small catalogue a fixed 0.001 thins every item
-        and the vectors learn little.
+        interactions or more) that is gensim's default 0.001 (with skip-gram it beat 0 by
+        12% HR@10 on validation; at the CBOW defaults 0 is within seed noise of it,
+        ``benchmarks/README.md``); on a small catalogue a fixed 0.001 thins every item and
+        the vectors learn little.
     order : {"time", "row"}, default "time"
         Sentence order: by timestamp (ties: row order; row order without timestamps), or the
         file's row order (for ``:row`` splits: ``--set order=row``).
