@@ -202,24 +202,51 @@ def _study_name(spec: Any, method: str, space: Mapping[str, Any], fixed: Mapping
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", raw) + f"-{digest}"
 
 
+def _postgres_driver_url(url: str) -> str:
+    """``postgresql://`` / ``postgres://`` with the installed driver made explicit: psycopg2
+    when present (SQLAlchemy's default), else psycopg 3 (the ``postgres`` extra)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgresql", "postgres"):
+        return url  # sqlite, or a driver already named (postgresql+psycopg://...)
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg2") is not None:
+        return f"postgresql://{rest}"
+    if importlib.util.find_spec("psycopg") is not None:
+        return f"postgresql+psycopg://{rest}"
+    raise MissingExtraError(f"--storage {redact_url(url)}", "postgres", "psycopg")
+
+
 def _open_storage(optuna: Any, url: str) -> Any:
+    """optuna's RDBStorage on ``url`` (SQLite file, PostgreSQL server, any SQLAlchemy URL).
+
+    A storage that cannot be opened (bad URL, missing driver, server unreachable or refusing
+    the login) is one :class:`ConfigError` naming the URL, password hidden.
+    """
     kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
+    target = _postgres_driver_url(url)
+    if target.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 60}
+    elif target.startswith("postgresql"):
+        # an unreachable host fails in 10 s instead of the OS's minutes
+        kwargs["connect_args"] = {"connect_timeout": 10}
+        kwargs["pool_pre_ping"] = True
     import warnings
 
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     error: Exception | None = None
     # processes that open a new database at the same moment race to create its tables:
-    # the loser sees "table already exists" once; the tables are there when it tries again
+    # the loser sees "table already exists" (SQLite: OperationalError; PostgreSQL: a
+    # duplicate-key IntegrityError or a ProgrammingError) once; the tables are there when it
+    # tries again. A refused connection or login is not retried.
     for attempt in range(4):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 # a trial whose process died (no heartbeat for 20 s) is failed and run again
                 return RDBStorage(
-                    url,
+                    target,
                     engine_kwargs=kwargs,
                     heartbeat_interval=5,
                     grace_period=20,
@@ -227,15 +254,26 @@ def _open_storage(optuna: Any, url: str) -> Any:
                 )
         except Exception as exc:  # SQLAlchemy / driver errors of every kind
             error = exc
-            if type(exc).__name__ not in ("OperationalError", "IntegrityError"):
+            if not _creation_race(exc, sqlite=target.startswith("sqlite")):
                 break
             time.sleep(0.3 * (attempt + 1))
     text = str(error).strip()
     first = text.splitlines()[0] if text else ""
     raise ConfigError(
         f"--storage {redact_url(url)}: cannot open the study storage "
-        f"({type(error).__name__}: {first[:200]})"
+        f"({type(error).__name__}: {redact_url(first)[:200]})"
     ) from None
+
+
+def _creation_race(exc: Exception, *, sqlite: bool) -> bool:
+    """Whether ``exc`` is the loser's side of two processes creating the tables at once."""
+    kind = type(exc).__name__
+    if sqlite:
+        return kind in ("OperationalError", "IntegrityError")
+    text = str(exc).lower()
+    return kind in ("IntegrityError", "ProgrammingError") and (
+        "already exists" in text or "duplicate" in text
+    )
 
 
 def _defaults_in_space(cls: Any, space: Mapping[str, tuple[Any, ...]]) -> dict[str, Any]:
