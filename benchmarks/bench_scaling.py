@@ -138,7 +138,17 @@ def one_size(n: int, args: argparse.Namespace) -> list[dict]:
             pred = fitted[name].predict(test.users, test.items)
             value = rmse(test.ratings, pred)
             steps.rows[-1]["rmse"] = value
-            print(f"      RMSE {value:.4f}", flush=True)
+            extra = ""
+            if name == "biased-mf":
+                model = fitted[name]
+                steps.rows[-1]["reg_search"] = model.reg_search_
+                extra = f" (reg_factors_ {model.reg_factors_}, search {model.reg_search_})"
+            print(f"      RMSE {value:.4f}{extra}; load {os.getloadavg()[0]:.1f}", flush=True)
+    fits = {r["step"]: r for r in steps.rows if r["step"] in ("fit biased-mf", "fit svd")}
+    if len(fits) == 2:  # the target: BiasedMF's fit within 2x of SVD's at equal RMSE
+        mf, svd = fits["fit biased-mf"], fits["fit svd"]
+        print(f"      BiasedMF / SVD fit time {mf['seconds'] / svd['seconds']:.2f}x, "
+              f"RMSE {mf['rmse']:.4f} vs {svd['rmse']:.4f}", flush=True)  # fmt: skip
     if "als" in fitted:
         res = steps.run("evaluate", evaluate, fitted["als"], train, test, k=10,
                         metrics=["ndcg@10", "recall@10"], ci=False)  # fmt: skip

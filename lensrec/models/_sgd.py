@@ -25,6 +25,7 @@ import scipy.sparse as sp
 from .._config import seed_from
 from ..data.interactions import Interactions
 from ..errors import ConfigError
+from ..kernels import readonly
 from ..kernels.biased_mf import shuffled_order
 from ._trainer import EpochTrainer, TrainLog, holdout_then_refit
 from ._validation import RatingValidation
@@ -217,7 +218,8 @@ class BiasedSGDModel(RatingPredictor):
         callback: Callback | None,
     ) -> None:
         name = type(self).__name__
-        users, items, ratings = rating_arrays(train, name)
+        # read-only throughout (the hold-out's copies too): the kernels compile one signature
+        users, items, ratings = (readonly(a) for a in rating_arrays(train, name))
         self.reg_used_ = auto_reg(len(users), 0.1) if self.reg == "auto" else float(self.reg)
         shape = (train.n_users, train.n_items)
         scale = (float(self.rating_scale_[0]), float(self.rating_scale_[1]))
@@ -233,7 +235,7 @@ class BiasedSGDModel(RatingPredictor):
                 check = given if not is_refit else None
             else:
                 assert hold is not None
-                arrays = (users[rows], items[rows], ratings[rows])
+                arrays = (readonly(users[rows]), readonly(items[rows]), readonly(ratings[rows]))
                 check = RatingValidation((users[hold], items[hold], ratings[hold]), scale)
             return self._train(
                 arrays, shape, gen, epochs, check,

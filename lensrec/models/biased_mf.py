@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from .._config import seed_from
 from ..data.interactions import Interactions
 from ..errors import ConfigError
+from ..kernels import readonly
 from ..kernels.biased_mf import adam_epoch, predict_pairs
 from ..types import IndexArray, RandomState, ScoreArray
 from ._params import Range, Search
@@ -293,8 +294,8 @@ class BiasedMF(RatingPredictor):
 
         data = make_ratings(n_users=8, n_items=6, density=0.8, random_state=0)
         for squash in (False, True):
-            # with a hold-out (writable arrays) and the refit (train's read-only arrays):
-            # numba compiles one signature for each
+            # the kernels see read-only rows and C-contiguous parameters on every path
+            # (hold-out, refit, predict): one signature each
             cls(factors=2, epochs=2, squash=squash, random_state=0).fit(data).predict([0], [0])
 
     # --- training ------------------------------------------------------------------------
@@ -311,9 +312,9 @@ class BiasedMF(RatingPredictor):
             raise ConfigError("BiasedMF needs explicit ratings; the training data is implicit")
         if valid is not None and valid.ratings is None:
             raise ConfigError("BiasedMF: the validation data has no ratings")
-        users = np.ascontiguousarray(train.users, dtype=np.int32)
-        items = np.ascontiguousarray(train.items, dtype=np.int32)
-        ratings = np.ascontiguousarray(train.ratings, dtype=np.float32)
+        users = readonly(np.ascontiguousarray(train.users, dtype=np.int32))
+        items = readonly(np.ascontiguousarray(train.items, dtype=np.int32))
+        ratings = readonly(np.ascontiguousarray(train.ratings, dtype=np.float32))
         if not np.all(np.isfinite(ratings)):
             raise ConfigError("BiasedMF: the training ratings contain NaN or infinite values")
 
@@ -375,7 +376,7 @@ class BiasedMF(RatingPredictor):
                 arrays = (users, items, ratings)
                 check = given if not is_refit else None
             else:
-                arrays = (users[rows], items[rows], ratings[rows])
+                arrays = (readonly(users[rows]), readonly(items[rows]), readonly(ratings[rows]))
                 assert hold is not None
                 check = RatingValidation(
                     (users[hold], items[hold], ratings[hold]), (scale_lo, scale_hi)
@@ -507,6 +508,9 @@ class BiasedMF(RatingPredictor):
         user_state[:, 0] = up
         item_state[:, 0] = ip
         up, ip = user_state[:, 0], item_state[:, 0]  # views: the kernel updates them
+        # contiguous copies after each epoch: what the train curve, validation and the best
+        # epoch's snapshot read (predict_pairs then only ever sees C-contiguous parameters)
+        now = [np.ascontiguousarray(up), np.ascontiguousarray(ip)]
         state = dict(
             user_state=user_state,
             item_state=item_state,
@@ -542,8 +546,9 @@ class BiasedMF(RatingPredictor):
                 squash, lo, hi, **state, **work,
             )  # fmt: skip
             lr[0] *= float(self.learning_rate_decay)
+            now[:] = [np.ascontiguousarray(up), np.ascontiguousarray(ip)]
             # the learning curve: RMSE on the ratings trained on, after the epoch, clipped
-            predict_pairs(users, items, mu, up, ip, squash, lo, hi, t_out)
+            predict_pairs(users, items, mu, now[0], now[1], squash, lo, hi, t_out)
             np.clip(t_out, scale_lo, scale_hi, out=t_out)
             np.subtract(t_out, ratings, out=t_out)
             np.square(t_out, out=t_out)
@@ -551,7 +556,7 @@ class BiasedMF(RatingPredictor):
             return {"train_loss": float(loss), "train_rmse": train_rmse}
 
         def predict(u: np.ndarray, i: np.ndarray, out: np.ndarray) -> None:
-            predict_pairs(u, i, mu, up, ip, squash, lo, hi, out)
+            predict_pairs(readonly(u), readonly(i), mu, now[0], now[1], squash, lo, hi, out)
 
         def validate() -> float:
             assert check is not None
@@ -572,7 +577,7 @@ class BiasedMF(RatingPredictor):
         log, best = trainer.run(
             step,
             validate if check is not None else None,
-            lambda: (up.copy(), ip.copy()),
+            lambda: (now[0], now[1]),  # fresh copies every epoch: nothing else writes them
         )
         if best is not None:
             return (mu, best[0], best[1]), log
@@ -592,8 +597,8 @@ class BiasedMF(RatingPredictor):
         out = np.empty(len(users), dtype=np.float32)
         lo, hi = self._range()
         predict_pairs(
-            np.ascontiguousarray(users, np.int32),
-            np.ascontiguousarray(items, np.int32),
+            readonly(np.ascontiguousarray(users, np.int32)),
+            readonly(np.ascontiguousarray(items, np.int32)),
             float(self.global_mean_),
             up,
             ip,

@@ -8,6 +8,7 @@ from typing import Annotated, ClassVar, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from ..kernels import readonly
 from ..kernels.svd import predict_pairs, sgd_epoch, sgd_epoch_hogwild
 from ..types import IndexArray, RandomState, ScoreArray
 from ._params import Range, Search
@@ -182,10 +183,9 @@ class SVD(BiasedSGDModel):
 
         data = make_ratings(n_users=8, n_items=6, density=0.8, random_state=0)
         for parallel in (False, True):
-            # with a hold-out (fancy-indexed, writable arrays) and without (the data's own)
-            for fraction in (0.0, 0.25):
-                model = cls(factors=2, epochs=2, parallel=parallel, valid_fraction=fraction)
-                model.fit(data).predict([0], [0])
+            # a hold-out, validation and the refit: every call site (all read-only rows)
+            model = cls(factors=2, epochs=2, parallel=parallel, valid_fraction=0.25)
+            model.fit(data).predict([0], [0])
 
     # --- training ------------------------------------------------------------------------
     def _is_biased(self) -> bool:
@@ -226,7 +226,7 @@ class SVD(BiasedSGDModel):
             )  # fmt: skip
 
         def predict(u: np.ndarray, i: np.ndarray, out: np.ndarray) -> None:
-            predict_pairs(u, i, mu, up, ip, out)
+            predict_pairs(readonly(u), readonly(i), mu, up, ip, out)
 
         return EpochPlan(order, run, predict)
 
@@ -243,8 +243,8 @@ class SVD(BiasedSGDModel):
         up, ip = self._packed()
         out = np.empty(len(users), dtype=np.float32)
         predict_pairs(
-            np.ascontiguousarray(users, np.int32),
-            np.ascontiguousarray(items, np.int32),
+            readonly(np.ascontiguousarray(users, np.int32)),
+            readonly(np.ascontiguousarray(items, np.int32)),
             float(self.global_mean_),
             up,
             ip,

@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from ..kernels import csr_parts, triples_by_row
+from ..kernels import csr_parts, readonly, triples_by_row
 from ..kernels.svdpp import implicit_sums, predict_pairs, svdpp_epoch, svdpp_epoch_hogwild
 from ..types import IndexArray, RandomState, ScoreArray
 from ._params import Range, Search
@@ -230,7 +230,7 @@ class SVDpp(BiasedSGDModel):
         def predict(u: np.ndarray, i: np.ndarray, out: np.ndarray) -> None:
             sums = np.empty((n_users, yj.shape[1]), dtype=np.float32)
             implicit_sums(imp_indptr, imp_items, yj, sums)
-            predict_pairs(u, i, mu, up, ip, sums, out)
+            predict_pairs(readonly(u), readonly(i), mu, up, ip, sums, out)
 
         return EpochPlan(user_order, run, predict)
 
@@ -249,8 +249,8 @@ class SVDpp(BiasedSGDModel):
         up, ip, sums = self._packed()
         out = np.empty(len(users), dtype=np.float32)
         predict_pairs(
-            np.ascontiguousarray(users, np.int32),
-            np.ascontiguousarray(items, np.int32),
+            readonly(np.ascontiguousarray(users, np.int32)),
+            readonly(np.ascontiguousarray(items, np.int32)),
             float(self.global_mean_),
             up,
             ip,
