@@ -3,6 +3,7 @@
     python benchmarks/bench_scaling.py                       # 1M, 3M, 10M
     python benchmarks/bench_scaling.py --sizes 33M --models als,bpr
     python benchmarks/bench_scaling.py --sizes 1M --models als,bpr,biased-mf,svd --data-dir /tmp/d
+    python benchmarks/bench_scaling.py --sizes 1M,3M,10M,33M --models als --fit-only
 
 Data: ``lensrec data synth`` (``write_synthetic``) at the ml-32m shape scaled down: users in
 proportion to the interactions (32M <-> 200,948 users), items with their square root
@@ -149,7 +150,7 @@ def one_size(n: int, args: argparse.Namespace) -> list[dict]:
         mf, svd = fits["fit biased-mf"], fits["fit svd"]
         print(f"      BiasedMF / SVD fit time {mf['seconds'] / svd['seconds']:.2f}x, "
               f"RMSE {mf['rmse']:.4f} vs {svd['rmse']:.4f}", flush=True)  # fmt: skip
-    if "als" in fitted:
+    if "als" in fitted and not args.fit_only:
         res = steps.run("evaluate", evaluate, fitted["als"], train, test, k=10,
                         metrics=["ndcg@10", "recall@10"], ci=False)  # fmt: skip
         steps.rows[-1]["metrics"] = res.metrics
@@ -173,6 +174,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sizes", default="1M,3M,10M", help="comma-separated: 1M,3M,10M,33M")
     ap.add_argument("--models", default="als,bpr,biased-mf,svd")
     ap.add_argument("--bpr-epochs", type=int, default=20)
+    ap.add_argument("--fit-only", action="store_true",
+                    help="skip ALS's evaluation and export (the fit-time growth alone)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(), "lensrec-scaling"))
     ap.add_argument("--json", help="also write the rows to this JSON file")
