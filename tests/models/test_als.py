@@ -277,19 +277,6 @@ def test_bad_parameters(rng):
 
 
 # --- real data ----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ml100k_positives():
-    from lensrec.data import load_dataset
-
-    try:
-        data = load_dataset("ml-100k")
-    except Exception as exc:  # no cache and no network here
-        pytest.skip(f"ml-100k unavailable: {exc}")
-    from lensrec.split import min_rating
-
-    return min_rating(data, 4)
-
-
 @pytest.mark.realdata
 def test_quality_floor_ml100k(ml100k_positives):
     from lensrec.evaluate import evaluate

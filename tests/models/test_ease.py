@@ -157,19 +157,6 @@ def test_save_load_keeps_the_weights(data, tmp_path):
     np.testing.assert_array_equal(back.recommend(users, k=4)[0], model.recommend(users, k=4)[0])
 
 
-@pytest.fixture(scope="module")
-def ml100k_positives() -> Interactions:
-    try:
-        from lensrec.data import load_dataset
-
-        data = load_dataset("ml-100k")
-    except Exception as exc:  # no cache and no network here
-        pytest.skip(f"ml-100k unavailable: {exc}")
-    from lensrec.split import min_rating
-
-    return min_rating(data, 4)
-
-
 @pytest.mark.realdata
 def test_quality_floor_ml100k(ml100k_positives):
     from lensrec.evaluate import evaluate

@@ -95,19 +95,6 @@ def test_similar_items_are_cosines_of_item_factors(rng):
         np.testing.assert_allclose(scores[i], np.sort(row)[::-1][:3], atol=1e-5)
 
 
-@pytest.fixture(scope="module")
-def ml100k_positives() -> Interactions:
-    try:
-        from lensrec.data import load_dataset
-
-        data = load_dataset("ml-100k")
-    except Exception as exc:  # no cache and no network here
-        pytest.skip(f"ml-100k unavailable: {exc}")
-    from lensrec.split import min_rating
-
-    return min_rating(data, 4)
-
-
 @pytest.mark.realdata
 def test_quality_floor_ml100k(ml100k_positives):
     from lensrec.evaluate import evaluate

@@ -164,18 +164,6 @@ def test_values_fed_to_spark_by_hand(spark):
 
 
 # --- ml-100k: the same lensrec parameters give close ranking metrics -------------------------
-@pytest.fixture(scope="module")
-def ml100k_positives():
-    from lensrec.data import load_dataset
-    from lensrec.split import min_rating
-
-    try:
-        data = load_dataset("ml-100k")
-    except Exception as exc:  # no cache and no network here
-        pytest.skip(f"ml-100k unavailable: {exc}")
-    return min_rating(data, 4)
-
-
 def _top10_metrics(train, test, U, V, known) -> dict[str, float]:
     """Every test user's top-10 by U V^T (training items and items without a factor
     excluded), scored by lensrec.evaluate's metrics, in the training part's index space."""
