@@ -47,6 +47,17 @@ DEFAULT_BENCHMARK: dict[str, Any] = {
 }
 
 
+#: ``lensrec benchmark --quick``: the same data, protocols, table and report with fewer
+#: models (a fast one of each family), so a first run on a fresh machine, compiling included,
+#: takes well under a minute
+_QUICK_RATING = ("baseline", "svd", "biased-mf")
+_QUICK_RANKING = ("popularity", "pure-svd", "ease", "als")
+QUICK_BENCHMARK: dict[str, Any] = {
+    "dataset": "ml-100k",
+    "runs": [r for r in DEFAULT_BENCHMARK["runs"] if r["model"] in _QUICK_RATING + _QUICK_RANKING],
+}
+
+
 #: modules that add their own subcommands: each has ``add_commands(sub, add)`` where ``sub``
 #: is the top-level subparsers object and ``add(parent, name, help)`` makes a subparser with
 #: the shared options. They must import nothing heavy at module level (``lensrec --help``
@@ -628,12 +639,15 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _benchmark_config(args: argparse.Namespace) -> dict[str, Any]:
+    if args.quick and args.config:
+        raise ConfigError("benchmark: give a config file or --quick, not both")
     if not args.config:
         from .models import MODELS
 
         # models whose module has not landed (or whose extra is missing) are left out
-        runs = [r for r in DEFAULT_BENCHMARK["runs"] if r["model"] in MODELS]
-        return {**DEFAULT_BENCHMARK, "runs": runs}
+        base = QUICK_BENCHMARK if args.quick else DEFAULT_BENCHMARK
+        runs = [r for r in base["runs"] if r["model"] in MODELS]
+        return {**base, "runs": runs}
     path = Path(args.config)
     try:
         config = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -688,23 +702,28 @@ def _tune_setting(raw: Any, where: str) -> dict[str, Any] | None:
     return out
 
 
-def _start_precompile(models: list[str]) -> Any:
+def _start_precompile(models: list[str], report: bool = False) -> Any:
     """On a first run (kernels not yet in numba's cache), compile them ahead in one process
-    per core and say so; None when they are cached, or for one model or one core."""
+    per core and say so; None when they are cached, or for one model or one core. With
+    ``report``, umap-learn's functions for the report's maps are compiled last (they are
+    needed last)."""
+    import importlib.util
     import os
 
-    from .experiments.warm import Precompiler, kernels_cached
+    from .experiments.warm import UMAP_JOB, Precompiler, kernels_cached
 
     distinct = list(dict.fromkeys(models))
-    n = min(os.cpu_count() or 1, len(distinct))
-    if os.environ.get("LENSREC_PRECOMPILE", "1") == "0" or n < 2 or kernels_cached(distinct):
+    jobs = distinct + ([UMAP_JOB] if report and importlib.util.find_spec("umap") else [])
+    n = min(os.cpu_count() or 1, len(jobs))
+    if os.environ.get("LENSREC_PRECOMPILE", "1") == "0" or n < 2 or kernels_cached(jobs):
         return None
+    maps = " and the report's UMAP maps" if UMAP_JOB in jobs else ""
     print(
-        f"compiling numba kernels for {len(distinct)} models (first run; cached for the next "
-        f"runs) in {n} processes, alongside the runs ...",
+        f"compiling numba kernels for {len(distinct)} models{maps} (first run; cached for "
+        f"the next runs) in {n} processes, alongside the runs ...",
         flush=True,
     )
-    return Precompiler(distinct, processes=n)
+    return Precompiler(jobs, processes=n)
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
@@ -719,7 +738,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     )
 
     config = _benchmark_config(args)
-    where = args.config or "the default benchmark"
+    where = args.config or ("the quick benchmark" if args.quick else "the default benchmark")
     defaults = {
         "dataset": config.get("dataset", "ml-100k"),
         "seed": config.get("seed", args.seed),
@@ -742,7 +761,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     model_dir = None if args.no_report else Path(args.runs_dir) / "models"
     from .experiments import run_spec
 
-    pre = _start_precompile([s.model for s in specs])
+    pre = _start_precompile([s.model for s in specs], report=not args.no_report)
     try:
         for spec, how in zip(specs, tuning, strict=True):
             key = (spec.dataset, spec.min_rating, spec.kcore)
@@ -1053,6 +1072,13 @@ def build_parser() -> argparse.ArgumentParser:
         help='TOML config: dataset = "..." and [[runs]] tables with model, split, k, params, '
         "min_rating (default: ml-100k, every rating model on ua and every ranking model on "
         "ratings >= 4 / last:3)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="the default benchmark with a fast model of each family (rating: "
+        f"{', '.join(_QUICK_RATING)}; ranking: {', '.join(_QUICK_RANKING)}): under a minute "
+        "on a first run, compiling included",
     )
     p.add_argument("--runs-dir", default=DEFAULT_RUNS, help="where run records go")
     p.add_argument("--k", type=int, default=10, help="list length for runs that set none")

@@ -300,3 +300,23 @@ def test_leaderboard_never_mixes_filtered_and_unfiltered_runs(ratings_csv, tmp_p
     heads = [b.splitlines()[0] for b in blocks if "filters:" in b]
     assert any("filters: none" in h for h in heads) and any("rating>=4" in h for h in heads)
     assert len(heads) == 2
+
+
+def test_quick_benchmark_is_the_default_protocols_with_fewer_models(ratings_csv, tmp_path, capsys):
+    """``--quick`` keeps the default's data, protocols and per-run settings (every quick run is
+    one of the default runs, both protocols present, a model of each family); a config file
+    with it is refused in one line."""
+    from lensrec.cli import DEFAULT_BENCHMARK, QUICK_BENCHMARK
+    from lensrec.models import MODELS
+
+    quick = QUICK_BENCHMARK["runs"]
+    assert quick and all(run in DEFAULT_BENCHMARK["runs"] for run in quick)
+    assert QUICK_BENCHMARK["dataset"] == DEFAULT_BENCHMARK["dataset"]
+    kinds = {MODELS[r["model"]].capabilities.predicts_ratings for r in quick}
+    assert kinds == {True, False} and {r["split"] for r in quick} == {"ua", "last:3"}
+    assert len(quick) < len(DEFAULT_BENCHMARK["runs"])
+    config = _toml(tmp_path, f'dataset = "{ratings_csv}"\n[[runs]]\nmodel = "popularity"\n')
+    capsys.readouterr()
+    assert main(["benchmark", config, "--quick", "--runs-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--quick" in err[0]

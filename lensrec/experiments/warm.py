@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Precompiler", "kernels_cached", "mark_kernels_cached"]
+__all__ = ["UMAP_JOB", "Precompiler", "kernels_cached", "mark_kernels_cached"]
 
 _log = logging.getLogger(__name__)
 
@@ -81,17 +81,27 @@ def mark_kernels_cached(models: Iterable[str]) -> None:
         _log.debug("cannot write the kernel cache marker: %s", exc)
 
 
+#: a warm-up job that is not a model: the report's UMAP maps (umap-learn's numba functions)
+UMAP_JOB = "umap-maps"
+
+
 def _warm(name: str) -> float:
-    """Compile (or load) one model's kernels; seconds taken."""
+    """Compile (or load) one model's kernels, or the UMAP maps' (:data:`UMAP_JOB`); seconds
+    taken."""
     t0 = time.perf_counter()
     import warnings
 
-    from ..models import MODELS
-    from .run import warm_up_quietly
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        warm_up_quietly(MODELS[name])
+        if name == UMAP_JOB:
+            from ..report.figures import warm_umap
+
+            warm_umap()
+        else:
+            from ..models import MODELS
+            from .run import warm_up_quietly
+
+            warm_up_quietly(MODELS[name])
     return time.perf_counter() - t0
 
 

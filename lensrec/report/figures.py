@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -96,17 +97,68 @@ def learning_curves(histories: Mapping[str, Mapping[str, Sequence[float]]]) -> A
 
 
 # --- embedding maps ----------------------------------------------------------------------
+_UMAP_CACHED = False
+#: up to this many points UMAP gets the cosine distance matrix (float32, 64 MiB at the most)
+_PRECOMPUTED_MAX = 4096
+
+
+def _umap() -> Any:
+    """``umap`` with its numba functions cached on disk.
+
+    umap-learn and pynndescent jit most of their functions without ``cache=True``, so every
+    process compiled them again: about 18 s of every report on 2 cores, more than the maps
+    themselves. numba's :meth:`Dispatcher.enable_caching` gives them the on-disk cache
+    lensrec's own kernels have (beside their sources, or under ``NUMBA_CACHE_DIR``); a
+    function numba cannot cache (dynamic globals) is compiled as before.
+    """
+    global _UMAP_CACHED
+    try:
+        import umap
+    except ImportError:
+        raise MissingExtraError("UMAP maps", "plots", "umap-learn") from None
+    if not _UMAP_CACHED:
+        import sys
+
+        from numba.core.dispatcher import Dispatcher
+
+        for name, module in list(sys.modules.items()):
+            if module is None or not name.startswith(("umap", "pynndescent")):
+                continue
+            for fn in list(vars(module).values()):
+                if isinstance(fn, Dispatcher) and type(fn._cache).__name__ == "NullCache":
+                    try:
+                        fn.enable_caching()
+                    except Exception as exc:  # noqa: BLE001 - compiled each time, as before
+                        _log.debug("umap: %s not cached: %s", name, exc)
+        _UMAP_CACHED = True
+    return umap
+
+
+def warm_umap() -> None:
+    """Compile (or load from the cache) what a report's UMAP maps run, on tiny data: run by
+    ``lensrec benchmark``'s kernel-compiling workers so the report finds it cached."""
+    x = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+    embed_2d(x, "umap")
+
+
 def embed_2d(vectors: np.ndarray, method: str, *, random_state: int = 0) -> np.ndarray:
     """``[n, d]`` vectors to ``[n, 2]`` by ``"umap"`` (cosine metric) or ``"tsne"``."""
     x = np.asarray(vectors, dtype=np.float32)
     if method == "umap":
-        try:
-            import umap
-        except ImportError:
-            raise MissingExtraError("UMAP maps", "plots", "umap-learn") from None
-        reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine",
-                            random_state=random_state, n_jobs=1)  # fmt: skip
-        return np.asarray(reducer.fit_transform(x), dtype=np.float64)
+        if x.shape[0] <= _PRECOMPUTED_MAX:
+            # the same cosine distances, computed at once: umap-learn's small-data path
+            # would call a jitted metric pair by pair through scikit-learn (seconds per map)
+            unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+            dist = np.clip(1.0 - unit @ unit.T, 0.0, 2.0)
+            np.fill_diagonal(dist, 0.0)
+            x, metric = dist, "precomputed"
+        else:
+            metric = "cosine"
+        reducer = _umap().UMAP(n_neighbors=15, min_dist=0.1, metric=metric,
+                               random_state=random_state, n_jobs=1)  # fmt: skip
+        with warnings.catch_warnings():  # "inverse_transform will be unavailable": unused
+            warnings.filterwarnings("ignore", "using precomputed metric", UserWarning)
+            return np.asarray(reducer.fit_transform(x), dtype=np.float64)
     if method == "tsne":
         try:
             from sklearn.manifold import TSNE

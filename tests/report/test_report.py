@@ -177,3 +177,29 @@ def test_ml100k_item_map_puts_star_wars_films_together(tmp_path):
     seen = open_in_chromium(rep.path, tmp_path)
     assert seen["bad"] == [] and seen["errors"] == [] and seen["n"] == rep.images
     assert np.isfinite(stat["mean_distance"])
+
+
+def test_umap_map_separates_cosine_clusters_and_caches_umaps_functions():
+    """Two groups of vectors pointing two ways (lengths varying freely, so only the cosine
+    sees the groups): on the UMAP map every point's nearest neighbour is in its own group.
+    And after the first map umap-learn's jitted functions carry numba's on-disk cache."""
+    pytest.importorskip("umap")
+    from numba.core.dispatcher import Dispatcher
+
+    from lensrec.report import figures
+
+    gen = np.random.default_rng(0)
+    axes = np.zeros((2, 16), np.float32)
+    axes[0, :8] = 1.0
+    axes[1, 8:] = 1.0
+    group = np.repeat([0, 1], 60)
+    x = (axes[group] + 0.3 * gen.normal(size=(120, 16))) * gen.uniform(0.1, 10.0, (120, 1))
+    xy = figures.embed_2d(x.astype(np.float32), "umap", random_state=0)
+    assert xy.shape == (120, 2) and np.isfinite(xy).all()
+    d = np.linalg.norm(xy[:, None] - xy[None], axis=2)
+    np.fill_diagonal(d, np.inf)
+    assert (group[d.argmin(axis=1)] == group).all()
+    import umap.layouts
+
+    jitted = [f for f in vars(umap.layouts).values() if isinstance(f, Dispatcher)]
+    assert jitted and all(type(f._cache).__name__ != "NullCache" for f in jitted)
