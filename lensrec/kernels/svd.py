@@ -49,25 +49,42 @@ _FAST = {"reassoc", "contract", "arcp"}
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _hyper(params, mu, lr_bu, lr_bi, lr_pu, lr_qi, reg_bu, reg_bi, reg_pu, reg_qi):
-    # the scalars in the parameters' dtype (a typed buffer casts them on store)
-    h = np.empty(10, dtype=params.dtype)
+def _hyper(params, mu, learning_rates, regs):
+    # mu, the n learning rates, the n regularisations and a 0, in the parameters' dtype (a
+    # typed buffer casts them on store): one cast per epoch, none per rating
+    n = learning_rates.shape[0]
+    h = np.empty(2 * n + 2, dtype=params.dtype)
     h[0] = mu
-    h[1] = lr_bu
-    h[2] = lr_bi
-    h[3] = lr_pu
-    h[4] = lr_qi
-    h[5] = reg_bu
-    h[6] = reg_bi
-    h[7] = reg_pu
-    h[8] = reg_qi
-    h[9] = 0.0
+    for t in range(n):
+        h[1 + t] = learning_rates[t]
+        h[1 + n + t] = regs[t]
+    h[2 * n + 1] = 0.0
     return h
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _step_biases(pu, qi, k, err, lr_bu, lr_bi, reg_bu, reg_bi):
+    # one rating's bias step (column k of the packed rows), shared with SVD++
+    pu[k] += lr_bu * (err - reg_bu * pu[k])
+    qi[k] += lr_bi * (err - reg_bi * qi[k])
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _step_factor(pu, qi, f, zf, err, lr_pu, lr_qi, reg_pu, reg_qi):
+    # one rating's step of factor f, both from the values before it; q_i moves along zf, the
+    # user's side of the prediction (p_u[f]; SVD++'s p_u[f] + s_u[f]); returns the old q_i[f]
+    puf = pu[f]
+    qif = qi[f]
+    pu[f] = puf + lr_pu * (err * qif - reg_pu * puf)
+    qi[f] = qif + lr_qi * (err * zf - reg_qi * qif)
+    return qif
+
+
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
-def _sgd_range(users, items, ratings, order, start, stop, h, biased, user_params, item_params):
+def _sgd_range(ratings, order, start, stop, biased, h, params):
     # SGD over order[start:stop]; returns the sum of squared errors before each update
+    users, items, values = ratings
+    user_params, item_params = params
     k = user_params.shape[1] - 1
     mu, lr_bu, lr_bi, lr_pu, lr_qi = h[0], h[1], h[2], h[3], h[4]
     reg_bu, reg_bi, reg_pu, reg_qi = h[5], h[6], h[7], h[8]
@@ -79,58 +96,36 @@ def _sgd_range(users, items, ratings, order, start, stop, h, biased, user_params
         dot = h[9]
         for f in range(k):
             dot += qi[f] * pu[f]
-        err = ratings[j] - (mu + pu[k] + qi[k] + dot)
+        err = values[j] - (mu + pu[k] + qi[k] + dot)
         total += err * err
         if biased:
-            pu[k] += lr_bu * (err - reg_bu * pu[k])
-            qi[k] += lr_bi * (err - reg_bi * qi[k])
+            _step_biases(pu, qi, k, err, lr_bu, lr_bi, reg_bu, reg_bi)
         for f in range(k):
-            puf = pu[f]
-            qif = qi[f]
-            pu[f] = puf + lr_pu * (err * qif - reg_pu * puf)
-            qi[f] = qif + lr_qi * (err * puf - reg_qi * qif)
+            _step_factor(pu, qi, f, pu[f], err, lr_pu, lr_qi, reg_pu, reg_qi)
     return total
 
 
 @nb.njit(cache=True, nogil=True)
-def sgd_epoch(
-    users,
-    items,
-    ratings,
-    order,
-    mu,
-    lr_bu,
-    lr_bi,
-    lr_pu,
-    lr_qi,
-    reg_bu,
-    reg_bi,
-    reg_pu,
-    reg_qi,
-    biased,
-    user_params,
-    item_params,
-):
+def sgd_epoch(ratings, order, biased, mu, learning_rates, regs, params):
     """Run one SGD epoch over the ratings in ``order``, in place; return the epoch's MSE.
 
     Parameters
     ----------
-    users, items : int32 [n]
-        Indices of the training ratings.
-    ratings : float32 [n]
+    ratings : tuple of int32 [n], int32 [n], float32 [n]
+        ``(users, items, values)`` of the training ratings.
     order : int32 or int64 [m]
         Positions into the rating arrays, visited in this order (a permutation of ``0..n-1``
         for a full epoch; any subset works).
-    mu : float
-        Global mean (0 for the unbiased model).
-    lr_bu, lr_bi, lr_pu, lr_qi : float
-        Learning rates of the user and item biases and factors.
-    reg_bu, reg_bi, reg_pu, reg_qi : float
-        Their L2 regularisation.
     biased : bool
         Update the biases (column ``k``); when false they are left as they are.
-    user_params, item_params : float32 or float64 [n_users, k + 1], [n_items, k + 1]
-        Factors in columns ``0..k-1``, bias in column ``k``; updated in place.
+    mu : float
+        Global mean (0 for the unbiased model).
+    learning_rates, regs : float64 [p]
+        The learning rate and the L2 regularisation of each kind of parameter, in kernel
+        order: ``(bu, bi, pu, qi)`` here, ``(bu, bi, pu, qi, yj)`` in SVD++.
+    params : tuple of float32 or float64 [n_users, k + 1], [n_items, k + 1]
+        ``(user_params, item_params)``: factors in columns ``0..k-1``, bias in column ``k``;
+        updated in place.
 
     Returns
     -------
@@ -138,32 +133,13 @@ def sgd_epoch(
         Mean over ``order`` of the squared error of each rating, each evaluated just before
         its own update (the running training MSE of the epoch).
     """
-    h = _hyper(user_params, mu, lr_bu, lr_bi, lr_pu, lr_qi, reg_bu, reg_bi, reg_pu, reg_qi)
+    h = _hyper(params[0], mu, learning_rates, regs)
     n = order.shape[0]
-    total = _sgd_range(users, items, ratings, order, 0, n, h, biased, user_params, item_params)
-    return total / max(n, 1)
+    return _sgd_range(ratings, order, 0, n, biased, h, params) / max(n, 1)
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
-def sgd_epoch_hogwild(
-    users,
-    items,
-    ratings,
-    order,
-    mu,
-    lr_bu,
-    lr_bi,
-    lr_pu,
-    lr_qi,
-    reg_bu,
-    reg_bi,
-    reg_pu,
-    reg_qi,
-    biased,
-    user_params,
-    item_params,
-    block_size,
-):
+def sgd_epoch_hogwild(ratings, order, biased, mu, learning_rates, regs, params, block_size):
     """:func:`sgd_epoch` with blocks of ``block_size`` positions of ``order`` run in parallel.
 
     Threads update shared rows without locks (Hogwild): with more than one thread the result
@@ -171,16 +147,14 @@ def sgd_epoch_hogwild(
     bit-for-bit those of :func:`sgd_epoch` (the returned MSE may differ in the last digits,
     being summed per block). Parameters and return value as :func:`sgd_epoch`.
     """
-    h = _hyper(user_params, mu, lr_bu, lr_bi, lr_pu, lr_qi, reg_bu, reg_bi, reg_pu, reg_qi)
+    h = _hyper(params[0], mu, learning_rates, regs)
     n = order.shape[0]
     n_blocks = (n + block_size - 1) // block_size
     losses = np.zeros(n_blocks)
     for b in nb.prange(n_blocks):
         start = b * block_size
         stop = min(start + block_size, n)
-        losses[b] = _sgd_range(
-            users, items, ratings, order, start, stop, h, biased, user_params, item_params
-        )
+        losses[b] = _sgd_range(ratings, order, start, stop, biased, h, params)
     return losses.sum() / max(n, 1)
 
 

@@ -40,6 +40,8 @@ import math
 import numba as nb
 import numpy as np
 
+from .svd import _hyper, _step_biases, _step_factor
+
 __all__ = [
     "implicit_sums",
     "predict_pairs",
@@ -51,36 +53,11 @@ __all__ = [
 _FAST = {"reassoc", "contract", "arcp"}
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
-def _hyper(params, mu, lr, reg):
-    # mu, five learning rates, five regularisations (bu, bi, pu, qi, yj) and 0 in params' dtype
-    h = np.empty(12, dtype=params.dtype)
-    h[0] = mu
-    for t in range(5):
-        h[1 + t] = lr[t]
-        h[6 + t] = reg[t]
-    h[11] = 0.0
-    return h
-
-
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
-def _svdpp_users(
-    user_order,
-    start,
-    stop,
-    indptr,
-    indices,
-    ratings,
-    imp_indptr,
-    imp_indices,
-    h,
-    user_params,
-    item_params,
-    implicit,
-    s,
-    g,
-):
+def _svdpp_users(rows, user_order, start, stop, h, params, s, g):
     # one pass over the users user_order[start:stop]; returns the sum of squared errors
+    indptr, indices, ratings, imp_indptr, imp_indices = rows
+    user_params, item_params, implicit = params
     k = user_params.shape[1] - 1
     mu = h[0]
     lr_bu, lr_bi, lr_pu, lr_qi, lr_yj = h[1], h[2], h[3], h[4], h[5]
@@ -113,14 +90,11 @@ def _svdpp_users(
                 dot += qi[f] * (pu[f] + s[f])
             err = ratings[p] - (mu + pu[k] + qi[k] + dot)
             total += err * err
-            pu[k] += lr_bu * (err - reg_bu * pu[k])
-            qi[k] += lr_bi * (err - reg_bi * qi[k])
+            _step_biases(pu, qi, k, err, lr_bu, lr_bi, reg_bu, reg_bi)
             for f in range(k):
-                puf = pu[f]
-                qif = qi[f]
-                pu[f] = puf + lr_pu * (err * qif - reg_pu * puf)
-                qi[f] = qif + lr_qi * (err * (puf + s[f]) - reg_qi * qif)
-                g[f] += err * qif
+                g[f] += err * _step_factor(
+                    pu, qi, f, pu[f] + s[f], err, lr_pu, lr_qi, reg_pu, reg_qi
+                )
         n_u = indptr[u + 1] - indptr[u]
         if b > a and n_u > 0:
             s[k + 1] = (1.0 - lr_yj * reg_yj) ** n_u
@@ -133,84 +107,57 @@ def _svdpp_users(
     return total
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _rated(indptr, user_order, start, stop):
+    # how many ratings the users user_order[start:stop] have
+    count = 0
+    for t in range(start, stop):
+        count += indptr[user_order[t] + 1] - indptr[user_order[t]]
+    return count
+
+
 @nb.njit(cache=True, nogil=True)
-def svdpp_epoch(
-    indptr,
-    indices,
-    ratings,
-    imp_indptr,
-    imp_indices,
-    user_order,
-    mu,
-    learning_rates,
-    regs,
-    user_params,
-    item_params,
-    implicit,
-):
+def svdpp_epoch(rows, user_order, mu, learning_rates, regs, params):
     """Run one SVD++ epoch over the users in ``user_order``, in place; return the MSE.
 
     Parameters
     ----------
-    indptr, indices, ratings : int64/int32 [n_users + 1], int32 [n], float32 [n]
-        The training ratings as a users x items CSR matrix; each user's ratings are visited in
-        row order.
-    imp_indptr, imp_indices : int64/int32 [n_users + 1], int32 [m]
-        ``N(u)`` for each user as a CSR pattern (usually the same as ``indptr, indices``).
+    rows : tuple (indptr, indices, ratings, imp_indptr, imp_indices)
+        The training ratings as a users x items CSR matrix (int64/int32 [n_users + 1], int32
+        [n], float32 [n]; each user's ratings are visited in row order), then ``N(u)`` for
+        each user as a CSR pattern (int64/int32 [n_users + 1], int32 [m]; usually the same as
+        ``indptr, indices``).
     user_order : int32 or int64 [n_visit]
         Users to visit, in order (a permutation of the users for a full epoch).
-    mu : float
-        Global mean.
-    learning_rates, regs : float64 [5]
-        ``(bu, bi, pu, qi, yj)`` learning rates and L2 regularisation.
-    user_params, item_params : float32 or float64 [n_users, k + 1], [n_items, k + 1]
-        Factors in columns ``0..k-1``, bias in column ``k``; updated in place.
-    implicit : same dtype [n_items, k]
-        The implicit factors ``y``; updated in place.
+    mu, learning_rates, regs
+        As :func:`lensrec.kernels.svd.sgd_epoch`'s, the rates of ``(bu, bi, pu, qi, yj)``.
+    params : tuple (user_params, item_params, implicit)
+        ``user_params`` and ``item_params`` as :func:`lensrec.kernels.svd.sgd_epoch`'s, then
+        the implicit factors ``y`` (same dtype, [n_items, k]); all updated in place.
 
     Returns
     -------
     float
         Mean squared error of the visited ratings, each evaluated just before its own update.
     """
-    k = user_params.shape[1] - 1
-    h = _hyper(user_params, mu, learning_rates, regs)
-    s = np.empty(k + 2, dtype=user_params.dtype)
-    g = np.empty(k, dtype=user_params.dtype)
+    k = params[0].shape[1] - 1
+    h = _hyper(params[0], mu, learning_rates, regs)
+    s = np.empty(k + 2, dtype=params[0].dtype)
+    g = np.empty(k, dtype=params[0].dtype)
     n = user_order.shape[0]
-    total = _svdpp_users(
-        user_order, 0, n, indptr, indices, ratings, imp_indptr, imp_indices, h,
-        user_params, item_params, implicit, s, g,
-    )  # fmt: skip
-    count = 0
-    for t in range(n):
-        count += indptr[user_order[t] + 1] - indptr[user_order[t]]
-    return total / max(count, 1)
+    total = _svdpp_users(rows, user_order, 0, n, h, params, s, g)
+    return total / max(_rated(rows[0], user_order, 0, n), 1)
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
-def svdpp_epoch_hogwild(
-    indptr,
-    indices,
-    ratings,
-    imp_indptr,
-    imp_indices,
-    user_order,
-    mu,
-    learning_rates,
-    regs,
-    user_params,
-    item_params,
-    implicit,
-    block_size,
-):
+def svdpp_epoch_hogwild(rows, user_order, mu, learning_rates, regs, params, block_size):
     """:func:`svdpp_epoch` with blocks of ``block_size`` users run in parallel (Hogwild).
 
     Bit-for-bit equal to :func:`svdpp_epoch` with one thread (up to the summation of the
     returned MSE); scheduling-dependent with more. Parameters as :func:`svdpp_epoch`.
     """
-    k = user_params.shape[1] - 1
-    h = _hyper(user_params, mu, learning_rates, regs)
+    k = params[0].shape[1] - 1
+    h = _hyper(params[0], mu, learning_rates, regs)
     n = user_order.shape[0]
     n_blocks = (n + block_size - 1) // block_size
     losses = np.zeros(n_blocks)
@@ -218,16 +165,10 @@ def svdpp_epoch_hogwild(
     for blk in nb.prange(n_blocks):
         start = blk * block_size
         stop = min(start + block_size, n)
-        s = np.empty(k + 2, dtype=user_params.dtype)
-        g = np.empty(k, dtype=user_params.dtype)
-        losses[blk] = _svdpp_users(
-            user_order, start, stop, indptr, indices, ratings, imp_indptr, imp_indices, h,
-            user_params, item_params, implicit, s, g,
-        )  # fmt: skip
-        c = 0
-        for t in range(start, stop):
-            c += indptr[user_order[t] + 1] - indptr[user_order[t]]
-        counts[blk] = c
+        s = np.empty(k + 2, dtype=params[0].dtype)
+        g = np.empty(k, dtype=params[0].dtype)
+        losses[blk] = _svdpp_users(rows, user_order, start, stop, h, params, s, g)
+        counts[blk] = _rated(rows[0], user_order, start, stop)
     return losses.sum() / max(counts.sum(), 1)
 
 

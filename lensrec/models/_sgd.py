@@ -4,9 +4,11 @@
 hold-out / early-stopping / refit plumbing (:func:`~._trainer.holdout_then_refit`), the
 Surprise-style initialisation, the epoch loop with its shuffles and learning-rate decay
 (:class:`~._trainer.EpochTrainer`), the fitted attributes, and the ridge fold-in of users
-never seen. A subclass says how an epoch runs (:meth:`BiasedSGDModel._epoch_plan`) and, for
-SVD++, which extra parameters it learns (:meth:`BiasedSGDModel._init_extra`,
-:meth:`BiasedSGDModel._keep_extra`).
+never seen; also the hyper-parameters both declare and their documentation, the calls of the
+numba kernels (whose arguments both kernel modules lay out alike) and ``warm_up``. A subclass
+names its kernels (:attr:`BiasedSGDModel._kernels`), lays the ratings out for them
+(:meth:`BiasedSGDModel._layout`) and, for SVD++, says which extra parameters it learns
+(:meth:`BiasedSGDModel._init_extra`, :meth:`BiasedSGDModel._keep_extra`).
 
 The helpers below (``auto_reg``, ``rating_arrays``, ``loss_ceiling``, ``ridge_fold_in``) are
 re-exported by :mod:`lensrec.models.svd_sgd`, where they were first written. Validation is
@@ -16,8 +18,10 @@ re-exported by :mod:`lensrec.models.svd_sgd`, where they were first written. Val
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,15 +31,19 @@ from ..data.interactions import Interactions
 from ..errors import ConfigError
 from ..kernels import readonly
 from ..kernels.biased_mf import shuffled_order
+from ..types import IndexArray, RandomState, ScoreArray
+from ._params import Range, Search
 from ._trainer import EpochTrainer, TrainLog, holdout_then_refit
 from ._validation import RatingValidation
-from .base import Callback, RatingPredictor
+from .base import Callback, Capabilities, RatingPredictor
 
 __all__ = [
     "AUTO_REG_EXPONENT",
     "AUTO_REG_FLOOR",
     "BiasedSGDModel",
+    "EpochLayout",
     "EpochPlan",
+    "SGDKernels",
     "auto_reg",
     "loss_ceiling",
     "rating_arrays",
@@ -126,6 +134,10 @@ def ridge_fold_in(
     return out
 
 
+#: ``(users, items, values)`` of a set of ratings: int32, int32, float32
+RatingArrays = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
 class EpochPlan(NamedTuple):
     """How a model runs its epochs on one set of ratings (:meth:`BiasedSGDModel._epoch_plan`)."""
 
@@ -139,34 +151,163 @@ class EpochPlan(NamedTuple):
     """``predict(users, items, out)``: unclipped predictions of the current parameters."""
 
 
+class SGDKernels(NamedTuple):
+    """A model's numba kernels, called alike: ``epoch(*lead, mu, learning_rates, regs,
+    params)``, ``hogwild(..., hogwild_block)`` and ``predict_pairs(users, items, mu,
+    *packed, out)`` (see :mod:`lensrec.kernels.svd`)."""
+
+    epoch: Callable[..., float]
+    hogwild: Callable[..., float]
+    hogwild_block: int
+    """What one Hogwild task runs serially (ratings or users, as the kernel counts)."""
+    predict_pairs: Callable[..., None]
+
+
+class EpochLayout(NamedTuple):
+    """A set of ratings laid out for a model's epoch kernels (:meth:`BiasedSGDModel._layout`)."""
+
+    lead: tuple[Any, ...]
+    """The kernel arguments before ``mu``: the ratings in the kernel's layout, the visiting
+    order, any flag."""
+    order: np.ndarray
+    """The visiting order in ``lead`` (int32), shuffled in place when ``order == "shuffle"``."""
+    scoring: Callable[[], tuple[np.ndarray, ...]]
+    """The current parameters as ``predict_pairs`` takes them between ``mu`` and ``out``."""
+
+
+def _sections(doc: str) -> tuple[str, dict[str, str]]:
+    """A cleaned numpydoc docstring as its text before the first heading and its sections
+    (heading -> body, in order)."""
+    parts = re.split(r"^(\w[\w ]*)\n-+\n", doc, flags=re.M)
+    return parts[0], dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def _entries(body: str) -> list[str]:
+    """The entries of a Parameters or Attributes section: a header line and its indented
+    lines each."""
+    entries: list[str] = []
+    for line in body.strip("\n").splitlines():
+        if line and not line[0].isspace():
+            entries.append(line)
+        elif entries:
+            entries[-1] += "\n" + line
+    return [e.rstrip() for e in entries]
+
+
+def _names(entry: str) -> list[str]:
+    """The names an entry documents (``lr_bu, lr_bi : ...`` documents two)."""
+    return entry.split(" : ")[0].split(", ")
+
+
+def _shown(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
 class BiasedSGDModel(RatingPredictor):
     """The fit path SVD and SVD++ share (see the module docstring); not registered.
 
-    Subclasses declare the hyper-parameters used here (``factors``, ``epochs``,
-    ``learning_rate``, ``reg``, ``lr_<p>`` / ``reg_<p>`` for every ``p`` in ``_PARAMS``,
-    ``init_mean``, ``init_std``, ``learning_rate_decay``, ``order``, ``valid_fraction``,
-    ``patience``, ``tol``) and implement :meth:`_epoch_plan`.
+    The hyper-parameters below are declared here once. A subclass adds its own (placed in
+    the constructor by ``_PLACED_AFTER``), redeclares those that differ and documents only
+    those: its docstring is completed from this one when the class is made (the parameters
+    in constructor order, these attributes appended). It names its kernels in ``_kernels``
+    and lays the ratings out for them in :meth:`_layout`.
 
     ``_train`` draws from ``gen`` in a fixed order (user factors, item factors, the extra
     parameters, then one shuffle seed per epoch), so a seed gives the same model bit for bit
     with one thread.
+
+    Parameters
+    ----------
+    factors : int, default 100
+        Latent dimensions (Surprise's ``n_factors``).
+    epochs : int, default 40
+        Epochs (the maximum with validation).
+    learning_rate : float, default 0.01
+        Step size of every parameter in the first epoch (Surprise's ``lr_all``).
+    reg : float or "auto", default "auto"
+        L2 weight of every parameter whose ``reg_<p>`` is None, applied at each of its
+        ratings (``reg_all``). ``"auto"`` scales it with the number ``n`` of training
+        ratings: ``0.1 * (n / 100,000) ** -0.25`` within [0.02, 0.1] (0.1 up to ml-100k's
+        size, 0.056 at 1M ratings, 0.032 at 10M; :func:`auto_reg`). The value used is
+        ``reg_used_``.
+    lr_bu, lr_bi, lr_pu, lr_qi : float or None, default None
+        Per-parameter learning rates; None takes ``learning_rate``.
+    reg_bu, reg_bi, reg_pu, reg_qi : float or None, default None
+        Per-parameter regularisation; None takes ``reg``.
+    init_mean, init_std : float, default 0.0 and 0.1
+        The factors start as independent ``normal(init_mean, init_std)`` draws.
+    learning_rate_decay : float in (0, 1], default 1.0
+        Every learning rate is multiplied by this after each epoch (1: constant, as Surprise).
+    order : str, default "shuffle"
+        The order ratings are visited in each epoch; ``"shuffle"``: a new random permutation
+        every epoch.
+    parallel : bool, default False
+        Hogwild epochs on all threads (``LENSREC_THREADS``): with one thread, the serial
+        model bit for bit, with more, not repeatable.
+    valid_fraction : float, default 0.0
+        With no ``valid`` given: hold out this random share of the training ratings for
+        early stopping, then refit on all of them (0: no hold-out, exactly ``epochs``).
+    patience : int, default 5
+        With validation: epochs without an improvement of more than ``tol`` before stopping;
+        the best epoch's parameters are kept.
+    tol : float, default 1e-4
+        Minimum improvement of the validation RMSE that resets ``patience``.
+    random_state : None, int or numpy Generator
+        Seeds the initialisation, the hold-out and each epoch's shuffle; serial training is
+        bit-for-bit repeatable.
+
+    Attributes
+    ----------
+    history_ : dict of lists of float
+        ``"train_loss"`` (running MSE of each epoch) and ``"valid_rmse"`` (empty without
+        validation); of the early-stopping run when the model was refit.
+    best_epoch_ : int
+        1-based epoch whose parameters were kept: the best validation RMSE's; with a
+        ``valid_fraction`` hold-out, the number of epochs the final model was retrained for
+        on all ratings; without validation, the number of epochs run.
+    epochs_ : int
+        The same number (its earlier name).
+    reg_used_ : float
+        The shared regularisation used (``reg``, or the ``"auto"`` value).
     """
 
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        needs_ratings=True,
+        predicts_ratings=True,
+        folds_in=True,
+        fold_in_needs_ratings=True,
+        epoch_trained=True,
+    )
     #: the parameters with their own ``lr_<p>`` and ``reg_<p>`` overrides, in kernel order
     _PARAMS: ClassVar[tuple[str, ...]] = ("bu", "bi", "pu", "qi")
+    #: a subclass's own hyper-parameter -> the one it follows in the constructor (a
+    #: dataclass puts them last), which ``get_params``, ``repr`` and the search space follow
+    _PLACED_AFTER: ClassVar[dict[str, str]] = {}
+    _kernels: ClassVar[SGDKernels]
 
-    if TYPE_CHECKING:  # declared by the subclasses (as fields) and by fit
-        factors: int
-        epochs: int
-        learning_rate: float
-        reg: float | Literal["auto"]
-        init_mean: float
-        init_std: float
-        learning_rate_decay: float
-        order: str
-        valid_fraction: float
-        patience: int
-        tol: float
+    factors: Annotated[int, Range(1), Search(8, 256, log=True)] = 100
+    epochs: Annotated[int, Range(1), Search(10, 100, log=True)] = 40
+    learning_rate: Annotated[float, Range(0.0, low_open=True), Search(0.001, 0.05, log=True)] = 0.01
+    reg: Annotated[float | Literal["auto"], Range(0.0), Search(0.005, 0.3, log=True)] = "auto"
+    lr_bu: Annotated[float | None, Range(0.0)] = None
+    lr_bi: Annotated[float | None, Range(0.0)] = None
+    lr_pu: Annotated[float | None, Range(0.0)] = None
+    lr_qi: Annotated[float | None, Range(0.0)] = None
+    reg_bu: Annotated[float | None, Range(0.0)] = None
+    reg_bi: Annotated[float | None, Range(0.0)] = None
+    reg_pu: Annotated[float | None, Range(0.0)] = None
+    reg_qi: Annotated[float | None, Range(0.0)] = None
+    init_mean: float = 0.0
+    init_std: Annotated[float, Range(0.0)] = 0.1
+    learning_rate_decay: Annotated[float, Range(0.0, 1.0, low_open=True), Search(0.8, 1.0)] = 1.0
+    order: str = "shuffle"  # a subclass declares the orders it offers
+    parallel: bool = False
+    valid_fraction: Annotated[float, Range(0.0, 0.5, high_open=True)] = 0.0
+    patience: Annotated[int, Range(1)] = 5
+    tol: Annotated[float, Range(0.0)] = 1e-4
+    random_state: RandomState = None
+
+    if TYPE_CHECKING:  # set by fit
         reg_used_: float = dataclasses.field(init=False)
         global_mean_: float = dataclasses.field(init=False)
         user_factors_: np.ndarray = dataclasses.field(init=False)
@@ -175,6 +316,59 @@ class BiasedSGDModel(RatingPredictor):
         item_bias_: np.ndarray = dataclasses.field(init=False)
         best_epoch_: int = dataclasses.field(init=False)
         epochs_: int = dataclasses.field(init=False)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Once the constructor is made (:class:`~.base.Recommender`): place the subclass's
+        own parameters and complete its docstring."""
+        super().__init_subclass__(**kwargs)
+        cls._place_params()
+        cls._complete_doc()
+
+    @classmethod
+    def _place_params(cls) -> None:
+        """Move each parameter of ``_PLACED_AFTER`` behind the one it names, in the
+        constructor's signature."""
+        if not cls._PLACED_AFTER:
+            return
+        sig = inspect.signature(cls.__init__)
+        params = list(sig.parameters.values())
+        for name, anchor in cls._PLACED_AFTER.items():
+            moved = params.pop([p.name for p in params].index(name))
+            params.insert([p.name for p in params].index(anchor) + 1, moved)
+        cls.__init__.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+
+    @classmethod
+    def _complete_doc(cls) -> None:
+        """Complete a subclass's numpydoc docstring from its parent's (pandas-style), so
+        that shared text is written once: the parent's entry of each parameter it does not
+        document, in constructor order and with the subclass's default, then the parent's
+        attributes it does not list."""
+        own = inspect.cleandoc(vars(cls).get("__doc__") or "")
+        parent = cls.__mro__[1]
+        if "\nParameters\n" not in own or not issubclass(parent, BiasedSGDModel):
+            return  # no numpydoc of its own (a dataclass's generated one)
+        head, sections = _sections(own)
+        _, given = _sections(inspect.cleandoc(parent.__doc__ or ""))
+        mine = _entries(sections.get("Parameters", ""))
+        theirs = _entries(given.get("Parameters", ""))
+        defaults, before = cls.param_defaults(), parent.param_defaults()
+        params: list[str] = []
+        for name in cls._param_names():
+            entry = next((e for e in mine if name in _names(e)), None)
+            if entry is None:
+                entry = next((e for e in theirs if name in _names(e)), None)
+                if entry and _names(entry) == [name] and defaults[name] != before[name]:
+                    shown = f", default {_shown(defaults[name])}"
+                    entry = re.sub(r", default [^\n]*", shown, entry, count=1)
+            if entry is not None and entry not in params:
+                params.append(entry)
+        sections["Parameters"] = "\n".join(params) + "\n\n"
+        attrs = _entries(sections.get("Attributes", ""))
+        listed = {n for e in attrs for n in _names(e)}
+        attrs += [e for e in _entries(given.get("Attributes", "")) if listed.isdisjoint(_names(e))]
+        sections["Attributes"] = "\n".join(attrs) + "\n\n"
+        body = "".join(f"{title}\n{'-' * len(title)}\n{text}" for title, text in sections.items())
+        cls.__doc__ = (head + body).rstrip() + "\n"
 
     # --- hooks ---------------------------------------------------------------------------
     def _is_biased(self) -> bool:
@@ -189,16 +383,30 @@ class BiasedSGDModel(RatingPredictor):
     def _keep_extra(self, extra: tuple[np.ndarray, ...]) -> None:
         """Store the trained extra parameters as fitted attributes."""
 
-    def _epoch_plan(
-        self,
-        ratings: tuple[np.ndarray, np.ndarray, np.ndarray],
-        shape: tuple[int, int],
-        mu: float,
-        params: tuple[np.ndarray, ...],
-    ) -> EpochPlan:
-        """The epochs on ``ratings = (users, items, values)`` updating ``params = (up, ip,
-        *extra)`` in place, ``up`` / ``ip`` being ``[p_u | b_u]`` / ``[q_i | b_i]``."""
+    def _layout(
+        self, ratings: RatingArrays, shape: tuple[int, int], params: tuple[np.ndarray, ...]
+    ) -> EpochLayout:
+        """``ratings`` laid out for the epoch kernels, which update ``params`` in place."""
         raise NotImplementedError
+
+    def _packed_extra(self) -> tuple[np.ndarray, ...]:
+        """What ``predict_pairs`` takes after ``[p_u | b_u]`` and ``[q_i | b_i]``."""
+        return ()
+
+    def _warm_up_queries(self, data: Interactions) -> None:
+        """Queries beyond ``predict`` whose kernels :meth:`warm_up` compiles."""
+
+    @classmethod
+    def warm_up(cls) -> None:
+        """Compile the serial and Hogwild epochs and the predictions on tiny data."""
+        from ..data.planted import make_ratings
+
+        data = make_ratings(n_users=8, n_items=6, density=0.8, random_state=0)
+        for parallel in (False, True):
+            # a hold-out, validation and the refit: every call site (all read-only rows)
+            model = cls(factors=2, epochs=2, parallel=parallel, valid_fraction=0.25)
+            model.fit(data).predict([0], [0])
+        model._warm_up_queries(data)
 
     # --- shared ----------------------------------------------------------------------------
     def _rates(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -315,6 +523,51 @@ class BiasedSGDModel(RatingPredictor):
         )
         log, best = trainer.run(step, validate, lambda: tuple(p.copy() for p in params))
         return (mu, *(params if best is None else best)), log
+
+    def _epoch_plan(
+        self, ratings: RatingArrays, shape: tuple[int, int], mu: float, params: tuple[Any, ...]
+    ) -> EpochPlan:
+        """The epochs on ``ratings = (users, items, values)`` updating ``params = (up, ip,
+        *extra)`` in place, ``up`` / ``ip`` being ``[p_u | b_u]`` / ``[q_i | b_i]``: serial,
+        or Hogwild over blocks of the order (``parallel``)."""
+        layout = self._layout(ratings, shape, params)
+        rates, regs = (np.array(v, dtype=np.float64) for v in self._rates())
+        kernels = self._kernels
+        parallel = bool(self.parallel)
+
+        def run(scale: float) -> float:
+            args = (*layout.lead, mu, rates * scale, regs, params)
+            if parallel:
+                return float(kernels.hogwild(*args, kernels.hogwild_block))
+            return float(kernels.epoch(*args))
+
+        def predict(u: np.ndarray, i: np.ndarray, out: np.ndarray) -> None:
+            kernels.predict_pairs(readonly(u), readonly(i), mu, *layout.scoring(), out)
+
+        return EpochPlan(layout.order, run, predict)
+
+    # --- scoring -------------------------------------------------------------------------
+    def _packed(self) -> tuple[np.ndarray, ...]:
+        """``[p_u | b_u]``, ``[q_i | b_i]`` (float32) and :meth:`_packed_extra`."""
+
+        def pack() -> tuple[np.ndarray, ...]:
+            up = np.column_stack([self.user_factors_, self.user_bias_])
+            ip = np.column_stack([self.item_factors_, self.item_bias_])
+            up, ip = np.ascontiguousarray(up, np.float32), np.ascontiguousarray(ip, np.float32)
+            return (up, ip, *self._packed_extra())
+
+        return self._cached("packed", pack)
+
+    def _predict(self, users: IndexArray, items: IndexArray) -> ScoreArray:
+        out = np.empty(len(users), dtype=np.float32)
+        self._kernels.predict_pairs(
+            readonly(np.ascontiguousarray(users, np.int32)),
+            readonly(np.ascontiguousarray(items, np.int32)),
+            float(self.global_mean_),
+            *self._packed(),
+            out,
+        )
+        return out
 
     def _after_load(self) -> None:
         super()._after_load()

@@ -27,7 +27,8 @@ def _packed(factors, bias):
 
 
 def _run(kernel, users, items, ratings, order, mu, up, ip, biased=True, **kw):
-    return kernel(users, items, ratings, order, mu, *LR, *REG, biased, up, ip, **kw)
+    rates = np.array(LR), np.array(REG)
+    return kernel((users, items, ratings), order, biased, mu, *rates, (up, ip), **kw)
 
 
 @pytest.mark.parametrize("biased", [True, False])

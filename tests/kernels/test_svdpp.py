@@ -18,6 +18,13 @@ LR = np.array([0.011, 0.007, 0.013, 0.009, 0.017])
 REG = np.array([0.05, 0.03, 0.02, 0.04, 0.06])
 
 
+def _epoch(kernel, indptr, indices, ratings, imp_indptr, imp_indices, order, mu, lr, reg, *rest):
+    """``kernel`` on the arguments of :func:`_reference_svdpp_epoch`'s layout, packed as the
+    kernels take them: ``up, ip, y`` (then the Hogwild block size) in ``rest``."""
+    rows = (indptr, indices, ratings, imp_indptr, imp_indices)
+    return kernel(rows, order, mu, lr, reg, rest[:3], *rest[3:])
+
+
 def _tiny(rng, n_users=20, n_items=15, density=0.35, one_per_user=False):
     """User-grouped CSR ``(indptr, indices, ratings)``; rows in random (not sorted) order."""
     rows = []
@@ -65,8 +72,8 @@ def test_epoch_matches_reference(rng, implicit_is_rated):
     up, ip, y = _packed(pu, bu), _packed(qi, bi), yj.copy()
     up32, ip32, y32 = up.astype(np.float32), ip.astype(np.float32), y.astype(np.float32)
     args = (indptr, indices, ratings, imp_indptr, imp_indices, order, mu, LR, REG)
-    loss = svdpp_epoch(*args, up, ip, y)
-    loss32 = svdpp_epoch(*args, up32, ip32, y32)
+    loss = _epoch(svdpp_epoch, *args, up, ip, y)
+    loss32 = _epoch(svdpp_epoch, *args, up32, ip32, y32)
     ref_loss = _reference_svdpp_epoch(*args, pu, bu, qi, bi, yj)
     np.testing.assert_allclose(up, _packed(pu, bu), rtol=0, atol=1e-12)
     np.testing.assert_allclose(ip, _packed(qi, bi), rtol=0, atol=1e-12)
@@ -84,7 +91,9 @@ def test_implicit_factors_matter(rng):
     runs = []
     for scale in (1.0, 0.0):
         up, ip, y = _packed(pu, bu), _packed(qi, bi), yj * scale
-        svdpp_epoch(indptr, indices, ratings, indptr, indices, order, 3.0, LR, REG, up, ip, y)
+        _epoch(
+            svdpp_epoch, indptr, indices, ratings, indptr, indices, order, 3.0, LR, REG, up, ip, y
+        )
         runs.append(up)
     assert not np.allclose(runs[0], runs[1])
 
@@ -96,11 +105,11 @@ def test_hogwild_one_thread_equals_serial(rng):
     a = [_packed(pu, bu, np.float32), _packed(qi, bi, np.float32), yj.astype(np.float32)]
     b = [x.copy() for x in a]
     args = (indptr, indices, ratings, indptr, indices, order, 3.0, LR, REG)
-    loss_a = svdpp_epoch(*args, *a)
+    loss_a = _epoch(svdpp_epoch, *args, *a)
     before = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        loss_b = svdpp_epoch_hogwild(*args, *b, 3)
+        loss_b = _epoch(svdpp_epoch_hogwild, *args, *b, 3)
     finally:
         numba.set_num_threads(before)
     for x, z in zip(a, b, strict=True):
@@ -176,10 +185,9 @@ def test_matches_surprise_where_the_variants_coincide(rng, case):
             surprise, indptr, indices, ratings, 20, used.size, k, epochs, lr, reg, seed=7
         )
         up, ip = _packed(pu, np.zeros(20)), _packed(qi, np.zeros(used.size))
+        args = (indptr, indices, ratings, indptr, indices, np.arange(20), mu, lr, reg)
         for _ in range(epochs):
-            svdpp_epoch(
-                indptr, indices, ratings, indptr, indices, np.arange(20), mu, lr, reg, up, ip, yj
-            )
+            _epoch(svdpp_epoch, *args, up, ip, yj)
         np.testing.assert_allclose(up[:, :k], algo.pu, atol=1e-10)
         np.testing.assert_allclose(up[:, k], algo.bu, atol=1e-10)
         np.testing.assert_allclose(ip[:, :k], algo.qi, atol=1e-10)
