@@ -29,6 +29,15 @@ Surprise); the learning rates, regularisation and ``mu`` are cast to it once per
 :func:`sgd_epoch` is serial and bit-for-bit repeatable; :func:`sgd_epoch_hogwild` runs blocks of
 the order array in parallel without locks (Hogwild, Niu et al. 2011), which is repeatable only
 with one thread, where it gives exactly the parameters of :func:`sgd_epoch`.
+
+The epoch kernels here and in :mod:`lensrec.kernels.svdpp` take their arguments alike: the
+ratings in the kernel's layout and the visiting order (tuples of arrays), ``mu``, one float64
+array of learning rates and one of regularisations in kernel order, and the parameter arrays
+as one tuple (Hogwild: then the block size). A rating's bias and factor steps are written
+once, here (:func:`_step_biases`, :func:`_step_factor`, inlined), and used by SVD++'s user
+pass too. numba's cache keys a compiled kernel on the content of the kernel's own file only:
+after editing those helpers, delete ``lensrec/kernels/__pycache__/svdpp.*`` (or touch
+``svdpp.py``), or SVD++ keeps running the old steps.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ import math
 import numba as nb
 import numpy as np
 
-from .svd import _hyper, _step_biases, _step_factor
+from .svd import _FAST, _hyper, _step_biases, _step_factor
 
 __all__ = [
     "implicit_sums",
@@ -49,8 +49,6 @@ __all__ = [
     "svdpp_epoch_hogwild",
     "_reference_svdpp_epoch",
 ]
-
-_FAST = {"reassoc", "contract", "arcp"}
 
 
 @nb.njit(cache=True, nogil=True, fastmath=_FAST)
@@ -92,9 +90,9 @@ def _svdpp_users(rows, user_order, start, stop, h, params, s, g):
             total += err * err
             _step_biases(pu, qi, k, err, lr_bu, lr_bi, reg_bu, reg_bi)
             for f in range(k):
-                g[f] += err * _step_factor(
-                    pu, qi, f, pu[f] + s[f], err, lr_pu, lr_qi, reg_pu, reg_qi
-                )
+                # q_i moves along p_u + s_u; the y_j step gathers e q_i (the old q_i)
+                qif = _step_factor(pu, qi, f, pu[f] + s[f], err, lr_pu, lr_qi, reg_pu, reg_qi)
+                g[f] += err * qif
         n_u = indptr[u + 1] - indptr[u]
         if b > a and n_u > 0:
             s[k + 1] = (1.0 - lr_yj * reg_yj) ** n_u

@@ -525,7 +525,11 @@ class BiasedSGDModel(RatingPredictor):
         return (mu, *(params if best is None else best)), log
 
     def _epoch_plan(
-        self, ratings: RatingArrays, shape: tuple[int, int], mu: float, params: tuple[Any, ...]
+        self,
+        ratings: RatingArrays,
+        shape: tuple[int, int],
+        mu: float,
+        params: tuple[np.ndarray, ...],
     ) -> EpochPlan:
         """The epochs on ``ratings = (users, items, values)`` updating ``params = (up, ip,
         *extra)`` in place, ``up`` / ``ip`` being ``[p_u | b_u]`` / ``[q_i | b_i]``: serial,
