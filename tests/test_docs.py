@@ -27,3 +27,20 @@ def test_predict_missing_options_are_documented():
     line = next(x for x in DOC.splitlines() if "predict(users, items, missing=" in x)
     assert all(f'"{o}"' in line for o in options), line
     assert inspect.signature(RatingPredictor.predict).parameters["missing"].default == "raise"
+
+
+def test_ci_runs_the_readme_quick_start_commands_verbatim():
+    """The README's quick start is two commands (install + main job, install + tests) and
+    .ci/run runs both as written, so what CI checks is what a newcomer types."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("## Quick start")
+    block = readme[
+        readme.index("```bash", start) + 7 : readme.index("```", readme.index("```bash", start) + 7)
+    ]
+    commands = [x for x in block.splitlines() if x.strip() and not x.lstrip().startswith("#")]
+    assert len(commands) == 2, commands
+    assert "lensrec benchmark" in commands[0] and "pytest" in commands[1]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    joined = " ".join(ci.replace("\\\n", " ").split())
+    for command in commands:
+        assert " ".join(command.split()) in joined, command

@@ -125,7 +125,8 @@ def _umap() -> Any:
             if module is None or not name.startswith(("umap", "pynndescent")):
                 continue
             for fn in list(vars(module).values()):
-                if isinstance(fn, Dispatcher) and type(fn._cache).__name__ == "NullCache":
+                cache = getattr(fn, "_cache", None)
+                if isinstance(fn, Dispatcher) and type(cache).__name__ == "NullCache":
                     try:
                         fn.enable_caching()
                     except Exception as exc:  # noqa: BLE001 - compiled each time, as before
