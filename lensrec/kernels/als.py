@@ -49,6 +49,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from ._prefetch import prefetch_row
+
 __all__ = [
     "als_half_step_cg",
     "als_half_step_cholesky",
@@ -64,6 +66,7 @@ _FAST = {"reassoc", "contract", "arcp"}
 _BLOCK = 64  # rows per block (f < 512): the lockstep CG's sgemm is [64, f] x [f, f]
 _BLOCK_WIDE = 256  # rows per block for f >= 512: amortises sgemm's packing of the f x f Gram
 _GATHER = 1 << 18  # floats (1 MiB) of gathered Y rows per block: stays in L2 across CG steps
+_AHEAD = 8  # interactions ahead whose row is prefetched: 4, 8 and 16 measured alike at 33M
 
 
 def gram(Y: np.ndarray) -> np.ndarray:
@@ -138,6 +141,7 @@ def als_half_step_cg(indptr, indices, conf, Y, X, gram, reg, freq_exponent, w0, 
         need = min(indptr[stop] - indptr[start], cap)
         YG = np.empty((max(need, 1), f), dtype=np.float32)
         used = 0
+        end = indptr[stop]
         Xb = X[start:stop]
         np.dot(Xb, gram, AP[:n])  # G x for every row of the block (G is symmetric)
         # first pass: initial residual r = b - A x, gathering the rows of Y
@@ -161,6 +165,8 @@ def als_half_step_cg(indptr, indices, conf, Y, X, gram, reg, freq_exponent, w0, 
             for j in range(f):
                 r[j] = -w0f * gx[j] - lb * x[j]
             for idx in range(lo, hi):
+                if idx + _AHEAD < end:  # start loading a row needed soon (_prefetch)
+                    prefetch_row(Y, indices[idx + _AHEAD])
                 y = Y[indices[idx]]
                 c = conf[idx]
                 d = zero
@@ -332,6 +338,7 @@ def als_loss(indptr, indices, conf, X, Y, gram, reg, freq_exponent, w0):
         stop = min(start + bs, n_users)
         n = stop - start
         GX = np.empty((bs, f), dtype=np.float32)
+        end = indptr[stop]
         np.dot(X[start:stop], gram, GX[:n])
         part = 0.0
         for b in range(n):
@@ -345,6 +352,8 @@ def als_loss(indptr, indices, conf, X, Y, gram, reg, freq_exponent, w0):
                 norm += x[j] * x[j]
             obs = 0.0
             for idx in range(indptr[u], indptr[u + 1]):
+                if idx + _AHEAD < end:
+                    prefetch_row(Y, indices[idx + _AHEAD])
                 y = Y[indices[idx]]
                 s = np.float32(0.0)
                 for j in range(f):
