@@ -255,7 +255,7 @@ def bpr_epoch(
 
 @nb.njit(cache=True, nogil=True, parallel=True, fastmath=_FAST, error_model="numpy")
 def bpr_fold_in(
-    indptr, indices, item_factors, item_bias, X, epochs, learning_rate, reg, seed, max_tries
+    indptr, indices, item_factors, item_bias, X, epochs, learning_rate, reg, max_tries, seed
 ):
     """Fit user vectors ``X`` in place for the histories in the CSR, items held fixed.
 
@@ -273,7 +273,7 @@ def bpr_fold_in(
         Updated in place.
     epochs : int
     learning_rate, reg : float
-    seed, max_tries : int
+    max_tries, seed : int
     """
     n_rows, f = X.shape
     n_items = item_factors.shape[0]

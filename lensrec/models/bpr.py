@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from .._config import seed_from
 from ..kernels.bpr import _SAMPLES, bpr_epoch, bpr_fold_in
-from ..types import RandomState
-from ._factor_ranker import FOLD_IN_SEED, Step, _FactorRanker
+from ._factor_ranker import Factors, Step, _FactorRanker
 from ._params import Range, Search
 from .base import register
 
@@ -35,14 +34,11 @@ class BPR(_FactorRanker):
     user has counts: interaction values (ratings, counts) are ignored, so filter positives
     first (``--min-rating 4``).
 
-    A user the model never saw is folded in by ``fold_in_epochs`` passes of the same SGD
-    steps over their history on a fresh (zero) user vector, the items held fixed.
+    {fold_in}
 
     Parameters
     ----------
-    factors : int, default 64
-        Latent dimensions; the rank used (``factors_``) is at most a tenth of
-        ``min(n_users, n_items)``, as for :class:`~lensrec.models.als.ALS`.
+    {factors}
     learning_rate : float, default 0.05
         SGD step size (constant).
     reg : float, default 0.01
@@ -64,26 +60,16 @@ class BPR(_FactorRanker):
     max_tries : int, default 20
         Negative draws per triple before the triple is skipped (only users who have almost
         the whole catalogue run out).
-    fold_in_epochs : int, default 30
-        Passes over a new user's history when folding them in.
-    random_state : None, int or numpy Generator
-        Seeds the initialisation and every epoch's streams. With ``LENSREC_THREADS=1`` the
-        same seed gives a bit-for-bit identical model; with more threads the Hogwild
-        updates interleave differently from run to run.
+    {fold_in_epochs}
+    {random_state}
 
     Attributes
     ----------
-    user_factors_ : float32 [n_users, factors_]
-    item_factors_ : float32 [n_items, factors_]
-    item_bias_ : float32 [n_items]
-    factors_ : int
-        The rank used.
     history_ : dict of lists of float
         Per epoch: ``"train_loss"`` (mean ``-ln sigmoid(s_ui - s_uj)`` of the sampled
         triples, before each step), ``"train_auc"`` (their share ranked right),
         ``"valid_ndcg@10"`` when validating, and ``"seconds"``.
-    best_epoch_ : int
-        Epoch whose parameters were kept (the last one without validation).
+    {attributes}
 
     Examples
     --------
@@ -95,43 +81,24 @@ class BPR(_FactorRanker):
     True
     """
 
-    _hint: ClassVar[str] = "lower learning_rate or raise reg"
     _samples: ClassVar[int] = _SAMPLES
 
-    factors: Annotated[int, Range(1), Search(16, 256, log=True)] = 64
     learning_rate: Annotated[float, Range(0.0, low_open=True), Search(0.005, 0.2, log=True)] = 0.05
     reg: Annotated[float, Range(0.0), Search(1e-4, 0.1, log=True)] = 0.01
     reg_bias: Annotated[float, Range(0.0), Search(1e-4, 0.1, log=True)] = 0.0
     epochs: Annotated[int, Range(1), Search(10, 300, log=True)] = 100
     patience: Annotated[int, Range(1)] = 20
     max_tries: Annotated[int, Range(1)] = 20
-    fold_in_epochs: Annotated[int, Range(1)] = 30
-    random_state: RandomState = None
-
-    @classmethod
-    def warm_up(cls) -> None:
-        """Compile the epoch and fold-in kernels on tiny data."""
-        from ..data.planted import make_blocks
-
-        data = make_blocks(n_groups=2, users_per_group=6, items_per_group=5, random_state=0)[0]
-        model = cls(factors=4, epochs=2, random_state=0).fit(data, data)
-        model.recommend_for_history([0, 1], k=2)
 
     def _epoch_step(
-        self,
-        x: sp.csr_matrix,
-        U: np.ndarray,
-        V: np.ndarray,
-        b: np.ndarray,
-        gen: np.random.Generator,
+        self, x: sp.csr_matrix, p: Factors, gen: np.random.Generator
     ) -> tuple[Step, tuple[np.ndarray, ...]]:
-        indptr, indices, nnz = x.indptr, x.indices, x.nnz
         lr, reg, reg_bias = float(self.learning_rate), float(self.reg), float(self.reg_bias)
         tries = int(self.max_tries)
 
         def step(epoch: int) -> dict[str, float]:
             loss, auc, skipped = bpr_epoch(
-                indptr, indices, U, V, b, nnz, lr, reg, reg_bias, seed_from(gen), tries
+                x.indptr, x.indices, *p, x.nnz, lr, reg, reg_bias, seed_from(gen), tries
             )
             if skipped:
                 _log.debug("BPR epoch %d: %d triples without a negative", epoch, skipped)
@@ -139,15 +106,5 @@ class BPR(_FactorRanker):
 
         return step, ()
 
-    def _fold_in_step(
-        self, V: np.ndarray, b: np.ndarray
-    ) -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:
-        lr, reg, epochs, tries = (
-            float(self.learning_rate), float(self.reg), int(self.fold_in_epochs),
-            int(self.max_tries),
-        )  # fmt: skip
-
-        def one(indptr: np.ndarray, indices: np.ndarray, X: np.ndarray) -> None:
-            bpr_fold_in(indptr, indices, V, b, X, epochs, lr, reg, FOLD_IN_SEED, tries)
-
-        return one
+    def _fold_in_kernel(self) -> tuple[Callable[..., None], tuple[Any, ...]]:
+        return bpr_fold_in, (int(self.max_tries),)

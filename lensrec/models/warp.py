@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Annotated, ClassVar, Literal
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
 from .._config import seed_from
 from ..kernels.warp import _SAMPLES, warp_epoch, warp_fold_in
-from ..types import RandomState
-from ._factor_ranker import FOLD_IN_SEED, Step, _FactorRanker
+from ._factor_ranker import Factors, Step, _FactorRanker
 from ._params import Range, Search
 from .base import register
 
@@ -40,14 +39,11 @@ class WARP(_FactorRanker):
     Hogwild-parallel in blocks with their own random streams (:mod:`lensrec.kernels.warp`).
     Only which items a user has counts: values (ratings, counts) are ignored.
 
-    A user the model never saw is folded in by ``fold_in_epochs`` passes of the same WARP
-    steps over their history on a fresh (zero) user vector, the items held fixed.
+    {fold_in}
 
     Parameters
     ----------
-    factors : int, default 64
-        Latent dimensions; the rank used (``factors_``) is at most a tenth of
-        ``min(n_users, n_items)``, as for :class:`~lensrec.models.als.ALS`.
+    {factors}
     learning_rate : float, default 0.02
         Step size: AdaGrad's base rate, or the SGD step. LightFM's default is 0.05; on
         validation sets carved from the training part of ml-100k (ratings >= 4; each
@@ -79,41 +75,42 @@ class WARP(_FactorRanker):
     patience : int, default 5
         With a ``valid`` set passed to ``fit``: stop after this many epochs without a better
         validation NDCG@10 and keep the best epoch's parameters.
-    fold_in_epochs : int, default 30
-        Passes over a new user's history when folding them in.
-    random_state : None, int or numpy Generator
-        Seeds the initialisation and every epoch's streams and visiting order. With
-        ``LENSREC_THREADS=1`` the same seed gives a bit-for-bit identical model.
+    {fold_in_epochs}
+    {random_state}
 
     Attributes
     ----------
-    user_factors_ : float32 [n_users, factors_]
-    item_factors_ : float32 [n_items, factors_]
-    item_bias_ : float32 [n_items]
-    factors_ : int
-        The rank used.
     history_ : dict of lists of float
         Per epoch: ``"train_loss"`` (the sampled WARP loss per visit, before each step),
         ``"share_updated"`` (visits that found a violating negative), ``"mean_sampled"``
         (draws per visit: grows as the model learns), ``"valid_ndcg@10"`` when validating,
         and ``"seconds"``.
-    best_epoch_ : int
-        Epoch whose parameters were kept (the last one without validation).
+    {attributes}
 
     Examples
     --------
+    k-OS WARP on planted groups; the draws per visit grow as violations get rarer, and a new
+    user who has three items of group 0 is recommended more of group 0:
+
     >>> from lensrec.data.planted import make_blocks
     >>> data, _, item_group = make_blocks(random_state=0)
-    >>> model = WARP(factors=8, random_state=0).fit(data)
-    >>> ids, _ = model.recommend([0], k=3)
-    >>> bool((item_group[ids[0]] == 0).all())
+    >>> model = WARP(factors=8, loss="k-os", random_state=0).fit(data)
+    >>> sampled = model.history_["mean_sampled"]
+    >>> bool(sampled[-1] > 5 * sampled[0])
     True
+    >>> ids, _ = model.recommend_for_history([0, 1, 2], k=3)
+    >>> item_group[ids[0]].tolist()
+    [0, 0, 0]
     """
 
     _hint: ClassVar[str] = "lower learning_rate (or use learning_schedule='adagrad')"
     _samples: ClassVar[int] = _SAMPLES
+    _warm_up_variants: ClassVar[tuple[Mapping[str, Any], ...]] = tuple(
+        {"learning_schedule": schedule, "loss": loss}
+        for schedule in ("adagrad", "sgd")
+        for loss in ("warp", "k-os")
+    )
 
-    factors: Annotated[int, Range(1), Search(16, 256, log=True)] = 64
     learning_rate: Annotated[float, Range(0.0, low_open=True), Search(0.005, 0.3, log=True)] = 0.02
     learning_schedule: Literal["adagrad", "sgd"] = "adagrad"
     reg: Annotated[float, Range(0.0), Search(1e-6, 1e-2, log=True)] = 0.0
@@ -124,32 +121,12 @@ class WARP(_FactorRanker):
     n: Annotated[int, Range(1)] = 10
     epochs: Annotated[int, Range(1), Search(5, 200, log=True)] = 100
     patience: Annotated[int, Range(1)] = 5
-    fold_in_epochs: Annotated[int, Range(1)] = 30
-    random_state: RandomState = None
-
-    @classmethod
-    def warm_up(cls) -> None:
-        """Compile the epoch (WARP and k-OS, both schedules) and fold-in kernels."""
-        from ..data.planted import make_blocks
-
-        data = make_blocks(n_groups=2, users_per_group=6, items_per_group=5, random_state=0)[0]
-        for schedule in ("adagrad", "sgd"):
-            for loss in ("warp", "k-os"):
-                model = cls(factors=4, epochs=2, learning_schedule=schedule, loss=loss,
-                            random_state=0).fit(data, data)  # fmt: skip
-                model.recommend_for_history([0, 1], k=2)
 
     def _epoch_step(
-        self,
-        x: sp.csr_matrix,
-        U: np.ndarray,
-        V: np.ndarray,
-        b: np.ndarray,
-        gen: np.random.Generator,
+        self, x: sp.csr_matrix, p: Factors, gen: np.random.Generator
     ) -> tuple[Step, tuple[np.ndarray, ...]]:
-        indptr, indices = x.indptr, x.indices
         n_users, n_items = x.shape
-        f = U.shape[1]
+        f = p.U.shape[1]
         adagrad = self.learning_schedule == "adagrad"
         rows = (n_users, n_items) if adagrad else (0, 0)
         accums = (
@@ -163,7 +140,7 @@ class WARP(_FactorRanker):
 
         def step(epoch: int) -> dict[str, float]:
             loss, updated, sampled = warp_epoch(
-                indptr, indices, U, V, b, *accums, lr, reg, reg_bias, max_sampled, adagrad,
+                x.indptr, x.indices, *p, *accums, lr, reg, reg_bias, max_sampled, adagrad,
                 kos_k, kos_n, seed_from(gen),
             )  # fmt: skip
             return {
@@ -174,18 +151,5 @@ class WARP(_FactorRanker):
 
         return step, accums
 
-    def _fold_in_step(
-        self, V: np.ndarray, b: np.ndarray
-    ) -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:
-        lr, reg, epochs, max_sampled = (
-            float(self.learning_rate), float(self.reg), int(self.fold_in_epochs),
-            int(self.max_sampled),
-        )  # fmt: skip
-        adagrad = self.learning_schedule == "adagrad"
-
-        def one(indptr: np.ndarray, indices: np.ndarray, X: np.ndarray) -> None:
-            warp_fold_in(
-                indptr, indices, V, b, X, epochs, lr, reg, max_sampled, adagrad, FOLD_IN_SEED
-            )
-
-        return one
+    def _fold_in_kernel(self) -> tuple[Callable[..., None], tuple[Any, ...]]:
+        return warp_fold_in, (int(self.max_sampled), self.learning_schedule == "adagrad")

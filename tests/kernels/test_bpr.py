@@ -244,7 +244,7 @@ def test_fold_in_recovers_the_group(rng):
         bpr_epoch(m.indptr, m.indices, U, V, b, m.nnz, 0.1, 0.01, 0.0, epoch, 10)
     hist = _csr([[20, 23, 25, 27], [3, 5]], m.shape[1])
     X = np.zeros((2, 8), np.float32)
-    bpr_fold_in(hist.indptr, hist.indices, V, b, X, 30, 0.1, 0.01, 1, 10)
+    bpr_fold_in(hist.indptr, hist.indices, V, b, X, 30, 0.1, 0.01, 10, 1)
     scores = X @ V.T + b
     groups = np.arange(m.shape[1]) // 10
     assert scores[0, groups == 2].mean() > scores[0, groups != 2].mean() + 1.0
@@ -262,7 +262,7 @@ def test_fold_in_does_not_depend_on_thread_count(rng):
         for threads in (1, 2):
             numba.set_num_threads(threads)
             X = np.zeros((m.shape[0], 6), np.float32)
-            bpr_fold_in(m.indptr, m.indices, V, b, X, 3, 0.05, 0.01, 9, 10)
+            bpr_fold_in(m.indptr, m.indices, V, b, X, 3, 0.05, 0.01, 10, 9)
             outs.append(X)
     finally:
         numba.set_num_threads(old)

@@ -2,7 +2,8 @@
 helpers moved to :mod:`lensrec.kernels._sampling`.
 
 The expected digests were produced by running :func:`_bpr_outputs` and :func:`_warp_outputs`
-(this file, unchanged) on commit 129cb89, the tree before the move, checked out with
+(this file, unchanged but for ``bpr_fold_in``'s last two arguments, since swapped to
+``max_tries, seed``) on commit 129cb89, the tree before the move, checked out with
 ``git worktree add /tmp/kdedup_before 129cb89`` and imported first on ``PYTHONPATH``. With one
 numba thread the kernels are bitwise repeatable; the digests pin that on one machine and one
 numba version (a CPU with other vector widths may round differently: then regenerate them from
@@ -53,7 +54,7 @@ def _bpr_outputs() -> dict[str, np.ndarray]:
     for seed in (17, 18, 19):
         stats.extend(bpr_epoch(m.indptr, m.indices, U, V, b, 9000, 0.05, 0.01, 0.001, seed, 4))
     X = np.zeros((40, 6), dtype=np.float32)
-    bpr_fold_in(m.indptr[:41], m.indices, V, b, X, 3, 0.05, 0.01, 5, 4)
+    bpr_fold_in(m.indptr[:41], m.indices, V, b, X, 3, 0.05, 0.01, 4, 5)  # max_tries, seed
     return {"U": U, "V": V, "b": b, "X": X, "stats": np.array(stats, dtype=np.float64)}
 
 
