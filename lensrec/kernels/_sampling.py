@@ -1,4 +1,5 @@
-"""Random streams and sampling from a CSR, shared by the BPR and WARP kernels.
+"""Random streams, sampling from a CSR and the loop scaffolding shared by the BPR and WARP
+kernels.
 
 * **Streams.** splitmix64 (Steele, Lea & Flood, OOPSLA 2014): a block of work seeds its own
   stream from ``(seed, block)`` with :func:`stream`, advances it with :func:`next_bits` and
@@ -16,8 +17,31 @@
   binary search).
 * **Prefetch.** :func:`prefetch` and :func:`prefetch_row` hint the CPU to fetch memory a
   later step will read (no effect on results).
+* **Blocks.** Work is cut into blocks of a fixed size, each with its own stream
+  (:func:`block_count`, :func:`block_span`); an epoch tallies per block (:func:`epoch_blocks`)
+  and sums after the parallel loop, so its sums do not depend on the thread count. An epoch
+  works a block in batches: it fills ``bu`` with entry numbers and :func:`load_batch` turns
+  them into users and positives, prefetching what the steps will read. A fold-in kernel
+  runs blocks of ``FOLD_IN_ROWS`` rows (:func:`fold_in_blocks`, :func:`fold_in_block`), drawing each step's
+  positive from the row with :func:`draw_in_row`.
 
 ``nnz`` and ``n_items`` must stay below 2**32 (entry pairs and the 32-bit multiply-shift).
+
+The arguments the kernels share, in this order, documented here once:
+
+* ``indptr`` (int32 or int64 [n_rows + 1]), ``indices`` (int32 [nnz]): a users x items CSR,
+  indices sorted within each row, values unused: the training data of an epoch, or the
+  histories of a fold-in (one row per user to fold in);
+* ``user_factors`` (float32 [n_users, f]), ``item_factors`` (float32 [n_items, f]),
+  ``item_bias`` (float32 [n_items]): C-contiguous; an epoch updates all three in place; a
+  fold-in takes ``item_factors, item_bias`` (read only) and then ``X`` (float32
+  [n_rows, f]), the user vectors it fits in place from their given values (zeros are
+  fine), and ``epochs`` (passes over each row: ``epochs * n_u`` steps; an empty row is left
+  as it is);
+* ``learning_rate``, ``reg`` and an epoch's ``reg_bias`` (floats, used as float32): the step
+  size and the L2 weights on the factors and on the item biases;
+* the kernel's own arguments, then (last in a fold-in) ``seed`` (int), which seeds every
+  block's stream.
 
 numba's cache keys a compiled kernel on the content of the kernel's own file only: after
 editing this module, delete ``lensrec/kernels/__pycache__/bpr.*`` and ``warp.*`` (or touch
@@ -34,26 +58,40 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = [
+    "FASTMATH",
     "MASK64",
     "ReferenceStream",
+    "FOLD_IN_ROWS",
     "below",
+    "block_count",
+    "block_span",
+    "draw_in_row",
     "draw_negative",
     "entry_pairs",
+    "epoch_blocks",
     "fill_tables_parallel",
     "filter_slot",
     "filtered_in_row",
+    "fold_in_block",
+    "fold_in_blocks",
     "in_row",
+    "load_batch",
     "mix64",
     "next_bits",
     "prefetch",
     "prefetch_row",
     "reference_mix64",
+    "reference_rows",
     "sampling_tables",
     "stream",
+    "unpack",
 ]
 
 GOLDEN = 0x9E3779B97F4A7C15
 MASK64 = (1 << 64) - 1
+#: numba ``fastmath`` flags of the kernels' float code: reassociation, contraction (FMA) and
+#: reciprocals, but not ``nnan`` / ``ninf`` (NaN and inf keep their meaning)
+FASTMATH = {"reassoc", "contract", "arcp"}
 
 
 # --- random numbers -------------------------------------------------------------------------
@@ -118,6 +156,16 @@ def draw_negative(state, indices, lo, hi, n_items, max_tries):
     return state, -1
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def draw_in_row(state, indices, lo, hi):
+    """An item drawn uniformly from the row ``indices[lo:hi]`` (``hi > lo``).
+
+    Returns ``(new_state, item)``.
+    """
+    state, z = next_bits(state)
+    return state, indices[lo + below(z, hi - lo)]
+
+
 @nb.njit(cache=True, nogil=True)
 def entry_pairs(indptr, indices):
     """``(row << 32) | column`` of every entry (int64 ``[nnz]``): one cache line per sampled
@@ -127,6 +175,12 @@ def entry_pairs(indptr, indices):
         for idx in range(indptr[u], indptr[u + 1]):
             out[idx] = (np.int64(u) << 32) | np.int64(indices[idx])
     return out
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def unpack(pair):
+    """``(row, column)`` of an :func:`entry_pairs` entry."""
+    return pair >> 32, pair & 0xFFFFFFFF
 
 
 # --- a per-row bit filter in front of the binary search -------------------------------------
@@ -278,12 +332,75 @@ def prefetch_row(typingctx, arr, row):
     return types.void(arr, row), codegen
 
 
+# --- blocks, batches and the kernels' loops -------------------------------------------------
+FOLD_IN_ROWS = 64  # rows per random stream in the fold-in kernels
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def block_count(total, size):
+    """How many blocks of ``size`` hold ``total`` samples (or rows)."""
+    return (total + size - 1) // size
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def block_span(blk, size, total):
+    """``(first, count)``: where block ``blk`` of ``size`` starts and how much it holds."""
+    first = blk * size
+    return first, min(first + size, total) - first
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def epoch_blocks(total, size):
+    """``(blocks, loss, count_a, count_b)``: the blocks of ``size`` that hold an epoch's
+    ``total`` samples, and zeroed tallies for each (a float64 loss, two int64 counts).
+
+    Inlined: called, it changed how LLVM rounds the epoch's closing divisions (fastmath
+    ``arcp``) by one ulp.
+    """
+    blocks = block_count(total, size)
+    loss = np.zeros(blocks, dtype=np.float64)
+    return blocks, loss, np.zeros(blocks, dtype=np.int64), np.zeros(blocks, dtype=np.int64)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def load_batch(pairs, bu, bi, m, rows, user_factors, item_factors, item_bias):
+    """Turn the entry numbers ``bu[:m]`` into users (``bu``) and positives (``bi``) and
+    prefetch what the steps read first: the user's ``rows`` entry (``indptr`` or the
+    filter offsets), factor rows and the positive's bias."""
+    for t in range(m):
+        u, i = unpack(pairs[bu[t]])
+        bu[t] = u
+        bi[t] = i
+        prefetch(rows, u)
+        prefetch_row(user_factors, u)
+        prefetch_row(item_factors, i)
+        prefetch(item_bias, i)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def fold_in_blocks(n_rows):
+    """How many blocks of ``FOLD_IN_ROWS`` rows a fold-in of ``n_rows`` rows runs."""
+    return block_count(n_rows, FOLD_IN_ROWS)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def fold_in_block(seed, blk, n_rows):
+    """Fold-in block ``blk``: ``(stream, first row, row after the last)``."""
+    first, count = block_span(blk, FOLD_IN_ROWS, n_rows)
+    return stream(seed, blk), first, first + count
+
+
 # --- the streams in plain Python, for the kernels' references (tests only) ------------------
 def reference_mix64(z: int) -> int:
     """:func:`mix64` on Python integers."""
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
     return z ^ (z >> 31)
+
+
+def reference_rows(indptr: np.ndarray) -> np.ndarray:
+    """The row of every entry of a CSR (the upper half of :func:`entry_pairs`)."""
+    return np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
 
 
 class ReferenceStream:

@@ -15,7 +15,8 @@ drawn again while it is a positive of ``u``, at most ``max_tries`` draws; a trip
 negative is skipped and counted. Whether ``j`` is a positive is asked of a small per-row bit
 filter first (exact for long rows, hashed for short ones) and, when a hashed filter cannot
 rule it out, of a binary search in the sorted CSR row. The streams, the filter, the row
-search and the prefetch hints are in :mod:`._sampling`, shared with WARP.
+search, the prefetch hints, the block and batch scaffolding and the docs of the arguments
+both kernels take are in :mod:`._sampling`, shared with WARP.
 
 Parallelism: ``prange`` over blocks of ``_SAMPLES`` samples; block ``b`` draws from its own
 splitmix64 stream seeded by ``(seed, b)``, so the triples drawn do not depend on the thread
@@ -31,16 +32,24 @@ import numba as nb
 import numpy as np
 
 from ._sampling import (
+    FASTMATH,
     ReferenceStream,
     below,
+    block_span,
+    draw_in_row,
     draw_negative,
+    epoch_blocks,
     fill_tables_parallel,
     filter_slot,
     filtered_in_row,
+    fold_in_block,
+    fold_in_blocks,
     in_row,
+    load_batch,
     next_bits,
     prefetch,
     prefetch_row,
+    reference_rows,
     sampling_tables,
     stream,
 )
@@ -52,10 +61,8 @@ __all__ = [
     "_reference_bpr_update",
 ]
 
-_FAST = {"reassoc", "contract", "arcp"}
 _SAMPLES = 4096  # samples per RNG block
 _BATCH = 32  # samples whose memory is prefetched together (software pipelining)
-_ROWS = 64  # rows per RNG block in the fold-in kernel
 
 # the names tests/kernels/test_bpr.py imports from this module (the helpers live in _sampling)
 _fill_tables_parallel = fill_tables_parallel
@@ -66,40 +73,23 @@ _sampling_tables = sampling_tables
 
 
 # --- kernels --------------------------------------------------------------------------------
-@nb.njit(cache=True, nogil=True, parallel=True, fastmath=_FAST, error_model="numpy")
+@nb.njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH, error_model="numpy")
 def bpr_epoch(
-    indptr,
-    indices,
-    user_factors,
-    item_factors,
-    item_bias,
-    n_samples,
-    learning_rate,
-    reg,
-    reg_bias,
-    seed,
-    max_tries,
-):
+    indptr, indices, user_factors, item_factors, item_bias, n_samples, learning_rate, reg,
+    reg_bias, seed, max_tries,
+):  # fmt: skip
     """Run ``n_samples`` BPR SGD steps in place; return ``(mean_loss, share_correct, skipped)``.
 
     Parameters
     ----------
-    indptr : int32 or int64 [n_users + 1]
-    indices : int32 [nnz]
-        The users x items training CSR; indices sorted within each row (values unused).
-    user_factors : float32 [n_users, f]
-    item_factors : float32 [n_items, f]
-    item_bias : float32 [n_items]
-        All three C-contiguous and updated in place.
     n_samples : int
         Triples to draw; ``nnz`` is one epoch.
-    learning_rate, reg, reg_bias : float
-    seed : int
-        Seeds every block's streams.
     max_tries : int
         Negative draws per triple before it is skipped (``>= 1``).
 
-    ``nnz`` and ``n_items`` must stay below 2**32 (the draws use 32-bit multiply-shift).
+    The other arguments (the training CSR, the factors and biases it updates in place, the
+    step size, the L2 weights, the seed of every block's streams) are those every kernel
+    takes, described once in :mod:`._sampling` with the limits on ``nnz`` and ``n_items``.
 
     Returns
     -------
@@ -143,19 +133,14 @@ def bpr_epoch(
         return 0.0, 0.0, max(n_samples, 0)
     pairs, offsets, words = sampling_tables(indptr, indices, n_items)
     exact_words = (np.int64(n_items) + 63) >> 6
-    n_blocks = (n_samples + _SAMPLES - 1) // _SAMPLES
-    loss_b = np.zeros(n_blocks, dtype=np.float64)
-    correct_b = np.zeros(n_blocks, dtype=np.int64)
-    skipped_b = np.zeros(n_blocks, dtype=np.int64)
-    lr = np.float32(learning_rate)
-    rg = np.float32(reg)
-    rb = np.float32(reg_bias)
+    blocks, loss_b, correct_b, skipped_b = epoch_blocks(n_samples, _SAMPLES)
+    lr, rg, rb = np.float32(learning_rate), np.float32(reg), np.float32(reg_bias)
     one = np.float32(1.0)
     zero = np.float32(0.0)
-    for blk in nb.prange(n_blocks):
+    for blk in nb.prange(blocks):
         s_pos = stream(seed, 2 * blk)
         s_neg = stream(seed, 2 * blk + 1)
-        count = min((blk + 1) * _SAMPLES, n_samples) - blk * _SAMPLES
+        count = block_span(blk, _SAMPLES, n_samples)[1]
         bu = np.empty(_BATCH, dtype=np.int64)
         bi = np.empty(_BATCH, dtype=np.int64)
         bj = np.empty(_BATCH, dtype=np.int64)
@@ -171,20 +156,12 @@ def bpr_epoch(
                 e = below(z, nnz)
                 bu[t] = e
                 prefetch(pairs, e)
-            for t in range(m):  # users, positives, first negative candidates
-                p = pairs[bu[t]]
-                u = p >> 32
-                i = p & 0xFFFFFFFF
-                bu[t] = u
-                bi[t] = i
+            load_batch(pairs, bu, bi, m, offsets, user_factors, item_factors, item_bias)
+            for t in range(m):  # first negative candidates
                 s_neg, z = next_bits(s_neg)
                 j = below(z, n_items)
                 bj[t] = j
-                prefetch(offsets, u)
-                prefetch_row(user_factors, u)
-                prefetch_row(item_factors, i)
                 prefetch_row(item_factors, j)
-                prefetch(item_bias, i)
                 prefetch(item_bias, j)
             for t in range(m):  # the filter words the negative check will read
                 w, bit = filter_slot(offsets, bu[t], bj[t], exact_words)
@@ -253,44 +230,30 @@ def bpr_epoch(
     return loss_b.sum() / used, correct_b.sum() / used, skipped_all
 
 
-@nb.njit(cache=True, nogil=True, parallel=True, fastmath=_FAST, error_model="numpy")
+@nb.njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH, error_model="numpy")
 def bpr_fold_in(
     indptr, indices, item_factors, item_bias, X, epochs, learning_rate, reg, max_tries, seed
 ):
     """Fit user vectors ``X`` in place for the histories in the CSR, items held fixed.
 
     For each row ``u``, ``epochs * n_u`` BPR steps on ``x_u`` only (positives drawn from the
-    row, negatives as in :func:`bpr_epoch`), starting from the given ``X`` (zeros are fine).
-    Rows are independent, so the result does not depend on the thread count; row blocks of
-    ``_ROWS`` draw from their own streams. A row with no entries is left as it is.
-
-    Parameters
-    ----------
-    indptr, indices : CSR of the histories (sorted indices), one row per user to fold in.
-    item_factors : float32 [n_items, f]
-    item_bias : float32 [n_items]
-    X : float32 [n_rows, f]
-        Updated in place.
-    epochs : int
-    learning_rate, reg : float
-    max_tries, seed : int
+    row, negatives as in :func:`bpr_epoch`, ``max_tries`` draws at most). Rows are
+    independent, so the result does not depend on the thread count; each block of rows
+    (:func:`._sampling.fold_in_block`) draws from its own stream. The arguments are those
+    every fold-in kernel takes (:mod:`._sampling`), with ``max_tries`` before ``seed``.
     """
     n_rows, f = X.shape
     n_items = item_factors.shape[0]
-    lr = np.float32(learning_rate)
-    rg = np.float32(reg)
-    n_blocks = (n_rows + _ROWS - 1) // _ROWS
-    for blk in nb.prange(n_blocks):
-        state = stream(seed, blk)
-        for u in range(blk * _ROWS, min((blk + 1) * _ROWS, n_rows)):
-            lo = indptr[u]
-            hi = indptr[u + 1]
+    lr, rg = np.float32(learning_rate), np.float32(reg)
+    for blk in nb.prange(fold_in_blocks(n_rows)):
+        state, first, stop = fold_in_block(seed, blk, n_rows)
+        for u in range(first, stop):
+            lo, hi = indptr[u], indptr[u + 1]
             if hi == lo:
                 continue
             xu = X[u]
             for _ in range(epochs * (hi - lo)):
-                state, z = next_bits(state)
-                i = indices[lo + below(z, hi - lo)]
+                state, i = draw_in_row(state, indices, lo, hi)
                 state, j = draw_negative(state, indices, lo, hi, n_items, max_tries)
                 if j < 0:
                     continue
@@ -346,8 +309,12 @@ def _reference_bpr_epoch(
     seed: int,
     max_tries: int,
 ) -> tuple[float, float, int]:
-    """:func:`bpr_epoch` with one thread, triple by triple in float64 (arrays updated)."""
-    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    """:func:`bpr_epoch` with one thread, triple by triple in float64 (arrays updated).
+
+    As the kernel does, each batch draws its entries and first negative candidates before it
+    redraws the candidates that were positives, then takes its steps in order.
+    """
+    rows = reference_rows(indptr)
     nnz, n_items = len(indices), item_factors.shape[0]
     loss, correct, skipped = 0.0, 0, 0
     for b0 in range(0, n_samples, _BATCH):

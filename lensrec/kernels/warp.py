@@ -32,8 +32,8 @@ Parallelism and determinism: ``prange`` over blocks of ``_SAMPLES`` visits; bloc
 negatives (and k-OS positives) from its own splitmix64 stream seeded by ``(seed, b)``. Updates
 race (Hogwild). With one thread an epoch is bit-for-bit repeatable.
 
-The random streams, the row search and the prefetch hints come from :mod:`._sampling`, shared
-with BPR. numba's cache keys on the content of *this* file only: after editing those helpers,
+The random streams, the row search, the prefetch hints, the block and batch scaffolding and the
+docs of the arguments both kernels take come from :mod:`._sampling`, shared with BPR. numba's cache keys on the content of *this* file only: after editing those helpers,
 delete ``__pycache__/warp.*`` (or change this file) or the old code keeps running.
 """
 
@@ -46,16 +46,24 @@ import numba as nb
 import numpy as np
 
 from ._sampling import (
+    FASTMATH,
     MASK64,
     ReferenceStream,
     below,
+    block_span,
+    draw_in_row,
     entry_pairs,
+    epoch_blocks,
+    fold_in_block,
+    fold_in_blocks,
     in_row,
+    load_batch,
     mix64,
     next_bits,
     prefetch,
     prefetch_row,
     reference_mix64,
+    reference_rows,
     stream,
 )
 
@@ -66,11 +74,9 @@ __all__ = [
     "_reference_warp_update",
 ]
 
-_FAST = {"reassoc", "contract", "arcp"}
 _SAMPLES = 4096  # visits per RNG block
 _BATCH = 32  # visits whose user and positive rows are prefetched together
 _CHUNK = 4  # negatives drawn and prefetched together
-_ROWS = 64  # rows per RNG block in the fold-in kernel
 _MAX_LOSS = 10.0
 _KEY = 0xD1B54A32D192ED03  # spreads the permutation's round keys
 
@@ -109,7 +115,7 @@ def _permute(s, n, h, keys):
             return np.int64(x)
 
 
-@nb.njit(cache=True, nogil=True, fastmath=_FAST)
+@nb.njit(cache=True, nogil=True, fastmath=FASTMATH)
 def _score(xu, y, b):
     s = b
     for k in range(xu.shape[0]):
@@ -117,13 +123,11 @@ def _score(xu, y, b):
     return s
 
 
-@nb.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
+@nb.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def _kos_positive(state, indices, lo, hi, xu, item_factors, item_bias, kos_k, kos_n, buf_i, buf_s):
     # draw kos_n positives from the row, return the kos_k-th highest scored (ties: first drawn)
-    n = hi - lo
     for t in range(kos_n):
-        state, z = next_bits(state)
-        i = indices[lo + below(z, n)]
+        state, i = draw_in_row(state, indices, lo, hi)
         buf_i[t] = i
         buf_s[t] = _score(xu, item_factors[i], item_bias[i])
     k = min(kos_k, kos_n)
@@ -143,7 +147,7 @@ def _kos_positive(state, indices, lo, hi, xu, item_factors, item_bias, kos_k, ko
     return state, buf_i[k - 1]
 
 
-@nb.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
+@nb.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def _search_negative(state, indices, lo, hi, xu, s_pos, item_factors, item_bias, max_sampled, cand):
     # draw negatives in chunks of _CHUNK (prefetched together) until one violates the margin;
     # returns (state, j or -1, draws spent, s_uj)
@@ -166,40 +170,18 @@ def _search_negative(state, indices, lo, hi, xu, s_pos, item_factors, item_bias,
     return state, -1, sampled, np.float32(0.0)
 
 
-@nb.njit(cache=True, nogil=True, parallel=True, fastmath=_FAST, error_model="numpy")
+@nb.njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH, error_model="numpy")
 def warp_epoch(
-    indptr,
-    indices,
-    user_factors,
-    item_factors,
-    item_bias,
-    user_accum,
-    item_accum,
-    bias_accum,
-    learning_rate,
-    reg,
-    reg_bias,
-    max_sampled,
-    adagrad,
-    kos_k,
-    kos_n,
-    seed,
-):
+    indptr, indices, user_factors, item_factors, item_bias, user_accum, item_accum, bias_accum,
+    learning_rate, reg, reg_bias, max_sampled, adagrad, kos_k, kos_n, seed,
+):  # fmt: skip
     """Run one WARP epoch in place; return ``(mean_loss, share_updated, mean_sampled)``.
 
     Parameters
     ----------
-    indptr : int32 or int64 [n_users + 1]
-    indices : int32 [nnz]
-        The users x items training CSR; indices sorted within each row (values unused).
-    user_factors : float32 [n_users, f]
-    item_factors : float32 [n_items, f]
-    item_bias : float32 [n_items]
-        C-contiguous, updated in place.
-    user_accum, item_accum, bias_accum : float32, shaped like the three above
+    user_accum, item_accum, bias_accum : float32, shaped like the factors and biases
         AdaGrad accumulators (start them at 1), updated in place; read only when ``adagrad``
         (pass ``[0, f]`` / ``[0]`` arrays otherwise).
-    learning_rate, reg, reg_bias : float
     max_sampled : int
         Negative draws per visit at most (LightFM's ``max_sampled``, default 10 there).
     adagrad : bool
@@ -207,10 +189,11 @@ def warp_epoch(
         ``kos_k = 0`` (or ``kos_n = 0``): plain WARP. Otherwise k-OS: the positive is the
         ``min(kos_k, kos_n)``-th highest scored of ``kos_n`` items drawn from the user's row
         (LightFM: k=5, n=10).
-    seed : int
-        Seeds the visiting order and every block's stream.
 
-    ``nnz`` and ``n_items`` must stay below 2**32 (the draws use 32-bit multiply-shift).
+    The other arguments (the training CSR, the factors and biases it updates in place, the
+    step size, the L2 weights, the seed, which also keys the visiting order) are those every
+    kernel takes, described once in :mod:`._sampling` with the limits on ``nnz`` and
+    ``n_items``.
 
     Returns
     -------
@@ -230,17 +213,11 @@ def warp_epoch(
     pairs = entry_pairs(indptr, indices)
     keys = _perm_keys(seed)
     h = _half_bits(nnz)
-    n_blocks = (nnz + _SAMPLES - 1) // _SAMPLES
-    loss_b = np.zeros(n_blocks, dtype=np.float64)
-    updated_b = np.zeros(n_blocks, dtype=np.int64)
-    sampled_b = np.zeros(n_blocks, dtype=np.int64)
-    lr = np.float32(learning_rate)
-    rg = np.float32(reg)
-    rb = np.float32(reg_bias)
-    for blk in nb.prange(n_blocks):
+    blocks, loss_b, updated_b, sampled_b = epoch_blocks(nnz, _SAMPLES)
+    lr, rg, rb = np.float32(learning_rate), np.float32(reg), np.float32(reg_bias)
+    for blk in nb.prange(blocks):
         state = stream(seed, blk)
-        first = blk * _SAMPLES
-        count = min(first + _SAMPLES, nnz) - first
+        first, count = block_span(blk, _SAMPLES, nnz)
         bu = np.empty(_BATCH, dtype=np.int64)
         bi = np.empty(_BATCH, dtype=np.int64)
         cand = np.empty(_CHUNK, dtype=np.int64)
@@ -251,20 +228,11 @@ def warp_epoch(
         sampled_all = 0
         for b0 in range(0, count, _BATCH):
             m = min(_BATCH, count - b0)
-            for t in range(m):
+            for t in range(m):  # entries, in the epoch's visiting order
                 e = _permute(first + b0 + t, nnz, h, keys)
                 bu[t] = e
                 prefetch(pairs, e)
-            for t in range(m):
-                p = pairs[bu[t]]
-                u = p >> 32
-                i = p & 0xFFFFFFFF
-                bu[t] = u
-                bi[t] = i
-                prefetch(indptr, u)
-                prefetch_row(user_factors, u)
-                prefetch_row(item_factors, i)
-                prefetch(item_bias, i)
+            load_batch(pairs, bu, bi, m, indptr, user_factors, item_factors, item_bias)
             for t in range(m):
                 u = bu[t]
                 lo = indptr[u]
@@ -332,49 +300,37 @@ def warp_epoch(
     return loss_b.sum() / nnz, updated_b.sum() / nnz, sampled_b.sum() / nnz
 
 
-@nb.njit(cache=True, nogil=True, parallel=True, fastmath=_FAST, error_model="numpy")
+@nb.njit(cache=True, nogil=True, parallel=True, fastmath=FASTMATH, error_model="numpy")
 def warp_fold_in(
-    indptr,
-    indices,
-    item_factors,
-    item_bias,
-    X,
-    epochs,
-    learning_rate,
-    reg,
-    max_sampled,
-    adagrad,
+    indptr, indices, item_factors, item_bias, X, epochs, learning_rate, reg, max_sampled, adagrad,
     seed,
-):
+):  # fmt: skip
     """Fit user vectors ``X`` in place for the histories in the CSR, items held fixed.
 
     For each row ``u``, ``epochs * n_u`` WARP steps on ``x_u`` only: the positive drawn
-    uniformly from the row, the negative searched as in :func:`warp_epoch`, the gradient
-    ``L (y_j - y_i) + reg x_u``; AdaGrad with fresh accumulators (1) when ``adagrad``.
-    Starts from the given ``X`` (zeros are fine: every score is then the item bias). Rows are
-    independent, so the result does not depend on the thread count. A row with no entries is
-    left as it is.
+    uniformly from the row, the negative searched as in :func:`warp_epoch` (``max_sampled``
+    draws at most), the gradient ``L (y_j - y_i) + reg x_u``; AdaGrad with fresh
+    accumulators (1) when ``adagrad``. Rows are independent, so the result does not depend
+    on the thread count. The arguments are those every fold-in kernel takes
+    (:mod:`._sampling`) with ``max_sampled, adagrad`` before ``seed``.
     """
     n_rows, f = X.shape
     n_items = item_factors.shape[0]
-    lr = np.float32(learning_rate)
-    rg = np.float32(reg)
-    n_blocks = (n_rows + _ROWS - 1) // _ROWS
-    for blk in nb.prange(n_blocks):
-        state = stream(seed, blk)
+    if n_items < 2:
+        return
+    lr, rg = np.float32(learning_rate), np.float32(reg)
+    for blk in nb.prange(fold_in_blocks(n_rows)):
+        state, first, stop = fold_in_block(seed, blk, n_rows)
         acc = np.empty(f, dtype=np.float32)
         cand = np.empty(_CHUNK, dtype=np.int64)
-        for u in range(blk * _ROWS, min((blk + 1) * _ROWS, n_rows)):
-            lo = indptr[u]
-            hi = indptr[u + 1]
-            if hi == lo or n_items < 2:
+        for u in range(first, stop):
+            lo, hi = indptr[u], indptr[u + 1]
+            if hi == lo:
                 continue
             xu = X[u]
-            for k in range(f):
-                acc[k] = 1.0
+            acc[:] = 1.0
             for _ in range(epochs * (hi - lo)):
-                state, z = next_bits(state)
-                i = indices[lo + below(z, hi - lo)]
+                state, i = draw_in_row(state, indices, lo, hi)
                 yi = item_factors[i]
                 s_pos = _score(xu, yi, item_bias[i])
                 state, j, sampled, s_neg = _search_negative(
@@ -464,8 +420,9 @@ def _reference_warp_epoch(
     kos_n: int,
     seed: int,
 ) -> tuple[float, float, float]:
-    """:func:`warp_epoch` with one thread, visit by visit in float64 (arrays updated)."""
-    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    """:func:`warp_epoch` with one thread, visit by visit in float64 (arrays updated), in
+    the kernel's visiting order; a k-OS visit draws its positives before its negatives."""
+    rows = reference_rows(indptr)
     nnz, n_items = len(indices), item_factors.shape[0]
     loss, updated, sampled_all = 0.0, 0, 0
 
