@@ -216,7 +216,7 @@ class _Timing:
         finally:
             route = scope.get("route")
             # ids are matched with the path converter (ids may hold "/"); the label is the template
-            label = (getattr(route, "path", None) or "unmatched").replace(":path}", "}")
+            label = (getattr(route, "path", None) or "unmatched").replace(":anyid}", "}")
             self.metrics.observe(label, scope["method"], status, time.perf_counter() - t0)
 
 
@@ -228,6 +228,18 @@ def _answer(answer: Any, **extra: Any) -> dict[str, Any]:
             row["score"] = None
     body.update(extra)
     return body
+
+
+def _register_id_convertor() -> None:
+    """``{name:anyid}``: any id text, "/" and control characters included (Starlette's
+    ``path`` stops at a newline, which turned a malformed id into a 404 instead of a 422)."""
+    from starlette.convertors import CONVERTOR_TYPES, PathConvertor, register_url_convertor
+
+    class AnyIdConvertor(PathConvertor):
+        regex = r"[\s\S]*"
+
+    if "anyid" not in CONVERTOR_TYPES:
+        register_url_convertor("anyid", AnyIdConvertor())
 
 
 def create_app(
@@ -248,6 +260,7 @@ def create_app(
     from .. import __version__
 
     metrics = Metrics()
+    _register_id_convertor()
     app = fastapi.FastAPI(
         title="lensrec",
         version=__version__,
@@ -329,7 +342,7 @@ def create_app(
         return JSONResponse(_answer(answer, k=k, backend=backend.kind))
 
     @app.get(
-        "/users/{user_id:path}/recommendations",
+        "/users/{user_id:anyid}/recommendations",
         response_model=Answer,
         responses=problems,
         summary="top-k for a user the model was trained on",
@@ -349,7 +362,7 @@ def create_app(
         return guarded(run)
 
     @app.get(
-        "/items/{item_id:path}/similar",
+        "/items/{item_id:anyid}/similar",
         response_model=Answer,
         responses=problems,
         summary="the k items most similar to an item",
