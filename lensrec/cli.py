@@ -358,7 +358,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .experiments.warm import mark_kernels_cached
 
     first = _compile_notice(spec.model)
-    warm_up_quietly(type(model))
+    warm_up_quietly(type(model), params)
     if first:
         mark_kernels_cached([spec.model])
     t0 = time.perf_counter()
@@ -705,15 +705,19 @@ def _tune_setting(raw: Any, where: str) -> dict[str, Any] | None:
 def _start_precompile(models: list[str], report: bool = False) -> Any:
     """On a first run (kernels not yet in numba's cache), compile them ahead in one process
     per core and say so; None when they are cached, or for one model or one core. With
-    ``report``, umap-learn's functions for the report's maps are compiled last (they are
-    needed last)."""
+    ``report``, umap-learn's functions for the report's maps are compiled too, as the
+    second job: they are needed last, but they are the longest job (about 25 s, most of it
+    pynndescent compiling at import), so one worker takes them while the other compiles
+    the models in the order the runs need them, instead of compiling them alone at the
+    end."""
     import importlib.util
     import os
 
     from .experiments.warm import UMAP_JOB, Precompiler, kernels_cached
 
     distinct = list(dict.fromkeys(models))
-    jobs = distinct + ([UMAP_JOB] if report and importlib.util.find_spec("umap") else [])
+    umap_job = [UMAP_JOB] if report and importlib.util.find_spec("umap") else []
+    jobs = distinct[:1] + umap_job + distinct[1:]
     n = min(os.cpu_count() or 1, len(jobs))
     if os.environ.get("LENSREC_PRECOMPILE", "1") == "0" or n < 2 or kernels_cached(jobs):
         return None
@@ -809,11 +813,6 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         if pre is not None:
             pre.abort()
         raise
-    if pre is not None:
-        seconds = pre.close()
-        failed = f"; not compiled ahead: {', '.join(pre.failed)}" if pre.failed else ""
-        print(f"kernels compiled in {seconds:.0f}s by {pre.processes} processes beside the runs, "
-              f"and cached: the next runs start at once{failed}")  # fmt: skip
     print()
     from .experiments.compare import add_stats, format_board, write_board
 
@@ -824,17 +823,45 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     md = write_board(table, Path(args.runs_dir) / "benchmark.md")
     print(f"\nthis run's table written to {csv} and {md}; `lensrec leaderboard` shows every "
           "recorded run")  # fmt: skip
-    if not args.no_report:
-        from .report import build_report
-
-        try:
-            report = build_report(args.runs_dir, run_ids=run_ids, models=fitted,
-                                  title="lensrec benchmark")  # fmt: skip
-        except MissingExtraError as exc:
-            print(f"report not written: {exc}")
-        else:
-            print(f"report ({report.images} figures): {report.path.resolve()}")
+    try:
+        if not args.no_report:
+            _benchmark_report(args.runs_dir, run_ids, fitted, pre)
+    except BaseException:
+        if pre is not None:
+            pre.abort()
+        raise
+    if pre is not None:
+        seconds = pre.close()
+        failed = f"; not compiled ahead: {', '.join(pre.failed)}" if pre.failed else ""
+        print(f"kernels compiled in {seconds:.0f}s by {pre.processes} processes beside the runs, "
+              f"and cached: the next runs start at once{failed}")  # fmt: skip
     return 0
+
+
+def _benchmark_report(runs_dir: str, run_ids: list[str], fitted: dict[str, Any], pre: Any) -> None:
+    """Write the benchmark's HTML report and print its path. On a first run a worker may
+    still be compiling umap-learn's functions: the report draws its other figures and waits
+    for that worker only at its first UMAP map."""
+    import contextlib
+
+    from .experiments.warm import UMAP_JOB
+    from .report import build_report
+
+    print("writing the HTML report (data, learning curves, UMAP and t-SNE maps, similar "
+          "items, a sample user) ...", flush=True)  # fmt: skip
+    gate: Any = contextlib.nullcontext()
+    if pre is not None and UMAP_JOB in pre.models:
+        from .report.figures import umap_ready_when
+
+        gate = umap_ready_when(lambda: pre.wait(UMAP_JOB))
+    try:
+        with gate:
+            report = build_report(runs_dir, run_ids=run_ids, models=fitted,
+                                  title="lensrec benchmark")  # fmt: skip
+    except MissingExtraError as exc:
+        print(f"report not written: {exc}")
+    else:
+        print(f"report ({report.images} figures): {report.path.resolve()}")
 
 
 # --- parser ------------------------------------------------------------------------------

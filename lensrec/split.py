@@ -271,10 +271,9 @@ def _group_ranks(
 
 def _order_by_user(inter: Interactions, within: np.ndarray | None = None) -> np.ndarray:
     """Rows grouped by user; inside a user by ``within`` (ties by row order), or by row order."""
-    order = group_order(inter.users, inter.n_users)
     if within is not None:
-        order = sort_within_groups(order, inter.users, inter.n_users, within)
-    return order
+        return sort_within_groups(inter.users, inter.n_users, within)
+    return group_order(inter.users, inter.n_users)
 
 
 # --- filters ---------------------------------------------------------------------------------

@@ -159,7 +159,7 @@ def run_spec(
     else:
         folds = [splits.make_split(data, spec.split, random_state=spec.seed)]
     t0 = time.perf_counter()
-    warm_up_quietly(cls)
+    warm_up_quietly(cls, params)
     compile_seconds = time.perf_counter() - t0
     notes: list[str] = []
     runs = [_fit_and_evaluate(spec, cls, params, sp, notes, show_progress) for sp in folds]
@@ -367,12 +367,13 @@ def data_summary(data: Any) -> str:
     return text
 
 
-def warm_up_quietly(cls: Any) -> None:
-    """Compile a model's kernels without logging the warm-up fits as if they were fits."""
+def warm_up_quietly(cls: Any, params: Mapping[str, Any] | None = None) -> None:
+    """Compile a model's kernels without logging the warm-up fits as if they were fits
+    (``params``: the settings about to be fitted, see ``Recommender.warm_up``)."""
     root = logging.getLogger("lensrec")
     level = root.level
     root.setLevel(max(level, logging.WARNING))
     try:
-        cls.warm_up()
+        cls.warm_up(params)
     finally:
         root.setLevel(level)

@@ -101,7 +101,7 @@ def _warm(name: str) -> float:
             from ..models import MODELS
             from .run import warm_up_quietly
 
-            warm_up_quietly(MODELS[name])
+            warm_up_quietly(MODELS[name], {})  # the default settings' kernels
     return time.perf_counter() - t0
 
 

@@ -1,4 +1,4 @@
-"""Grouping kernels: stable counting sort of rows by a small integer key, per-group sorts.
+"""Grouping: stable counting sort of rows by a small integer key (a kernel), per-group sorts.
 
 Used by :mod:`lensrec.split` to put each user's rows together (in row order, in random
 order or in time order) in O(n) instead of an O(n log n) stable sort over all rows.
@@ -31,29 +31,17 @@ def group_order(keys: np.ndarray, n_keys: int) -> np.ndarray:
     return out
 
 
-@nb.njit(cache=True, nogil=True)
-def sort_within_groups(
-    order: np.ndarray, keys: np.ndarray, n_keys: int, values: np.ndarray
-) -> np.ndarray:
-    """Stably re-sort each key's run of ``order`` by ``values`` (ties keep their place).
+def sort_within_groups(keys: np.ndarray, n_keys: int, values: np.ndarray) -> np.ndarray:
+    """Rows grouped by ascending key, inside a key by ``values``, ties by row:
+    ``np.lexsort((rows, values, keys))``.
 
-    ``order`` must list rows grouped by ascending key (as :func:`group_order` gives);
-    returns a new order grouped by key and, inside a key, by ``(values, previous position)``.
+    One stable sort of all rows by value, then the stable counting sort by key
+    (:func:`group_order`) of that order. This was a kernel sorting each key's run with
+    numba's merge sort: 1.4x slower at 33M rows (10.5 s against 7.0 s, 200,000 keys) and
+    about 5 s to compile on a first run.
     """
-    counts = np.zeros(n_keys + 1, dtype=np.int64)
-    for r in range(keys.size):
-        counts[keys[r] + 1] += 1
-    for j in range(n_keys):
-        counts[j + 1] += counts[j]
-    out = order.copy()
-    for j in range(n_keys):
-        lo, hi = counts[j], counts[j + 1]
-        if hi - lo < 2:
-            continue
-        seg = order[lo:hi]
-        sub = np.argsort(values[seg], kind="mergesort")
-        out[lo:hi] = seg[sub]
-    return out
+    by_value = np.argsort(values, kind="stable")
+    return by_value[group_order(keys[by_value], n_keys)]
 
 
 def _reference_group_order(keys: np.ndarray, n_keys: int) -> np.ndarray:

@@ -6,6 +6,10 @@ CSR of items to exclude (``indptr, indices`` of the same ``b`` rows) and ``k``.
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numba as nb
 import numpy as np
 
@@ -22,6 +26,20 @@ _CHUNK = 32  # columns per skip test in topk_rows
 #: ~5 ms through the parallel kernel against microseconds serially). Same answer either way.
 PARALLEL_MIN_VALUES = 1 << 18
 
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    """One thread pool per process (made again in a forked child, whose copy has no
+    threads)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(max(1, os.cpu_count() or 1),
+                                                     thread_name_prefix="lensrec-topk"))  # fmt: skip
+        return _pool[1]
+
 
 def topk_rows(scores, k, excl_indptr, excl_indices, out_ids, out_scores):
     """Fill ``out_ids`` / ``out_scores`` ``[b, k]`` with each row's best ``k`` columns.
@@ -31,14 +49,29 @@ def topk_rows(scores, k, excl_indptr, excl_indices, out_ids, out_scores):
     ``-inf`` scores. Best first; equal scores go to the lower column. Rows with fewer than
     ``k`` candidates are padded with ``-1`` / ``-inf``. NaN scores are treated as ``-inf``.
 
-    Rows run in parallel when the block holds at least ``PARALLEL_MIN_VALUES`` scores, on
-    the calling thread otherwise (single queries: no parallel region to start); the answer is
-    the same bit for bit.
+    A block of at least ``PARALLEL_MIN_VALUES`` scores is cut into one run of rows per
+    thread (numba's thread count in force for the caller: ``LENSREC_THREADS``), each run
+    ranked by the same serial kernel, which releases the GIL; smaller blocks run on the
+    calling thread. The answer is the same bit for bit. (This was a ``parallel=True``
+    kernel: the same speed, and one more compile of about 3 s on a first run.)
     """
-    if scores.size >= PARALLEL_MIN_VALUES and scores.shape[0] > 1:
-        _topk_rows_parallel(scores, k, excl_indptr, excl_indices, out_ids, out_scores)
-    else:
+    import numba
+
+    n = scores.shape[0]
+    threads = min(numba.get_num_threads(), n) if scores.size >= PARALLEL_MIN_VALUES else 1
+    if threads <= 1:
         _topk_rows_serial(scores, k, excl_indptr, excl_indices, out_ids, out_scores)
+        return
+    cuts = [n * t // threads for t in range(threads + 1)]
+    parts = [
+        (scores[a:b], k, excl_indptr[a : b + 1], excl_indices, out_ids[a:b], out_scores[a:b])
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True)
+    ]
+    pool = _executor()
+    futures = [pool.submit(_topk_rows_serial, *part) for part in parts[1:]]
+    _topk_rows_serial(*parts[0])  # the calling thread takes the first run
+    for future in futures:
+        future.result()
 
 
 @nb.njit(cache=True, nogil=True)
@@ -80,12 +113,6 @@ def _topk_row(scores, r, k, excl_indptr, excl_indices, out_ids, out_scores):
         out_ids[r, t] = -1
         out_scores[r, t] = -np.inf
     heap_drain(heap_s, heap_i, size, out_ids, out_scores, r)
-
-
-@nb.njit(cache=True, parallel=True, nogil=True)
-def _topk_rows_parallel(scores, k, excl_indptr, excl_indices, out_ids, out_scores):
-    for r in nb.prange(scores.shape[0]):
-        _topk_row(scores, r, k, excl_indptr, excl_indices, out_ids, out_scores)
 
 
 @nb.njit(cache=True, nogil=True)

@@ -185,7 +185,7 @@ class _FactorRanker(Recommender):
         return [n for n in super()._param_names() if n not in last] + last
 
     @classmethod
-    def warm_up(cls) -> None:
+    def warm_up(cls, params: Mapping[str, Any] | None = None) -> None:
         """Compile the epoch and fold-in kernels on tiny data: a two-epoch fit with
         validation and a fold-in for each of ``_warm_up_variants``."""
         from ..data.planted import make_blocks

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
@@ -397,7 +397,7 @@ class BiasedSGDModel(RatingPredictor):
         """Queries beyond ``predict`` whose kernels :meth:`warm_up` compiles."""
 
     @classmethod
-    def warm_up(cls) -> None:
+    def warm_up(cls, params: Mapping[str, Any] | None = None) -> None:
         """Compile the serial and Hogwild epochs and the predictions on tiny data."""
         from ..data.planted import make_ratings
 

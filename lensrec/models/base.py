@@ -27,7 +27,7 @@ import os
 import time
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import (
@@ -386,11 +386,15 @@ class Recommender:
         raise NotImplementedError
 
     @classmethod
-    def warm_up(cls) -> None:
+    def warm_up(cls, params: Mapping[str, Any] | None = None) -> None:
         """Compile (or load from numba's cache) the model's kernels on tiny data.
 
         Called before a timed ``fit`` so that fit seconds in run records and benchmarks do
         not include JIT compilation. Models without numba kernels do nothing.
+
+        ``params`` are the hyper-parameters about to be fitted (``{}``: the defaults): a
+        model whose settings select between kernels (ALS's ``solver``) may compile only
+        the ones those settings call. ``None`` compiles every kernel.
         """
 
     def _check_finite(self) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -130,7 +131,7 @@ class Baseline(RatingPredictor):
     random_state: RandomState = None
 
     @classmethod
-    def warm_up(cls) -> None:
+    def warm_up(cls, params: Mapping[str, Any] | None = None) -> None:
         """Compile the ALS kernel (serial and parallel) on tiny data."""
         from ..data.planted import make_ratings
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
@@ -288,7 +289,7 @@ class BiasedMF(RatingPredictor):
     random_state: RandomState = None
 
     @classmethod
-    def warm_up(cls) -> None:
+    def warm_up(cls, params: Mapping[str, Any] | None = None) -> None:
         """Compile the training and prediction kernels (both squash variants) on tiny data."""
         from ..data.planted import make_ratings
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
@@ -219,7 +220,7 @@ class BPMF(RatingPredictor):
         )  # fmt: skip
 
     @classmethod
-    def warm_up(cls) -> None:
+    def warm_up(cls, params: Mapping[str, Any] | None = None) -> None:
         """Compile the sampling, prediction and error kernels on tiny data."""
         from ..data.planted import make_ratings
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Annotated, ClassVar
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -117,7 +118,7 @@ class EASE(Recommender):
 
     # --- fitting -------------------------------------------------------------------------
     @classmethod
-    def warm_up(cls) -> None:
+    def warm_up(cls, params: Mapping[str, Any] | None = None) -> None:
         """Compile the Gram and in-place inversion kernels (float32) on tiny data."""
         from ..data.planted import make_blocks
 

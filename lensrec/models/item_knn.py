@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, ClassVar, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -109,7 +110,7 @@ class ItemKNN(Recommender):
         return int(24 * nnz + 16 * n_items * k + 64 * n_items + 8 * n_users)
 
     @classmethod
-    def warm_up(cls) -> None:
+    def warm_up(cls, params: Mapping[str, Any] | None = None) -> None:
         """Compile the similarity kernel on tiny data."""
         from ..data.planted import make_blocks
 

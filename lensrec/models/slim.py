@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, ClassVar
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -119,7 +120,7 @@ class SLIM(Recommender):
         return int(12 * n_items * n + 64 * n * n + gram + linear)
 
     @classmethod
-    def warm_up(cls) -> None:
+    def warm_up(cls, params: Mapping[str, Any] | None = None) -> None:
         """Compile the exact and the candidate (fsSLIM) solvers on tiny data."""
         from ..data.planted import make_blocks
 

@@ -11,10 +11,14 @@ UMAP needs ``umap-learn`` and t-SNE scikit-learn (which umap-learn brings); each
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
 import logging
 import math
+import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,6 +36,7 @@ __all__ = [
     "importance_bars",
     "main_genres",
     "GENRE_PRIORITY",
+    "umap_ready_when",
 ]
 
 _log = logging.getLogger(__name__)
@@ -100,6 +105,53 @@ def learning_curves(histories: Mapping[str, Mapping[str, Sequence[float]]]) -> A
 _UMAP_CACHED = False
 #: up to this many points UMAP gets the cosine distance matrix (float32, 64 MiB at the most)
 _PRECOMPUTED_MAX = 4096
+#: called once before umap-learn is first used (``lensrec benchmark`` waits there for the
+#: worker that compiles it, see :func:`umap_ready_when`)
+_UMAP_WAIT: Callable[[], None] | None = None
+
+
+@contextlib.contextmanager
+def umap_ready_when(wait: Callable[[], None]) -> Iterator[None]:
+    """Within this block, call ``wait()`` before umap-learn is first used: the report draws
+    its other figures while another process is still compiling UMAP's functions."""
+    global _UMAP_WAIT
+    _UMAP_WAIT = wait
+    try:
+        yield
+    finally:
+        _UMAP_WAIT = None
+
+
+@contextlib.contextmanager
+def _lazy_signatures(prefixes: tuple[str, ...]) -> Iterator[None]:
+    """While modules named ``prefixes`` are imported, their numba functions declared with
+    explicit signatures compile when first called instead of at import.
+
+    pynndescent declares dozens of such functions (random-projection trees, sparse and
+    quantised metrics); numba compiles them all while ``import umap`` runs, about 13 s of a
+    first run on 2 cores, although a report's maps call none of them. Dropping the
+    signature only defers the compile: a function that is called is compiled for the
+    types it is called with (and cached, see :func:`_umap`).
+    """
+    import numba
+
+    saved = numba.njit, numba.jit
+
+    def lazy(decorate: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(decorate)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if args and not callable(args[0]) and caller.startswith(prefixes):
+                args = args[1:]  # the signature (or a list of them): compile on first call
+            return decorate(*args, **kwargs)
+
+        return wrapper
+
+    numba.njit, numba.jit = lazy(saved[0]), lazy(saved[1])
+    try:
+        yield
+    finally:
+        numba.njit, numba.jit = saved
 
 
 def _umap() -> Any:
@@ -109,16 +161,21 @@ def _umap() -> Any:
     process compiled them again: about 18 s of every report on 2 cores, more than the maps
     themselves. numba's :meth:`Dispatcher.enable_caching` gives them the on-disk cache
     lensrec's own kernels have (beside their sources, or under ``NUMBA_CACHE_DIR``); a
-    function numba cannot cache (dynamic globals) is compiled as before.
+    function numba cannot cache (dynamic globals) is compiled as before. The first import
+    defers the functions pynndescent would compile eagerly (:func:`_lazy_signatures`).
     """
     global _UMAP_CACHED
+    if _UMAP_WAIT is not None:
+        _UMAP_WAIT()
     try:
-        import umap
+        if "umap" in sys.modules:
+            import umap
+        else:
+            with _lazy_signatures(("umap", "pynndescent")):
+                import umap
     except ImportError:
         raise MissingExtraError("UMAP maps", "plots", "umap-learn") from None
     if not _UMAP_CACHED:
-        import sys
-
         from numba.core.dispatcher import Dispatcher
 
         for name, module in list(sys.modules.items()):
@@ -142,6 +199,10 @@ def warm_umap() -> None:
     embed_2d(x, "umap")
 
 
+#: scikit-learn renamed ``n_iter`` to ``max_iter`` in 1.5 (and removed ``n_iter`` in 1.7)
+_TSNE_ITER = "max_iter"
+
+
 def embed_2d(vectors: np.ndarray, method: str, *, random_state: int = 0) -> np.ndarray:
     """``[n, d]`` vectors to ``[n, 2]`` by ``"umap"`` (cosine metric) or ``"tsne"``."""
     x = np.asarray(vectors, dtype=np.float32)
@@ -155,7 +216,9 @@ def embed_2d(vectors: np.ndarray, method: str, *, random_state: int = 0) -> np.n
             x, metric = dist, "precomputed"
         else:
             metric = "cosine"
-        reducer = _umap().UMAP(n_neighbors=15, min_dist=0.1, metric=metric,
+        # 200 layout epochs, umap-learn's own choice above 10,000 points (500 below it):
+        # the maps' clusters are settled by then, at 2/5 of the time
+        reducer = _umap().UMAP(n_neighbors=15, min_dist=0.1, metric=metric, n_epochs=200,
                                random_state=random_state, n_jobs=1)  # fmt: skip
         with warnings.catch_warnings():  # "inverse_transform will be unavailable": unused
             warnings.filterwarnings("ignore", "using precomputed metric", UserWarning)
@@ -165,10 +228,16 @@ def embed_2d(vectors: np.ndarray, method: str, *, random_state: int = 0) -> np.n
             from sklearn.manifold import TSNE
         except ImportError:
             raise MissingExtraError("t-SNE maps", "plots", "scikit-learn") from None
+        global _TSNE_ITER
+        if "max_iter" not in inspect.signature(TSNE).parameters:
+            _TSNE_ITER = "n_iter"
         norms = np.linalg.norm(x, axis=1, keepdims=True)
         x = x / np.maximum(norms, 1e-12)
         perplexity = float(min(30, max(2, (x.shape[0] - 1) // 3)))
-        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=random_state)
+        # 500 iterations (250 of them exaggerated) instead of 1000: a few thousand points
+        # have settled by then, at half the time
+        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=random_state,
+                    **{_TSNE_ITER: 500})  # fmt: skip
         return np.asarray(tsne.fit_transform(x), dtype=np.float64)
     raise ValueError(f"method must be umap or tsne, got {method!r}")
 

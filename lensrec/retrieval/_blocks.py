@@ -93,6 +93,10 @@ def blocked_topk(
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         scores = np.ascontiguousarray(score_block(start, stop), dtype=np.float32)
+        if not scores.flags.writeable:
+            # a read-only view (popularity's one broadcast row) would be another type to
+            # numba, so one more compile of the kernel on a first run: copied instead
+            scores = scores.copy()
         bi = out_ids[start:stop]
         bs = out_scores[start:stop]
         # indptr slices stay absolute positions into indices: no copy of the exclusions

@@ -24,12 +24,11 @@ def test_group_order_and_within_match_reference(keys, values):
     v = np.array(values[: k.size], dtype=np.int64)
     order = group_order(k, 10)
     assert np.array_equal(order, _reference_group_order(k, 10))
-    assert np.array_equal(sort_within_groups(order, k, 10, v), _reference_sort_within_groups(k, v))
+    assert np.array_equal(sort_within_groups(k, 10, v), _reference_sort_within_groups(k, v))
 
 
 def test_group_order_hand_built():
     keys = np.array([2, 0, 2, 1, 0], dtype=np.int32)
     assert group_order(keys, 3).tolist() == [1, 4, 3, 0, 2]
-    order = group_order(keys, 3)
     values = np.array([5, 9, 1, 0, 9], dtype=np.int64)  # key 0: 9, 9 (tie, row order); key 2: 5, 1
-    assert sort_within_groups(order, keys, 3, values).tolist() == [1, 4, 3, 2, 0]
+    assert sort_within_groups(keys, 3, values).tolist() == [1, 4, 3, 2, 0]

@@ -77,8 +77,10 @@ def test_topk_long_rows_skip_chunks_correctly(seed):
     np.testing.assert_array_equal(out, ref_out)
 
 
-def test_serial_and_parallel_paths_agree_with_the_reference():
-    from lensrec.kernels.topk import PARALLEL_MIN_VALUES, _topk_rows_parallel, _topk_rows_serial
+def test_serial_and_threaded_paths_agree_with_the_reference(monkeypatch):
+    import numba
+
+    from lensrec.kernels.topk import PARALLEL_MIN_VALUES, _topk_rows_serial, topk_rows
 
     gen = np.random.default_rng(3)
     b, n, k = 260, 1024, 17
@@ -92,9 +94,15 @@ def test_serial_and_parallel_paths_agree_with_the_reference():
     np.testing.assert_array_equal(out, ref_out)
     indptr = np.concatenate([[0], np.cumsum([len(e) for e in exclude])]).astype(np.int64)
     indices = np.array([j for e in exclude for j in sorted(e)], dtype=np.int32)
-    for kernel in (_topk_rows_parallel, _topk_rows_serial):
-        got_i = np.empty((b, k), np.int32)
-        got_s = np.empty((b, k), np.float32)
-        kernel(scores, k, indptr, indices, got_i, got_s)
+    got_i = np.empty((b, k), np.int32)
+    got_s = np.empty((b, k), np.float32)
+    _topk_rows_serial(scores, k, indptr, indices, got_i, got_s)
+    np.testing.assert_array_equal(got_i, ref_ids)
+    np.testing.assert_array_equal(got_s, ref_out)
+    for threads in (2, 3, 7):  # runs of rows of unequal length, cut at 86/87 or 37/38 rows
+        monkeypatch.setattr(numba, "get_num_threads", lambda t=threads: t)
+        got_i = np.full((b, k), -7, np.int32)
+        got_s = np.full((b, k), 7, np.float32)
+        topk_rows(scores, k, indptr, indices, got_i, got_s)
         np.testing.assert_array_equal(got_i, ref_ids)
         np.testing.assert_array_equal(got_s, ref_out)
