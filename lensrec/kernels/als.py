@@ -65,7 +65,7 @@ __all__ = [
 _FAST = {"reassoc", "contract", "arcp"}
 _BLOCK = 64  # rows per block (f < 512): the lockstep CG's sgemm is [64, f] x [f, f]
 _BLOCK_WIDE = 256  # rows per block for f >= 512: amortises sgemm's packing of the f x f Gram
-_GATHER = 1 << 18  # floats (1 MiB) of gathered Y rows per block: stays in L2 across CG steps
+_GATHER = 1 << 22  # floats (16 MiB) of gathered Y rows per block, reread by every CG step
 _AHEAD = 8  # interactions ahead whose row is prefetched: 4, 8 and 16 measured alike at 33M
 
 
@@ -86,7 +86,9 @@ def _row_reg(reg, freq_exponent, n_row, w0, n_cols):
 
 
 @nb.njit(cache=True, nogil=True, parallel=True, fastmath=_FAST, error_model="numpy")
-def als_half_step_cg(indptr, indices, conf, Y, X, gram, reg, freq_exponent, w0, cg_steps):
+def als_half_step_cg(
+    indptr, indices, conf, Y, X, gram, reg, freq_exponent, w0, cg_steps, threads=1, gather=_GATHER
+):
     """Update every row of ``X`` in place by ``cg_steps`` conjugate-gradient steps.
 
     Warm-started from the current ``X``; the ``f x f`` system matrix is never formed:
@@ -98,8 +100,9 @@ def als_half_step_cg(indptr, indices, conf, Y, X, gram, reg, freq_exponent, w0, 
     indptr : int32 or int64 [n_rows + 1]
     indices : int32 [nnz]
         Column (other side) indices, any order within a row.
-    conf : float32 [nnz]
-        Confidence ``c_ui > 0`` of each observed entry; the target is 1.
+    conf : float32 [nnz] or [1]
+        Confidence ``c_ui > 0`` of each observed entry; the target is 1. One value: the
+        same confidence for every entry (binary data: no array of nnz to hold).
     Y : float32 [n_cols, f]
         The fixed side (C-contiguous).
     X : float32 [n_rows, f]
@@ -111,15 +114,23 @@ def als_half_step_cg(indptr, indices, conf, Y, X, gram, reg, freq_exponent, w0, 
     cg_steps : int
         CG steps per row (3 is the usual choice with warm starts; ``f`` gives the exact
         solution in exact arithmetic).
+    threads : int
+        Parallel threads (``numba.get_num_threads()`` at the caller: numba cannot cache a
+        kernel that asks for it). Blocks go to threads in turn, each with one gather buffer.
+    gather : int
+        Floats of gathered rows of ``Y`` per block (see the notes).
 
     Run it with BLAS limited to one thread (see the module notes): up to 100x slower otherwise.
 
     Notes
     -----
     The rows ``y_i`` a block needs are copied once, in the first pass, into a block buffer
-    (up to ``_GATHER`` floats; rows that do not fit are read in place) so that the
-    ``cg_steps`` further passes read cache-resident contiguous memory instead of scattered
-    rows of ``Y``: at 1M interactions and f = 64 this halves the time of a half-step.
+    (up to ``gather`` floats; rows that do not fit are read in place) so that the
+    ``cg_steps`` further passes read contiguous memory, streamed or cache-resident, instead
+    of scattered rows of ``Y``: at 1M interactions and f = 64 this halves the time of a
+    half-step. With 1 MiB buffers, a block of 64 popular items at 33M interactions (64 x
+    370 rows on average) no longer fitted and was read in place three more times, from a
+    53 MB ``Y`` far beyond the caches; 16 MiB buffers cut that item half-step by 17%.
     """
     n_rows, f = X.shape
     n_cols = Y.shape[0]
@@ -127,115 +138,127 @@ def als_half_step_cg(indptr, indices, conf, Y, X, gram, reg, freq_exponent, w0, 
     n_blocks = (n_rows + bs - 1) // bs
     w0f = np.float32(w0)
     zero = np.float32(0.0)
-    cap = max(_GATHER // f, 1)  # gathered rows per block
-    for blk in nb.prange(n_blocks):
-        start = blk * bs
-        stop = min(start + bs, n_rows)
-        n = stop - start
+    cap = max(gather // f, 1)  # gathered rows per block
+    cmask = 0 if conf.shape[0] == 1 else -1  # conf[idx & cmask]: one value, or one per entry
+    widest = 1  # the most rows any block gathers
+    for blk in range(n_blocks):
+        lo_b = indptr[blk * bs]
+        hi_b = indptr[min(blk * bs + bs, n_rows)]
+        widest = max(widest, min(hi_b - lo_b, cap))
+    # one gather buffer per thread, made once: a buffer per block came from each thread's
+    # own malloc arena, which kept it, and the fit's peak grew by one buffer per arena
+    slots = max(1, min(threads, n_blocks))
+    buffers = np.empty((slots, widest, f), dtype=np.float32)
+    for slot in nb.prange(slots):  # blocks slot, slot + slots, ...: one buffer each
+        YG = buffers[slot]
         R = np.empty((bs, f), dtype=np.float32)
         P = np.empty((bs, f), dtype=np.float32)
         AP = np.empty((bs, f), dtype=np.float32)
-        rs = np.zeros(bs, dtype=np.float64)
+        rs = np.empty(bs, dtype=np.float64)
         lam = np.empty(bs, dtype=np.float32)
         offset = np.empty(bs, dtype=np.int64)  # row b's entries at YG[offset[b]:], or -1
-        need = min(indptr[stop] - indptr[start], cap)
-        YG = np.empty((max(need, 1), f), dtype=np.float32)
-        used = 0
-        end = indptr[stop]
-        Xb = X[start:stop]
-        np.dot(Xb, gram, AP[:n])  # G x for every row of the block (G is symmetric)
-        # first pass: initial residual r = b - A x, gathering the rows of Y
-        for b in range(n):
-            u = start + b
-            x = Xb[b]
-            r = R[b]
-            p = P[b]
-            lo = indptr[u]
-            hi = indptr[u + 1]
-            if lo == hi:
-                for j in range(f):
-                    x[j] = zero
-                    p[j] = zero
-                continue
-            gathered = used + (hi - lo) <= need
-            offset[b] = used if gathered else -1
-            lb = np.float32(_row_reg(reg, freq_exponent, hi - lo, w0, n_cols))
-            lam[b] = lb
-            gx = AP[b]
-            for j in range(f):
-                r[j] = -w0f * gx[j] - lb * x[j]
-            for idx in range(lo, hi):
-                if idx + _AHEAD < end:  # start loading a row needed soon (_prefetch)
-                    prefetch_row(Y, indices[idx + _AHEAD])
-                y = Y[indices[idx]]
-                c = conf[idx]
-                d = zero
-                if gathered:
-                    g = YG[used]
-                    used += 1
-                    for j in range(f):
-                        g[j] = y[j]
-                        d += y[j] * x[j]
-                else:
-                    for j in range(f):
-                        d += y[j] * x[j]
-                coef = c - (c - w0f) * d
-                for j in range(f):
-                    r[j] += coef * y[j]
-            s = zero
-            for j in range(f):
-                p[j] = r[j]
-                s += r[j] * r[j]
-            rs[b] = s
-        for step in range(cg_steps):
-            np.dot(P[:n], gram, AP[:n])
+        for blk in range(slot, n_blocks, slots):
+            start = blk * bs
+            stop = min(start + bs, n_rows)
+            n = stop - start
+            rs[:] = 0.0
+            need = min(indptr[stop] - indptr[start], cap)
+            used = 0
+            end = indptr[stop]
+            Xb = X[start:stop]
+            np.dot(Xb, gram, AP[:n])  # G x for every row of the block (G is symmetric)
+            # first pass: initial residual r = b - A x, gathering the rows of Y
             for b in range(n):
-                if rs[b] <= 1e-30:
-                    continue
                 u = start + b
-                p = P[b]
-                ap = AP[b]
-                lb = lam[b]
-                for j in range(f):
-                    ap[j] = w0f * ap[j] + lb * p[j]
-                lo = indptr[u]
-                hi = indptr[u + 1]
-                off = offset[b]
-                for idx in range(lo, hi):
-                    y = YG[off + idx - lo] if off >= 0 else Y[indices[idx]]
-                    d = zero
-                    for j in range(f):
-                        d += y[j] * p[j]
-                    d *= conf[idx] - w0f
-                    for j in range(f):
-                        ap[j] += d * y[j]
-                pap = zero
-                for j in range(f):
-                    pap += p[j] * ap[j]
-                if not pap > 0.0:  # numerical breakdown (or a singular system): stop this row
-                    rs[b] = 0.0
-                    for j in range(f):
-                        p[j] = zero
-                    continue
-                alpha = np.float32(rs[b] / pap)
                 x = Xb[b]
                 r = R[b]
-                s = zero
-                for j in range(f):
-                    x[j] += alpha * p[j]
-                    r[j] -= alpha * ap[j]
-                    s += r[j] * r[j]
-                if s <= 1e-30:  # converged
-                    rs[b] = 0.0
+                p = P[b]
+                lo = indptr[u]
+                hi = indptr[u + 1]
+                if lo == hi:
                     for j in range(f):
+                        x[j] = zero
                         p[j] = zero
                     continue
-                if step == cg_steps - 1:  # no next direction needed
-                    continue
-                beta = np.float32(s / rs[b])
+                gathered = used + (hi - lo) <= need
+                offset[b] = used if gathered else -1
+                lb = np.float32(_row_reg(reg, freq_exponent, hi - lo, w0, n_cols))
+                lam[b] = lb
+                gx = AP[b]
                 for j in range(f):
-                    p[j] = r[j] + beta * p[j]
+                    r[j] = -w0f * gx[j] - lb * x[j]
+                for idx in range(lo, hi):
+                    if idx + _AHEAD < end:  # start loading a row needed soon (_prefetch)
+                        prefetch_row(Y, indices[idx + _AHEAD])
+                    y = Y[indices[idx]]
+                    c = conf[idx & cmask]
+                    d = zero
+                    if gathered:
+                        g = YG[used]
+                        used += 1
+                        for j in range(f):
+                            g[j] = y[j]
+                            d += y[j] * x[j]
+                    else:
+                        for j in range(f):
+                            d += y[j] * x[j]
+                    coef = c - (c - w0f) * d
+                    for j in range(f):
+                        r[j] += coef * y[j]
+                s = zero
+                for j in range(f):
+                    p[j] = r[j]
+                    s += r[j] * r[j]
                 rs[b] = s
+            for step in range(cg_steps):
+                np.dot(P[:n], gram, AP[:n])
+                for b in range(n):
+                    if rs[b] <= 1e-30:
+                        continue
+                    u = start + b
+                    p = P[b]
+                    ap = AP[b]
+                    lb = lam[b]
+                    for j in range(f):
+                        ap[j] = w0f * ap[j] + lb * p[j]
+                    lo = indptr[u]
+                    hi = indptr[u + 1]
+                    off = offset[b]
+                    for idx in range(lo, hi):
+                        y = YG[off + idx - lo] if off >= 0 else Y[indices[idx]]
+                        d = zero
+                        for j in range(f):
+                            d += y[j] * p[j]
+                        d *= conf[idx & cmask] - w0f
+                        for j in range(f):
+                            ap[j] += d * y[j]
+                    pap = zero
+                    for j in range(f):
+                        pap += p[j] * ap[j]
+                    if not pap > 0.0:  # numerical breakdown (or a singular system): stop this row
+                        rs[b] = 0.0
+                        for j in range(f):
+                            p[j] = zero
+                        continue
+                    alpha = np.float32(rs[b] / pap)
+                    x = Xb[b]
+                    r = R[b]
+                    s = zero
+                    for j in range(f):
+                        x[j] += alpha * p[j]
+                        r[j] -= alpha * ap[j]
+                        s += r[j] * r[j]
+                    if s <= 1e-30:  # converged
+                        rs[b] = 0.0
+                        for j in range(f):
+                            p[j] = zero
+                        continue
+                    if step == cg_steps - 1:  # no next direction needed
+                        continue
+                    beta = np.float32(s / rs[b])
+                    for j in range(f):
+                        p[j] = r[j] + beta * p[j]
+                    rs[b] = s
 
 
 @nb.njit(cache=True, nogil=True)
@@ -270,6 +293,7 @@ def als_half_step_cholesky(indptr, indices, conf, Y, X, gram, reg, freq_exponent
     bs = _BLOCK if f < 512 else _BLOCK_WIDE
     n_blocks = (n_rows + bs - 1) // bs
     G = gram.astype(np.float64) * w0
+    cmask = 0 if conf.shape[0] == 1 else -1
     for blk in nb.prange(n_blocks):
         start = blk * bs
         stop = min(start + bs, n_rows)
@@ -293,7 +317,7 @@ def als_half_step_cholesky(indptr, indices, conf, Y, X, gram, reg, freq_exponent
                 rhs[j] = 0.0
             for t in range(n_u):
                 y = Y[indices[lo + t]]
-                c = np.float64(conf[lo + t])
+                c = np.float64(conf[(lo + t) & cmask])
                 cw = c - w0
                 for j in range(f):
                     v = np.float64(y[j])
@@ -332,6 +356,7 @@ def als_loss(indptr, indices, conf, X, Y, gram, reg, freq_exponent, w0):
     bs = _BLOCK if f < 512 else _BLOCK_WIDE
     n_blocks = (n_users + bs - 1) // bs
     w0f = np.float32(w0)
+    cmask = 0 if conf.shape[0] == 1 else -1
     total = 0.0
     for blk in nb.prange(n_blocks):
         start = blk * bs
@@ -358,7 +383,7 @@ def als_loss(indptr, indices, conf, X, Y, gram, reg, freq_exponent, w0):
                 s = np.float32(0.0)
                 for j in range(f):
                     s += y[j] * x[j]
-                c = conf[idx]
+                c = conf[idx & cmask]
                 e = np.float32(1.0) - s
                 obs += np.float64(c * e * e - w0f * s * s)
             lam = _row_reg(reg, freq_exponent, indptr[u + 1] - indptr[u], w0, n_items)

@@ -126,9 +126,34 @@ def test_result_does_not_depend_on_thread_count(rng):
     try:
         for threads in (1, 2):
             numba.set_num_threads(threads)
-            Xc = X.copy()
-            als_half_step_cg(m.indptr, m.indices, m.data, Y, Xc, gram(Y), 0.1, 0.0, 1.0, 3)
-            outs.append(Xc)
+            for slots, gather in ((threads, 1 << 22), (threads, 24), (3, 1 << 22)):
+                Xc = X.copy()
+                als_half_step_cg(m.indptr, m.indices, m.data, Y, Xc, gram(Y), 0.1, 0.0, 1.0,
+                                 3, slots, gather)  # fmt: skip
+                outs.append(Xc)
     finally:
         numba.set_num_threads(old)
-    np.testing.assert_array_equal(outs[0], outs[1])
+    for out in outs[1:]:  # a gather of 24 floats (4 rows) reads most rows in place
+        np.testing.assert_array_equal(outs[0], out)
+
+
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+def test_one_confidence_for_all_entries_equals_the_full_array(rng, solver):
+    """Binary data hands the kernels one confidence instead of an array of nnz."""
+    m, X, Y = _problem(rng, n_rows=60, n_cols=30, f=6, density=0.2)
+    full = np.full(m.nnz, 2.5, dtype=np.float32)
+    one = np.array([2.5], dtype=np.float32)
+    outs = []
+    for conf in (full, one):
+        Xc = X.copy()
+        if solver == "cg":
+            als_half_step_cg(m.indptr, m.indices, conf, Y, Xc, gram(Y), 0.1, 1.0, 0.5, 3, 2)
+        else:
+            als_half_step_cholesky(m.indptr, m.indices, conf, Y, Xc, gram(Y), 0.1, 1.0, 0.5)
+        loss = als_loss(m.indptr, m.indices, conf, Xc, Y, gram(Y), 0.1, 1.0, 0.5)
+        outs.append((Xc, loss))
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+    assert outs[0][1] == outs[1][1]
+    ref = _reference_als_half_step(m.indptr, m.indices, full, Y, 0.1, 1.0, 0.5)
+    if solver == "cholesky":
+        np.testing.assert_allclose(outs[1][0], ref, rtol=1e-4, atol=1e-6)
