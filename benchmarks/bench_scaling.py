@@ -3,6 +3,8 @@
     python benchmarks/bench_scaling.py                       # 1M, 3M, 10M
     python benchmarks/bench_scaling.py --sizes 33M --models als,bpr
     python benchmarks/bench_scaling.py --sizes 1M --models als,bpr,biased-mf,svd --data-dir /tmp/d
+    benchmarks/.venv/bin/python benchmarks/bench_scaling.py --sizes 1M,10M,33M --models als \
+        --fit-only --peer                                    # and implicit's ALS beside it
     python benchmarks/bench_scaling.py --sizes 1M,3M,10M,33M --models als --fit-only
 
 Data: ``lensrec data synth`` (``write_synthetic``) at the ml-32m shape scaled down: users in
@@ -20,6 +22,8 @@ process's peak resident memory measured over that step alone (``VmHWM``, reset t
   (defaults, 40 epochs), each on the training part with the ratings as they are;
 * ``evaluate``: ALS full-ranking NDCG@10 / recall@10 for every test user (all users),
   seen items excluded (blocked top-k: no users x items array);
+* ``fit implicit als`` (``--peer``): implicit's ALS on the same training rows (binary CSR, 64
+  factors, 15 iterations, the same thread count), timed in the same process;
 * ``rmse <model>``: the rating models' RMSE on the test rows (for the "equal RMSE" check);
 * ``export``: every user's top-100 from ALS to Parquet (``lensrec.serving.export_parquet``).
 
@@ -145,6 +149,11 @@ def one_size(n: int, args: argparse.Namespace) -> list[dict]:
                 steps.rows[-1]["reg_search"] = model.reg_search_
                 extra = f" (reg_factors_ {model.reg_factors_}, search {model.reg_search_})"
             print(f"      RMSE {value:.4f}{extra}; load {os.getloadavg()[0]:.1f}", flush=True)
+    if args.peer and "als" in models:
+        steps.run("fit implicit als", implicit_als, train, args.seed)
+        per = {r["step"]: r["seconds"] for r in steps.rows}
+        print(f"      implicit / lensrec ALS fit time "
+              f"{per['fit implicit als'] / per['fit als']:.2f}x", flush=True)  # fmt: skip
     fits = {r["step"]: r for r in steps.rows if r["step"] in ("fit biased-mf", "fit svd")}
     if len(fits) == 2:  # the issue's target: BiasedMF's fit within 2x of SVD's at equal RMSE
         mf, svd = fits["fit biased-mf"], fits["fit svd"]
@@ -169,6 +178,23 @@ def one_size(n: int, args: argparse.Namespace) -> list[dict]:
     return steps.rows
 
 
+def implicit_als(train, seed: int):
+    """implicit's ALS (the peer, from the benchmark venv) on the same training rows: the
+    binary CSR its users build, 64 factors, 15 iterations, as many threads as lensrec."""
+    import numpy as np
+    import scipy.sparse as sp
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    from lensrec._config import n_threads
+
+    m = sp.csr_matrix((np.ones(len(train), np.float32), (train.users, train.items)),
+                      shape=(train.n_users, train.n_items))  # fmt: skip
+    model = AlternatingLeastSquares(factors=64, iterations=15, random_state=seed,
+                                    num_threads=n_threads())  # fmt: skip
+    model.fit(m, show_progress=False)
+    return model
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", default="1M,3M,10M", help="comma-separated: 1M,3M,10M,33M")
@@ -176,6 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--bpr-epochs", type=int, default=20)
     ap.add_argument("--fit-only", action="store_true",
                     help="skip ALS's evaluation and export (the fit-time growth alone)")  # fmt: skip
+    ap.add_argument("--peer", action="store_true",
+                    help="also fit implicit's ALS on the same rows (benchmark venv)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", default=os.path.join(tempfile.gettempdir(), "lensrec-scaling"))
     ap.add_argument("--json", help="also write the rows to this JSON file")
