@@ -4,8 +4,6 @@ sharing, the record of the final run, and the bad-input errors of ``lensrec tune
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -22,6 +20,7 @@ from lensrec.models import MODELS, register
 from lensrec.models._params import Range, Search
 from lensrec.models._trainer import EpochTrainer
 from lensrec.models.base import Capabilities, RatingPredictor
+from lensrec.testing.cli import run_cli
 from lensrec.tune import grid_of, grid_values, model_space, tune
 
 TARGET = 0.7  # the planted optimum of ShiftModel.shift
@@ -210,25 +209,6 @@ def test_bad_storage_url_is_one_config_error(data, tmp_path):
              runs_dir=None, refit=False)  # fmt: skip
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "lensrec.cli", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-    )
-
-
-@pytest.fixture(scope="module")
-def csv(tmp_path_factory):
-    data = make_ratings(120, 80, 0.25, random_state=4)
-    path = tmp_path_factory.mktemp("d") / "r.csv"
-    data.to_frame().select(["user_id", "item_id", "rating", "timestamp"]).write_csv(path)
-    return path
-
-
 def _tune_args(csv: Path, url: str, trials: int) -> list[str]:
     return ["tune", "--dataset", str(csv), "--model", "baseline", "--split", "random:0.2",
             "--trials", str(trials), "--storage", url, "--study", "shared", "--no-refit"]  # fmt: skip
@@ -239,7 +219,7 @@ def test_two_processes_share_one_sqlite_study(csv, tmp_path):
     # a budget in seconds, not a shared trial total: a total can be filled by whichever process
     # starts first on a loaded machine before the other has imported anything
     args = [*_tune_args(csv, url, 100_000), "--timeout", "6"]
-    procs = [_cli(*args, cwd=tmp_path) for _ in range(2)]
+    procs = [run_cli(*args, cwd=tmp_path) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
@@ -254,7 +234,7 @@ def test_two_processes_share_one_sqlite_study(csv, tmp_path):
 
 def test_killed_study_resumes_without_losing_trials(csv, tmp_path):
     url = f"sqlite:///{tmp_path / 'kill.db'}"
-    proc = _cli(*_tune_args(csv, url, 200), cwd=tmp_path)
+    proc = run_cli(*_tune_args(csv, url, 200), cwd=tmp_path)
     import optuna
 
     deadline = time.monotonic() + 120
@@ -271,7 +251,7 @@ def test_killed_study_resumes_without_losing_trials(csv, tmp_path):
     before = sum(t.state.is_finished() for t in optuna.load_study(study_name="shared",
                                                                   storage=url).trials)  # fmt: skip
     assert before >= 3
-    again = _cli(*_tune_args(csv, url, before + 2), cwd=tmp_path)
+    again = run_cli(*_tune_args(csv, url, before + 2), cwd=tmp_path)
     out, err = again.communicate(timeout=300)
     assert again.returncode == 0, err
     after = [t for t in optuna.load_study(study_name="shared", storage=url).trials
@@ -297,7 +277,7 @@ def test_killed_study_resumes_without_losing_trials(csv, tmp_path):
 def test_cli_bad_input_is_one_line_exit_2(csv, tmp_path, extra, message):
     args = ["tune", "--dataset", str(csv), "--split", "random:0.2", "--runs-dir", str(tmp_path),
             *extra]  # fmt: skip
-    p = _cli(*args, cwd=tmp_path)
+    p = run_cli(*args, cwd=tmp_path)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 2, (out, err)
     lines = [line for line in err.splitlines() if line.startswith("lensrec: error")]

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("optuna")
 
-from lensrec.data.planted import make_ratings
+from lensrec.testing.cli import run_cli
 from lensrec.testing.postgres_server import PostgresServer, postgres_bindir
 from lensrec.testing.redis_server import free_port
 
@@ -38,25 +37,6 @@ def pg():
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def csv(tmp_path_factory):
-    data = make_ratings(120, 80, 0.25, random_state=4)
-    path = tmp_path_factory.mktemp("d") / "r.csv"
-    data.to_frame().select(["user_id", "item_id", "rating", "timestamp"]).write_csv(path)
-    return path
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "lensrec.cli", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-    )
-
-
 def _tune_args(csv: Path, url: str, *more: str) -> list[str]:
     return ["tune", "--dataset", str(csv), "--model", "baseline", "--split", "random:0.2",
             "--storage", url, "--study", "shared", "--no-refit", *more]  # fmt: skip
@@ -78,7 +58,7 @@ def _trials_in_server(pg: PostgresServer, study: str) -> list[tuple[int, str]]:
 def test_two_processes_add_trials_to_one_postgres_study(pg, csv, tmp_path):
     # a budget in seconds, not a trial total (one process could fill a total alone)
     args = _tune_args(csv, pg.url, "--trials", "100000", "--timeout", "8")
-    procs = [_cli(*args, cwd=tmp_path) for _ in range(2)]
+    procs = [run_cli(*args, cwd=tmp_path) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
@@ -91,7 +71,7 @@ def test_two_processes_add_trials_to_one_postgres_study(pg, csv, tmp_path):
     for out, _ in outs:  # the URL is shown, the password is not
         assert f"lensrec:***@127.0.0.1:{pg.port}/tune" in out and pg.password not in out
     # a third process resumes: asks for two more than the study holds and adds exactly two
-    more = _cli(*_tune_args(csv, pg.url, "--trials", str(len(rows) + 2)), cwd=tmp_path)
+    more = run_cli(*_tune_args(csv, pg.url, "--trials", str(len(rows) + 2)), cwd=tmp_path)
     out, err = more.communicate(timeout=300)
     assert more.returncode == 0, err
     assert len(_trials_in_server(pg, "shared")) == len(rows) + 2, out
@@ -108,15 +88,17 @@ def _one_error_line(p: subprocess.Popen) -> str:
 def test_unreachable_server_wrong_password_and_bad_url_are_one_line_exit_2(pg, csv, tmp_path):
     closed = free_port()  # nothing listens there
     line = _one_error_line(
-        _cli(*_tune_args(csv, f"postgresql://lensrec:s3cret@127.0.0.1:{closed}/tune"), cwd=tmp_path)
+        run_cli(
+            *_tune_args(csv, f"postgresql://lensrec:s3cret@127.0.0.1:{closed}/tune"), cwd=tmp_path
+        )
     )
     assert f"--storage postgresql://lensrec:***@127.0.0.1:{closed}/tune" in line
     assert "cannot open the study storage" in line and "s3cret" not in line
     wrong = pg.url.replace(pg.password, "wrong-password")
-    line = _one_error_line(_cli(*_tune_args(csv, wrong), cwd=tmp_path))
+    line = _one_error_line(run_cli(*_tune_args(csv, wrong), cwd=tmp_path))
     assert f"127.0.0.1:{pg.port}/tune" in line and "password authentication failed" in line
     assert "wrong-password" not in line
     line = _one_error_line(
-        _cli(*_tune_args(csv, "postgresql://lensrec@127.0.0.1:notaport/tune"), cwd=tmp_path)
+        run_cli(*_tune_args(csv, "postgresql://lensrec@127.0.0.1:notaport/tune"), cwd=tmp_path)
     )
     assert "--storage postgresql://lensrec@127.0.0.1:notaport/tune" in line
