@@ -267,6 +267,27 @@ def test_run_spec_cross_validation_means_the_folds(small_csv, tmp_path):
     assert "3 folds" in out.split.summary()
 
 
+def test_model_files_are_one_per_configuration(small_csv, tmp_path):
+    """A rerun replaces its configuration's model file; another configuration adds one."""
+    from lensrec.models import load
+
+    models = tmp_path / "runs" / "models"
+
+    def run(epochs: int):
+        spec = E.RunSpec(dataset=str(small_csv), split="random:0.2", model="baseline",
+                         params={"epochs": epochs}, metrics=("rmse",), seed=1)  # fmt: skip
+        return E.run_spec(spec, runs_dir=tmp_path / "runs", model_dir=models)
+
+    first, again, other = run(3), run(3), run(5)
+    assert first.record.run_id != again.record.run_id
+    assert first.record.extra["model_file"] == again.record.extra["model_file"]
+    assert other.record.extra["model_file"] != first.record.extra["model_file"]
+    assert sorted(p.name for p in models.iterdir()) == sorted(
+        Path(o.record.extra["model_file"]).name for o in (first, other)
+    )
+    assert load(other.record.extra["model_file"]).get_params()["epochs"] == 5
+
+
 def test_cold_metrics_add_up_to_all(tmp_path):
     from lensrec import Interactions
     from lensrec.evaluate import evaluate

@@ -134,8 +134,9 @@ def run_spec(
     relevant item (never NaN metrics); warns (:class:`SplitDropWarning`) when the split drops
     more than a fifth of its test part as cold rows. ``runs_dir=None`` writes no record.
     ``extra`` is merged into the record's ``extra`` (tuning puts ``"tuning"`` there).
-    ``model_dir`` saves the fitted model as ``<model_dir>/<run_id>.lrec`` (single splits;
-    ``extra["model_file"]`` names it) for the report's similar items and user lists. The
+    ``model_dir`` saves the fitted model as ``<model_dir>/<config_key>.lrec`` (single
+    splits; ``extra["model_file"]`` names it; a later run of the same configuration replaces
+    it) for the report's similar items and user lists. The
     per-user file also holds the user indices behind the values (``USERS_KEY``,
     ``RATING_USERS_KEY``), so runs can be paired user by user.
     """
@@ -215,7 +216,10 @@ def run_spec(
     path = Path("-")
     if runs_dir is not None:
         if model_dir is not None and len(runs) == 1:
-            target = Path(model_dir) / f"{record.run_id}.lrec"
+            # one file per configuration, the latest run's: a benchmark rerun replaces its
+            # models instead of adding ~50 MB of them every time (an older record of the
+            # same configuration now finds this run's model, fitted the same way)
+            target = Path(model_dir) / f"{rec_extra['config_key']}.lrec"
             model.save(target, meta={"run_id": record.run_id, "dataset": spec.dataset,
                                      "split": spec.split})  # fmt: skip
             record.extra["model_file"] = str(target)
