@@ -4,6 +4,7 @@ Keys under a prefix ``P`` (default ``lr``; short keys are smaller keys)::
 
     P:seq                 the last version number handed out (INCR)
     P:current             the version readers serve (the pointer, flipped last)
+    P:lock                held by the export writing a version (:class:`ExportLock`)
     P:V:meta              JSON: format version, K, sizes, id kinds, index width, model
     P:V:items             the item index -> external id table (encoding.pack_ids)
     P:V:titles            JSON array of titles (when the model has them)
@@ -18,12 +19,19 @@ one (a superseded export, or one killed midway) are found by one SCAN and remove
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
+import time
+import uuid
 from typing import Any
 
 from ..errors import ConfigError, LensrecError, MissingExtraError
 
 __all__ = [
     "Layout",
+    "ExportLock",
+    "ExportInProgress",
     "connect",
     "RedisUnavailable",
     "stale_versions_cleanup",
@@ -68,6 +76,7 @@ class Layout:
         self.p = prefix.encode()
         self.seq = self.p + b":seq"
         self.current = self.p + b":current"
+        self.lock = self.p + b":lock"
 
     def base(self, version: int | bytes | str) -> bytes:
         v = version if isinstance(version, bytes) else str(version).encode()
@@ -137,3 +146,86 @@ def stale_versions_cleanup(client: Any, layout: Layout, keep: set[int]) -> int:
 def current_version(client: Any, layout: Layout) -> int | None:
     raw = client.get(layout.current)
     return None if raw is None else int(raw)
+
+
+class ExportInProgress(LensrecError):
+    """Another export holds this prefix's lock (or this one lost it): nothing was published."""
+
+
+# renew the lock only while this process still holds it; flip the pointer likewise
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+_FLIP = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[2], ARGV[2]) return 1 end return 0"
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
+
+
+class ExportLock:
+    """One export per prefix at a time.
+
+    Two exports to one prefix would break each other: each one's first step removes the keys
+    of every version but the current one, the other's unfinished version among them. The
+    export takes ``P:lock`` (SET NX with a ``ttl``-second expiry, its value naming the host,
+    process and start), a thread renews the expiry every ``ttl / 5`` seconds while the
+    export runs, and the pointer flip happens only if the lock is still this export's (one
+    Lua script). A second export waits up to ``wait`` seconds (a killed export's lock has
+    expired by then), then raises :class:`ExportInProgress` naming the holder.
+    """
+
+    def __init__(self, client: Any, layout: Layout, url: str, *, ttl: float = 5.0,
+                 wait: float | None = None):  # fmt: skip
+        self.client, self.layout, self.url = client, layout, url
+        self.ttl_ms = max(100, int(ttl * 1000))
+        self.wait = ttl + 1.0 if wait is None else float(wait)
+        self.token = (f"{socket.gethostname()} pid {os.getpid()} since "
+                      f"{time.strftime('%H:%M:%S UTC', time.gmtime())} "
+                      f"{uuid.uuid4().hex[:8]}").encode()  # fmt: skip
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.lost = False
+
+    def __enter__(self) -> ExportLock:
+        deadline = time.monotonic() + self.wait
+        while not self.client.set(self.layout.lock, self.token, nx=True, px=self.ttl_ms):
+            if time.monotonic() >= deadline:
+                holder = self.client.get(self.layout.lock)
+                who = holder.decode(errors="replace") if holder else "just released"
+                raise ExportInProgress(
+                    f"another export to Redis prefix {self.layout.prefix!r} at {self.url} is "
+                    f"running ({who}); wait for it to finish, or export under another --prefix"
+                )
+            time.sleep(0.1)
+        self._thread = threading.Thread(target=self._renew, name="lensrec-export-lock",
+                                        daemon=True)  # fmt: skip
+        self._thread.start()
+        return self
+
+    def _renew(self) -> None:
+        script = self.client.register_script(_RENEW)
+        while not self._stop.wait(self.ttl_ms / 5000):
+            try:
+                if not script(keys=[self.layout.lock], args=[self.token, self.ttl_ms]):
+                    self.lost = True
+                    return
+            except redis_errors():  # the export itself meets the outage and says so
+                continue
+
+    def flip(self, version: int) -> None:
+        """Point readers at ``version``, if this export still holds the lock."""
+        script = self.client.register_script(_FLIP)
+        if self.lost or not script(keys=[self.layout.lock, self.layout.current],
+                                   args=[self.token, str(version)]):  # fmt: skip
+            raise ExportInProgress(
+                f"the export to Redis prefix {self.layout.prefix!r} at {self.url} lost its lock "
+                f"(Redis stalled for over {self.ttl_ms / 1000:g} s?); version {version} was "
+                "written but not published, and the next export removes it"
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            self.client.register_script(_RELEASE)(keys=[self.layout.lock], args=[self.token])
+        except redis_errors():  # expires on its own within ttl
+            pass

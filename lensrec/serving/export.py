@@ -6,14 +6,17 @@ the id tables from the model's IdMaps; nothing here ranks by itself.
 
 Publishing to Redis (see :mod:`lensrec.serving._redis` for the keys):
 
+0. take the prefix's lock (:class:`~lensrec.serving._redis.ExportLock`): one export per
+   prefix at a time; a second one waits a few seconds, then says who holds it;
 1. remove the keys of any version that is not the current one (an export killed midway);
 2. take a new version number (``INCR P:seq``);
 3. write every list, the id tables and the meta of that version with pipelining;
-4. flip ``P:current`` to the new version (one SET: readers see the old set or the new one);
-5. remove the old version's keys.
+4. flip ``P:current`` to the new version (one SET, done only while the lock is still this
+   export's: readers see the old set or the new one);
+5. remove the old version's keys, and release the lock.
 
-An export killed before step 4 leaves the previous version serving; its partial keys are
-removed by step 1 of the next export. Exports to one prefix must not run at the same time.
+An export killed before step 4 leaves the previous version serving; its lock expires within
+seconds and its partial keys are removed by step 1 of the next export.
 """
 
 from __future__ import annotations
@@ -133,6 +136,7 @@ def export_redis(
     similar: bool = True,
     client: Any = None,
     on_batch: Callable[[int, int], None] | None = None,
+    lock_wait: float | None = None,
 ) -> ExportSummary:
     """Publish every user's top-``k`` (and each item's similar items) to Redis as a new
     version, atomically (see the module docstring).
@@ -154,11 +158,16 @@ def export_redis(
     on_batch : callable, optional
         Called as ``on_batch(users_done, n_users)`` after each block is written (progress;
         tests use it to interrupt an export midway).
+    lock_wait : float, optional
+        Seconds to wait for another export of this prefix to finish (default: the lock's
+        expiry and a second, by when a killed export's lock is gone).
 
     Raises
     ------
     RedisUnavailable
         Redis cannot be reached.
+    ExportInProgress
+        Another export of this prefix is running (nothing was written).
     """
     t0 = time.perf_counter()
     k = _check_model(model, k)
@@ -166,68 +175,85 @@ def export_redis(
     r = client if client is not None else _redis.connect(url, timeout=30.0)
     _redis.ping(r, url)
     try:
-        current = _redis.current_version(r, layout)
-        stale = _redis.stale_versions_cleanup(r, layout, keep={current} if current else set())
-        version = int(r.incr(layout.seq))
-        width = index_width(model.n_items)
-        ukind = id_kind(model.user_ids_.ids)
-        ikind = id_kind(model.item_ids_.ids)
-        written = 0
-        done = 0
-        for users, ids, sc in user_blocks(model, k):
-            blobs = pack_lists(ids, sc if scores else None, width)
-            keys = user_keys(model.user_ids_.external(users), ukind)
-            pipe = r.pipeline(transaction=False)
-            for key, blob in zip(keys, blobs, strict=True):
-                pipe.set(layout.user(version, key), blob)
-                written += len(blob)
-            pipe.execute()
-            done += users.size
-            if on_batch is not None:
-                on_batch(done, model.n_users)
-        n_similar = 0
-        if similar and _has_similar(model):
-            for items, ids, sc in _similar_blocks(model, k):
-                pipe = r.pipeline(transaction=False)
-                for j, blob in zip(
-                    items.tolist(), pack_lists(ids, sc if scores else None, width), strict=True
-                ):
-                    pipe.set(layout.item(version, j), blob)
-                pipe.execute()
-                n_similar += items.size
-        pop_ids, pop_scores = popular_list(model, k)
-        counts = training_counts(model)
-        titles = getattr(model, "item_titles_", None)
-        pipe = r.pipeline(transaction=False)
-        pipe.set(layout.key(version, "items"), pack_ids(model.item_ids_.ids, ikind))
-        pipe.set(layout.key(version, "popular"), pack_list(pop_ids, pop_scores, width))
-        if counts is not None:
-            pipe.set(layout.key(version, "counts"), np.asarray(counts, dtype="<u4").tobytes())
-        if titles is not None:
-            pipe.set(layout.key(version, "titles"), dumps([str(t) for t in titles], indent=None))
-        caps = type(model).capabilities
-        meta = {
-            "format": _redis.STORE_FORMAT,
-            "format_version": _redis.STORE_FORMAT_VERSION,
-            "list_format_version": FORMAT_VERSION,
-            "k": k,
-            "n_users": model.n_users,
-            "n_items": model.n_items,
-            "index_width": width,
-            "scores": bool(scores),
-            "score_name": "predicted" if caps.predicts_ratings else "score",
-            "user_kind": ukind,
-            "item_kind": ikind,
-            "similar": n_similar > 0,
-            "model": type(model).__name__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        pipe.set(layout.key(version, "meta"), dumps(meta, indent=None))
-        pipe.execute()
-        r.set(layout.current, str(version))  # the flip: readers now see the new version
-        stale += _redis.stale_versions_cleanup(r, layout, keep={version})
+        with _redis.ExportLock(r, layout, url, wait=lock_wait) as lock:
+            return _publish(model, r, layout, url, k, scores, similar, on_batch, lock, t0)
     except _redis.redis_errors() as exc:
         raise _redis.RedisUnavailable(f"Redis at {url} failed during the export: {exc}") from None
+
+
+def _publish(
+    model: Any,
+    r: Any,
+    layout: Any,
+    url: str,
+    k: int,
+    scores: bool,
+    similar: bool,
+    on_batch: Callable[[int, int], None] | None,
+    lock: Any,
+    t0: float,
+) -> ExportSummary:
+    """Steps 1-5 of the module docstring, under the prefix's lock."""
+    current = _redis.current_version(r, layout)
+    stale = _redis.stale_versions_cleanup(r, layout, keep={current} if current else set())
+    version = int(r.incr(layout.seq))
+    width = index_width(model.n_items)
+    ukind = id_kind(model.user_ids_.ids)
+    ikind = id_kind(model.item_ids_.ids)
+    written = 0
+    done = 0
+    for users, ids, sc in user_blocks(model, k):
+        blobs = pack_lists(ids, sc if scores else None, width)
+        keys = user_keys(model.user_ids_.external(users), ukind)
+        pipe = r.pipeline(transaction=False)
+        for key, blob in zip(keys, blobs, strict=True):
+            pipe.set(layout.user(version, key), blob)
+            written += len(blob)
+        pipe.execute()
+        done += users.size
+        if on_batch is not None:
+            on_batch(done, model.n_users)
+    n_similar = 0
+    if similar and _has_similar(model):
+        for items, ids, sc in _similar_blocks(model, k):
+            pipe = r.pipeline(transaction=False)
+            for j, blob in zip(
+                items.tolist(), pack_lists(ids, sc if scores else None, width), strict=True
+            ):
+                pipe.set(layout.item(version, j), blob)
+            pipe.execute()
+            n_similar += items.size
+    pop_ids, pop_scores = popular_list(model, k)
+    counts = training_counts(model)
+    titles = getattr(model, "item_titles_", None)
+    pipe = r.pipeline(transaction=False)
+    pipe.set(layout.key(version, "items"), pack_ids(model.item_ids_.ids, ikind))
+    pipe.set(layout.key(version, "popular"), pack_list(pop_ids, pop_scores, width))
+    if counts is not None:
+        pipe.set(layout.key(version, "counts"), np.asarray(counts, dtype="<u4").tobytes())
+    if titles is not None:
+        pipe.set(layout.key(version, "titles"), dumps([str(t) for t in titles], indent=None))
+    caps = type(model).capabilities
+    meta = {
+        "format": _redis.STORE_FORMAT,
+        "format_version": _redis.STORE_FORMAT_VERSION,
+        "list_format_version": FORMAT_VERSION,
+        "k": k,
+        "n_users": model.n_users,
+        "n_items": model.n_items,
+        "index_width": width,
+        "scores": bool(scores),
+        "score_name": "predicted" if caps.predicts_ratings else "score",
+        "user_kind": ukind,
+        "item_kind": ikind,
+        "similar": n_similar > 0,
+        "model": type(model).__name__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    pipe.set(layout.key(version, "meta"), dumps(meta, indent=None))
+    pipe.execute()
+    lock.flip(version)  # readers now see the new version
+    stale += _redis.stale_versions_cleanup(r, layout, keep={version})
     return ExportSummary(
         target=url,
         version=version,

@@ -83,102 +83,114 @@ def export_redis_spark(
 
     r = _redis.connect(url, timeout=30.0)
     _redis.ping(r, url)
+    lock = _redis.ExportLock(r, layout, url)  # one export per prefix, as lensrec's own
     try:
-        current = _redis.current_version(r, layout)
-        stale = _redis.stale_versions_cleanup(r, layout, keep={current} if current else set())
-        version = int(r.incr(layout.seq))
+        lock.__enter__()
     except _redis.redis_errors() as exc:
         raise _redis.RedisUnavailable(f"Redis at {url} failed during the export: {exc}") from None
+    try:
+        try:
+            current = _redis.current_version(r, layout)
+            stale = _redis.stale_versions_cleanup(r, layout, keep={current} if current else set())
+            version = int(r.incr(layout.seq))
+        except _redis.redis_errors() as exc:
+            raise _redis.RedisUnavailable(
+                f"Redis at {url} failed during the export: {exc}"
+            ) from None
 
-    spark = recs.sparkSession
-    bc = spark.sparkContext.broadcast(dense)
-    users = interactions.select("user", "user_id").distinct()
-    frame = recs.join(users, "user").select("user_id", "items", "scores")
+        spark = recs.sparkSession
+        bc = spark.sparkContext.broadcast(dense)
+        users = interactions.select("user", "user_id").distinct()
+        frame = recs.join(users, "user").select("user_id", "items", "scores")
 
-    def write(part: Any) -> Any:
-        from lensrec.serving import _redis as redis_keys
-        from lensrec.serving.encoding import pack_lists, user_keys
+        def write(part: Any) -> Any:
+            from lensrec.serving import _redis as redis_keys
+            from lensrec.serving.encoding import pack_lists, user_keys
 
-        client = redis_keys.connect(url, timeout=30.0)
-        lay = redis_keys.Layout(prefix)
-        table = bc.value
-        written = n = 0
-        chunk: list[Any] = []
+            client = redis_keys.connect(url, timeout=30.0)
+            lay = redis_keys.Layout(prefix)
+            table = bc.value
+            written = n = 0
+            chunk: list[Any] = []
 
-        def flush(rows: list[Any]) -> int:
-            ids = np.full((len(rows), k), -1, dtype=np.int64)
-            sc = np.zeros((len(rows), k), dtype=np.float32)
-            for j, row in enumerate(rows):
-                got = np.asarray(row["items"][:k], dtype=np.int64)
-                ids[j, : got.size] = table[got]
-                sc[j, : got.size] = row["scores"][:k]
-            blobs = pack_lists(ids, sc if scores else None, width)
-            keys = user_keys(np.asarray([row["user_id"] for row in rows]), ukind)
-            pipe = client.pipeline(transaction=False)
-            size = 0
-            for key, blob in zip(keys, blobs, strict=True):
-                pipe.set(lay.user(version, key), blob)
-                size += len(blob)
-            pipe.execute()
-            return size
+            def flush(rows: list[Any]) -> int:
+                ids = np.full((len(rows), k), -1, dtype=np.int64)
+                sc = np.zeros((len(rows), k), dtype=np.float32)
+                for j, row in enumerate(rows):
+                    got = np.asarray(row["items"][:k], dtype=np.int64)
+                    ids[j, : got.size] = table[got]
+                    sc[j, : got.size] = row["scores"][:k]
+                blobs = pack_lists(ids, sc if scores else None, width)
+                keys = user_keys(np.asarray([row["user_id"] for row in rows]), ukind)
+                pipe = client.pipeline(transaction=False)
+                size = 0
+                for key, blob in zip(keys, blobs, strict=True):
+                    pipe.set(lay.user(version, key), blob)
+                    size += len(blob)
+                pipe.execute()
+                return size
 
-        for row in part:
-            chunk.append(row)
-            if len(chunk) >= pipeline_rows:
+            for row in part:
+                chunk.append(row)
+                if len(chunk) >= pipeline_rows:
+                    written += flush(chunk)
+                    n += len(chunk)
+                    chunk = []
+            if chunk:
                 written += flush(chunk)
                 n += len(chunk)
-                chunk = []
-        if chunk:
-            written += flush(chunk)
-            n += len(chunk)
-        client.close()
-        yield (n, written)
+            client.close()
+            yield (n, written)
 
-    done = frame.rdd.mapPartitions(write).collect()
-    n_users = sum(a for a, _ in done)
-    written = sum(b for _, b in done)
-    order = np.lexsort((np.arange(n_items), -counts))[:k]
-    meta = {
-        "format": _redis.STORE_FORMAT,
-        "format_version": _redis.STORE_FORMAT_VERSION,
-        "list_format_version": FORMAT_VERSION,
-        "k": k,
-        "n_users": n_users,
-        "n_items": n_items,
-        "index_width": width,
-        "scores": bool(scores),
-        "score_name": "score",
-        "user_kind": ukind,
-        "item_kind": ikind,
-        "similar": False,
-        "model": "SparkALS",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    from .._io import dumps
+        done = frame.rdd.mapPartitions(write).collect()
+        n_users = sum(a for a, _ in done)
+        written = sum(b for _, b in done)
+        order = np.lexsort((np.arange(n_items), -counts))[:k]
+        meta = {
+            "format": _redis.STORE_FORMAT,
+            "format_version": _redis.STORE_FORMAT_VERSION,
+            "list_format_version": FORMAT_VERSION,
+            "k": k,
+            "n_users": n_users,
+            "n_items": n_items,
+            "index_width": width,
+            "scores": bool(scores),
+            "score_name": "score",
+            "user_kind": ukind,
+            "item_kind": ikind,
+            "similar": False,
+            "model": "SparkALS",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        from .._io import dumps
 
-    try:
-        pipe = r.pipeline(transaction=False)
-        pipe.set(layout.key(version, "items"), pack_ids(item_ids, ikind))
-        pipe.set(
-            layout.key(version, "popular"),
-            pack_list(order, counts[order].astype(np.float32), width),
-        )
-        pipe.set(layout.key(version, "counts"), counts.astype("<u4").tobytes())
-        pipe.set(layout.key(version, "meta"), dumps(meta, indent=None))
-        pipe.execute()
-        r.set(layout.current, str(version))  # the flip
-        stale += _redis.stale_versions_cleanup(r, layout, keep={version})
-    except _redis.redis_errors() as exc:
-        raise _redis.RedisUnavailable(f"Redis at {url} failed during the export: {exc}") from None
+        try:
+            pipe = r.pipeline(transaction=False)
+            pipe.set(layout.key(version, "items"), pack_ids(item_ids, ikind))
+            pipe.set(
+                layout.key(version, "popular"),
+                pack_list(order, counts[order].astype(np.float32), width),
+            )
+            pipe.set(layout.key(version, "counts"), counts.astype("<u4").tobytes())
+            pipe.set(layout.key(version, "meta"), dumps(meta, indent=None))
+            pipe.execute()
+            lock.flip(version)  # the flip, while the lock is still this export's
+            stale += _redis.stale_versions_cleanup(r, layout, keep={version})
+        except _redis.redis_errors() as exc:
+            raise _redis.RedisUnavailable(
+                f"Redis at {url} failed during the export: {exc}"
+            ) from None
+        finally:
+            bc.unpersist()
+        return {
+            "target": url,
+            "version": version,
+            "n_users": n_users,
+            "n_items": n_items,
+            "k": k,
+            "bytes_written": written,
+            "stale_keys_removed": stale,
+            "seconds": time.perf_counter() - t0,
+        }
     finally:
-        bc.unpersist()
-    return {
-        "target": url,
-        "version": version,
-        "n_users": n_users,
-        "n_items": n_items,
-        "k": k,
-        "bytes_written": written,
-        "stale_keys_removed": stale,
-        "seconds": time.perf_counter() - t0,
-    }
+        lock.__exit__(None, None, None)

@@ -18,7 +18,7 @@ import redis
 import lensrec
 from lensrec.errors import LensrecError
 from lensrec.retrieval import recommend_user
-from lensrec.serving._redis import RedisUnavailable
+from lensrec.serving._redis import ExportInProgress, RedisUnavailable
 from lensrec.serving.backends import RedisBackend
 from lensrec.serving.export import export_parquet, export_redis
 
@@ -132,6 +132,59 @@ def test_killed_export_leaves_the_old_version_serving(als, als_file, redis_url):
     assert done.version == 3 and done.stale_keys_removed >= len(partial)
     assert not list(r.scan_iter(match="lr:2:*")) and not list(r.scan_iter(match="lr:1:*"))
     assert backend.recommend_user(101, K).items == before
+
+
+def test_a_second_export_of_a_prefix_waits_then_names_the_first(als, redis_url):
+    """Two exports at once would remove each other's unfinished version: the second is
+    refused while the first runs, and the first publishes intact."""
+    r = redis.Redis.from_url(redis_url)
+    refused: list[str] = []
+
+    def second_export(done: int, total: int) -> None:
+        if not refused:
+            t = time.monotonic()
+            with pytest.raises(ExportInProgress) as info:
+                export_redis(als, redis_url, k=3, lock_wait=1.5)
+            assert time.monotonic() - t >= 1.4  # it waited, and the first kept its lock
+            refused.append(str(info.value))
+
+    first = export_redis(als, redis_url, k=K, on_batch=second_export)
+    assert refused and "another export to Redis prefix 'lr'" in refused[0]
+    assert f"pid {os.getpid()}" in refused[0] and "--prefix" in refused[0]
+    assert first.version == 1 and int(r.get("lr:current")) == 1
+    assert len(list(r.scan_iter(match="lr:1:u:*"))) == als.n_users  # nothing removed
+    assert not r.exists("lr:lock")  # released
+    backend = RedisBackend(redis_url)
+    assert backend.recommend_user(100, K).items == recommend_user(als, 100, K).items
+    assert export_redis(als, redis_url, k=K).version == 2  # the refused one took no number
+
+
+def test_a_dead_exports_lock_expires_and_a_stolen_one_publishes_nothing(als, redis_url):
+    r = redis.Redis.from_url(redis_url)
+    r.set("lr:lock", b"ghost pid 1", px=800)  # an export killed a moment ago
+    with pytest.raises(ExportInProgress, match="ghost pid 1"):
+        export_redis(als, redis_url, k=K, lock_wait=0.1)
+    assert export_redis(als, redis_url, k=K).version == 1  # waited out the expiry
+
+    def steal(done: int, total: int) -> None:  # another writer took the prefix over
+        r.set("lr:lock", b"intruder", px=60_000)
+
+    with pytest.raises(ExportInProgress, match="lost its lock"):
+        export_redis(als, redis_url, k=4, on_batch=steal)
+    assert int(r.get("lr:current")) == 1  # still the first version
+    assert RedisBackend(redis_url).max_k == K
+    assert r.get("lr:lock") == b"intruder"  # not released by the loser
+
+
+def test_cli_export_while_another_runs_is_one_line(als_file, redis_url, capsys):
+    from lensrec.cli import main
+
+    r = redis.Redis.from_url(redis_url)
+    r.set("lr:lock", b"host-b pid 4242 since 04:00:00 UTC", px=60_000)
+    assert main(["export", str(als_file), "--to", redis_url, "-k", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "host-b pid 4242" in err
+    assert not r.exists("lr:current") and not list(r.scan_iter(match="lr:1:*"))
 
 
 def test_string_users_and_uuid_items(uuid_data, redis_url):
