@@ -61,6 +61,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             refit=not args.no_refit,
             on_trial=on_trial,
             on_start=on_start,
+            carves=args.carves,
         )
     counts = outcome.counts
     print(
@@ -122,6 +123,9 @@ def add_commands(sub: Any, add: Any) -> None:
     p.add_argument("--metric", choices=("auto", "rmse", "ndcg"), default="auto",
                    help="validation metric: auto = rmse for rating models on ratings, "
                    "else ndcg@10")  # fmt: skip
+    p.add_argument("--carves", type=int, default=1,
+                   help="score each trial on the mean of this many validation carves (other "
+                   "seeds; that many fits a trial): a steadier choice on small data")  # fmt: skip
     p.add_argument("--no-prune", action="store_true", help="never stop a trial early")
     p.add_argument("--no-refit", action="store_true",
                    help="only search; do not refit the best on train nor test it")  # fmt: skip

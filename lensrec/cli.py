@@ -676,17 +676,18 @@ def _benchmark_config(args: argparse.Namespace) -> dict[str, Any]:
 
 def _tune_setting(raw: Any, where: str) -> dict[str, Any] | None:
     """A run's ``tune`` key: ``tune = 30`` (TPE trials) or ``tune = {trials = 30,
-    method = "grid", timeout = 600}``; None when the run is not tuned."""
+    method = "grid", timeout = 600, carves = 3}``; None when the run is not tuned."""
     if raw is None or raw is False:
         return None
     if isinstance(raw, int) and not isinstance(raw, bool):
         raw = {"trials": raw}
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: tune must be a number of trials or a table, got {raw!r}")
-    unknown = sorted(set(raw) - {"trials", "method", "timeout", "storage"})
+    unknown = sorted(set(raw) - {"trials", "method", "timeout", "storage", "carves"})
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key tune.{unknown[0]}; known: trials, method, timeout, storage"
+            f"{where}: unknown key tune.{unknown[0]}; known: trials, method, timeout, "
+            "storage, carves"
         )
     trials = raw.get("trials", 30)
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
@@ -699,6 +700,11 @@ def _tune_setting(raw: Any, where: str) -> dict[str, Any] | None:
         out["timeout"] = float(raw["timeout"])
     if raw.get("storage") is not None:
         out["storage"] = str(raw["storage"])
+    if "carves" in raw:
+        carves = raw["carves"]
+        if isinstance(carves, bool) or not isinstance(carves, int) or carves < 1:
+            raise ConfigError(f"{where}: tune.carves must be a positive integer, got {carves!r}")
+        out["carves"] = carves
     return out
 
 

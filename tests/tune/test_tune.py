@@ -149,6 +149,36 @@ def test_grid_finds_the_planted_optimum(data, tmp_path):
     assert out.best_value == pytest.approx(expected, rel=1e-5)
 
 
+def test_carves_score_a_trial_on_the_mean_of_several_validation_carves(data, tmp_path):
+    from lensrec import split as S
+    from lensrec.models._validation import validation_rule
+
+    shifts = [0.1, 0.7, 1.5]
+    out = tune(spec(), method="grid", values={"shift": shifts, "kind": [0]}, data=data,
+               runs_dir=None, prune=False, carves=3)  # fmt: skip
+    # by hand: the shifted train-mean predictor's RMSE on each carve (seeds 5, 6, 7), averaged
+    sp = S.make_split(data, "random:0.2", random_state=5)
+    rule = validation_rule("random:0.2")
+    carves = [S.carve_validation(sp.train, rule.strategy, rule.fraction, random_state=seed)
+              for seed in (5, 6, 7)]  # fmt: skip
+    assert len({tuple(c.valid.items[:20]) for c in carves}) == 3  # three different carves
+    for t in out.trials:
+        per = [
+            np.sqrt(np.mean((c.valid.ratings.astype(np.float64)
+                             - np.float32(c.train.ratings.mean())
+                             - np.float32(t.params["shift"] - 0.7)) ** 2))
+            for c in carves
+        ]  # fmt: skip
+        assert t.value == pytest.approx(np.mean(per), rel=1e-5)
+    assert out.best_params["shift"] == 0.7
+    assert "mean over 3 carves" in out.record_info()["on"]
+    one = tune(spec(), method="grid", values={"shift": shifts, "kind": [0]}, data=data,
+               runs_dir=None, prune=False)  # fmt: skip
+    assert one.study_name != out.study_name  # another objective, another study
+    with pytest.raises(ConfigError, match="--carves must be >= 1"):
+        tune(spec(), data=data, runs_dir=None, carves=0)
+
+
 def test_tpe_gets_close_to_the_planted_optimum(data):
     out = tune(spec(), method="tpe", trials=30, data=data, runs_dir=None, only=["shift"],
                prune=False)  # fmt: skip
@@ -272,6 +302,7 @@ def test_killed_study_resumes_without_losing_trials(csv, tmp_path):
         ),
         (["--model", "baseline", "--storage", "nosuchdb://x"], "--storage nosuchdb://x"),
         (["--model", "baseline", "--trials", "0"], "--trials must be >= 1"),
+        (["--model", "baseline", "--carves", "0"], "--carves must be >= 1"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(csv, tmp_path, extra, message):
