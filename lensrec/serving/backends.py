@@ -47,6 +47,20 @@ def _coerce(raw: Any, kind: IdKind, what: str) -> Any:
     return parse_id(raw, kind, what)
 
 
+def _warm_queries(model: Any) -> None:
+    """Answer one query of each kind on load, so the first request does not compile the
+    query kernels (a fold-in's solver can take seconds on a first run; numba caches it)."""
+    from ..errors import LensrecError
+
+    try:
+        if model.n_users:
+            model.recommend([0], 1)
+        if type(model).capabilities.folds_in and model.n_items:
+            model.recommend_for_history([0], k=1)
+    except (LensrecError, NotImplementedError) as exc:  # no such query: nothing to warm
+        _log.debug("serving: query warm-up skipped: %s", exc)
+
+
 class EmbeddedBackend:
     """Answers straight from a model file, in this process (no Redis).
 
@@ -67,6 +81,7 @@ class EmbeddedBackend:
         self.model = model
         self.user_kind: IdKind = id_kind(model.user_ids_.ids)
         self.item_kind: IdKind = id_kind(model.item_ids_.ids)
+        _warm_queries(model)
 
     @property
     def max_k(self) -> int:

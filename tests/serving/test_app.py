@@ -295,3 +295,26 @@ def test_any_user_and_k_is_answered_without_500(embedded, als, user, k, fallback
         assert r.json()["fallback"] is (not known)
     else:
         assert r.status_code == 404
+
+
+def test_loading_a_model_answers_one_query_of_each_kind(als_file, monkeypatch):
+    """The first request must not pay the query kernels' compile: the backend asks the
+    model one ranked list and one fold-in as it loads."""
+    from lensrec.models import ALS
+
+    asked: list[str] = []
+    real_recommend, real_history = ALS.recommend, ALS.recommend_for_history
+
+    def recommend(self, *args, **kwargs):
+        asked.append("recommend")
+        return real_recommend(self, *args, **kwargs)
+
+    def history(self, *args, **kwargs):
+        asked.append("history")
+        return real_history(self, *args, **kwargs)
+
+    monkeypatch.setattr(ALS, "recommend", recommend)
+    monkeypatch.setattr(ALS, "recommend_for_history", history)
+    backend = EmbeddedBackend(als_file)
+    assert asked[:2] == ["recommend", "history"]  # (the fold-in ranks through recommend)
+    assert backend.recommend_user(backend.model.user_ids_.ids[0], 3).items  # still answers
