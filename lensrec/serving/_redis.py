@@ -186,15 +186,19 @@ class ExportLock:
 
     def __enter__(self) -> ExportLock:
         deadline = time.monotonic() + self.wait
-        while not self.client.set(self.layout.lock, self.token, nx=True, px=self.ttl_ms):
-            if time.monotonic() >= deadline:
-                holder = self.client.get(self.layout.lock)
-                who = holder.decode(errors="replace") if holder else "just released"
-                raise ExportInProgress(
-                    f"another export to Redis prefix {self.layout.prefix!r} at {self.url} is "
-                    f"running ({who}); wait for it to finish, or export under another --prefix"
-                )
-            time.sleep(0.1)
+        try:
+            while not self.client.set(self.layout.lock, self.token, nx=True, px=self.ttl_ms):
+                if time.monotonic() >= deadline:
+                    holder = self.client.get(self.layout.lock)
+                    who = holder.decode(errors="replace") if holder else "just released"
+                    raise ExportInProgress(
+                        f"another export to Redis prefix {self.layout.prefix!r} at {self.url} "
+                        f"is running ({who}); wait for it to finish, or export under another "
+                        "--prefix"
+                    )
+                time.sleep(0.1)
+        except redis_errors() as exc:
+            raise RedisUnavailable(f"Redis at {self.url} failed during the export: {exc}") from None
         self._thread = threading.Thread(target=self._renew, name="lensrec-export-lock",
                                         daemon=True)  # fmt: skip
         self._thread.start()

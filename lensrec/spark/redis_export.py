@@ -83,12 +83,7 @@ def export_redis_spark(
 
     r = _redis.connect(url, timeout=30.0)
     _redis.ping(r, url)
-    lock = _redis.ExportLock(r, layout, url)  # one export per prefix, as lensrec's own
-    try:
-        lock.__enter__()
-    except _redis.redis_errors() as exc:
-        raise _redis.RedisUnavailable(f"Redis at {url} failed during the export: {exc}") from None
-    try:
+    with _redis.ExportLock(r, layout, url) as lock:  # one export per prefix, as lensrec's own
         try:
             current = _redis.current_version(r, layout)
             stale = _redis.stale_versions_cleanup(r, layout, keep={current} if current else set())
@@ -192,5 +187,3 @@ def export_redis_spark(
             "stale_keys_removed": stale,
             "seconds": time.perf_counter() - t0,
         }
-    finally:
-        lock.__exit__(None, None, None)
