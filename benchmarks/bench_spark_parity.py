@@ -72,7 +72,7 @@ def scorer(train, test):
 def lensrec_factors(train, params: dict, seed: int):
     from lensrec.models import ALS
 
-    lens = {k: v for k, v in params.items() if k != "spark_reg_param"}
+    lens = {k: v for k, v in params.items() if k not in ("spark_reg_param", "engine")}
     model = ALS(**lens, random_state=seed).fit(train)
     uu = model.user_ids_.lookup(train.user_ids.ids)
     ii = model.item_ids_.lookup(train.item_ids.ids)
@@ -81,11 +81,11 @@ def lensrec_factors(train, params: dict, seed: int):
     return U, V, ii >= 0
 
 
-def spark_factors(frame, train, params: dict, seed: int):
+def spark_factors(frame, universe, train, params: dict, seed: int):
     from lensrec.spark import SparkALS
 
     als = SparkALS.from_params({**params, "random_state": seed})
-    model = als.fit(frame)
+    model = als.fit(frame, universe=universe)
     f = int(model.rank)
     U = np.zeros((train.n_users, f), np.float32)
     V = np.zeros((train.n_items, f), np.float32)
@@ -104,6 +104,12 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--configs", nargs="*", default=CONFIGS)
     ap.add_argument("--min-rating", type=float, default=4)
+    ap.add_argument(
+        "--engine",
+        choices=["lensrec", "spark-ml"],
+        default="spark-ml",
+        help="Spark's ALS engine: Spark ML's ALS (default), or lensrec's kernels on Spark",
+    )
     args = ap.parse_args()
 
     from lensrec.data import load_dataset
@@ -127,15 +133,16 @@ def main() -> None:
             score = scorer(train, test)
             frame = from_interactions(spark, train).persist()
             frame.count()
+            universe = frame  # lensrec's split indexes the training part's own ids
             for text in args.configs:
-                params = parse_config(text)
+                params = {**parse_config(text), "engine": args.engine}
                 t0 = time.perf_counter()
                 lens = [score(*lensrec_factors(train, params, s)) for s in seeds]
                 t1 = time.perf_counter()
-                spark_runs = [spark_factors(frame, train, params, s) for s in seeds]
+                spark_runs = [spark_factors(frame, universe, train, params, s) for s in seeds]
                 t2 = time.perf_counter()
                 spk = [score(U, V, known) for U, V, known, _ in spark_runs]
-                reg_param = spark_runs[0][3]["regParam"]
+                reg_param = spark_runs[0][3].get("regParam", float("nan"))
                 cells = []
                 for name, k in SPECS:
                     label = f"{name}@{k}"

@@ -47,7 +47,8 @@ def cmd_spark_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         _say(f"split  {result.split}: {result.counts}")
         _print_json({**result.metrics, "counts": result.counts, "seconds": result.seconds,
-                     "topk_out": result.topk_path})  # fmt: skip
+                     "topk_out": result.topk_path, "validation": result.validation,
+                     "params": result.params})  # fmt: skip
     else:
         print(result.text())
     return 0
@@ -75,7 +76,9 @@ def add_commands(sub: Any, add: Any) -> None:
                    help=SPLIT_HELP.split("; cross-validation")[0] + " (Spark: not u1..u5 / warm-temporal)")  # fmt: skip
     p.add_argument("--model", default="als", help="als (implicit) or als-explicit (ratings)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE",
-                   help="lensrec ALS parameter: factors, epochs, reg, alpha, confidence (repeatable)")  # fmt: skip
+                   help="lensrec ALS parameter: factors, epochs, reg, alpha, confidence, "
+                   "unobserved_weight, ...; engine=spark-ml for Spark ML's ALS instead of "
+                   "lensrec's own on Spark (repeatable)")  # fmt: skip
     p.add_argument("--seed", type=int, default=42, help="random seed for the split and the model")
     p.add_argument("--k", default="10", help="list length(s): 10 or 5,10,20")
     p.add_argument("--metrics", help="comma-separated metric names (default: all that apply)")

@@ -34,6 +34,7 @@ class SparkEvalResult:
     params: dict[str, Any] = field(default_factory=dict)
     split: str = ""
     topk_path: str | None = None
+    validation: dict[str, Any] = field(default_factory=dict)
 
     def text(self) -> str:
         lines = [
@@ -42,6 +43,12 @@ class SparkEvalResult:
         ]
         width = max(len(k) for k in self.metrics) if self.metrics else 0
         lines += [f"{k:<{width}}  {v:.4f}" for k, v in self.metrics.items()]
+        if self.validation.get("valid_rows"):
+            v = self.validation
+            lines.append(
+                f"epochs {v['epochs_chosen']} chosen on {v['validation']} "
+                f"({v['valid_rows']:,} rows), then refitted on all of train"
+            )
         lines.append("seconds  " + ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items()))
         if self.topk_path:
             lines.append(f"top-K lists written to {self.topk_path}")
@@ -73,6 +80,49 @@ def _metric_specs(
             else:
                 raise ConfigError(f"metric {spec.name!r} is not available in Spark")
     return ranking, cover, rating
+
+
+def _carve_spec(rule: Any) -> str:
+    """The Spark split string that carves ``rule``'s validation part from a training part."""
+    if rule.strategy == "last":
+        return f"last:{rule.fraction}" + (":row" if rule.by == "row" else "")
+    if rule.strategy == "temporal":
+        return f"temporal:{rule.fraction}"
+    if rule.strategy == "user-random":
+        return f"user-random:{1 - rule.fraction:g}/{rule.fraction:g}"
+    return f"random:{rule.fraction}"
+
+
+def fit_with_validation(
+    als: SparkALS, train: Any, *, split: str, seed: int
+) -> tuple[Any, dict[str, Any]]:
+    """Fit as ``lensrec evaluate`` fits ALS (:func:`lensrec.models._validation.fit_with_validation`):
+    a validation part carved from ``train`` by the rule that mirrors ``split``, early
+    stopping on its NDCG@10, then a refit on all of ``train`` for the chosen epochs. Spark
+    ML's engine has no per-epoch hook: it runs ``epochs`` and says so."""
+    from dataclasses import replace
+
+    from ..models._validation import validation_rule
+
+    if als.engine_ != "lensrec":
+        return als.fit(train), {"validation": "none (Spark ML's engine runs every epoch)"}
+    rule = validation_rule(split, "timestamp" in train.columns)
+    carved = _data.make_split(train, _carve_spec(rule), seed=seed)
+    valid = carved.test.select("user", "item").persist()
+    n_valid = valid.count()
+    if n_valid == 0:
+        fitted = als.fit(train)
+        return fitted, {"validation": rule.describe(), "valid_rows": 0,
+                        "epochs_chosen": int(als.epochs), "refit": False}  # fmt: skip
+    first = als.fit(carved.train, universe=train, valid=valid)
+    valid.unpersist()
+    chosen = max(int(first.best_epoch_), 1)
+    refit = replace(als, epochs=chosen)
+    fitted = refit.fit(train)
+    fitted.validation_history_ = first.history_
+    als.spark_params_ = {**refit.spark_params(), "epochs": als.epochs}
+    return fitted, {"validation": rule.describe(), "valid_rows": n_valid,
+                    "epochs_chosen": chosen, "refit": True}  # fmt: skip
 
 
 def spark_evaluate(
@@ -131,7 +181,7 @@ def spark_evaluate(
     lap("split")
     params = {"random_state": seed, **(params or {})}
     als = SparkALS.from_params(params, explicit=(model == "als-explicit"))
-    fitted = als.fit(train)
+    fitted, validation = fit_with_validation(als, train, split=split, seed=seed)
     fitted.userFactors.persist().count()
     lap("fit")
     ranking, cover, rating_names = _metric_specs(
@@ -167,7 +217,7 @@ def spark_evaluate(
         else:
             path = write_topk_parquet(all_recs, df, topk_out)
         lap("export")
-    return SparkEvalResult(out, counts, seconds, als.spark_params(), parts.name, path)
+    return SparkEvalResult(out, counts, seconds, als.spark_params(), parts.name, path, validation)
 
 
 def write_topk_parquet(recs: Any, ids: Any, path: str) -> str:

@@ -110,13 +110,17 @@ def test_spark_reaches_lensrecs_objective_where_the_mapping_is_exact(spark):
         ours = _lensrec_objective(data, lens.user_factors_[uu], lens.item_factors_[ii], **ref)
         # 26 iterations: also past the depth where Spark's lineage overflowed the JVM stack
         # before lensrec gave local fits a checkpoint directory
-        mapped = SparkALS.from_params({**full, "epochs": 26, "random_state": 0})
+        mapped = SparkALS.from_params(
+            {**full, "epochs": 26, "random_state": 0, "engine": "spark-ml"}
+        )
         U, V = _spark_factors(mapped.fit(frame), data.n_users, data.n_items)
         theirs = _lensrec_objective(data, U, V, **ref)
         assert theirs == pytest.approx(ours, rel=0.01), (params, mapped.spark_params())
         if "unobserved_weight" in params:
             continue  # one unmapped fit is enough to show the mapping matters (Spark is slow)
-        raw = SparkALS.from_params({**full, "random_state": 0, "spark_reg_param": full["reg"]})
+        raw = SparkALS.from_params(
+            {**full, "random_state": 0, "spark_reg_param": full["reg"], "engine": "spark-ml"}
+        )
         U, V = _spark_factors(raw.fit(frame), data.n_users, data.n_items)
         assert _lensrec_objective(data, U, V, **ref) > ours * 1.03, params
     frame.unpersist()
@@ -134,7 +138,9 @@ def test_spark_mapping_equals_the_formula_on_the_frames_counts(spark):
     data = Interactions.from_arrays(users, items, gen.integers(1, 6, 400).astype(np.float32))
     frame = from_interactions(spark, data)
     for e, w0 in ((1.0, 1.0), (0.5, 0.2), (0.0, 1.0)):
-        got = SparkALS(reg=0.03, reg_frequency_exponent=e, unobserved_weight=w0).mapping(frame)
+        got = SparkALS(
+            reg=0.03, reg_frequency_exponent=e, unobserved_weight=w0, engine="spark-ml"
+        ).mapping(frame)
         want = mapped_reg_param(0.03, e, w0, np.bincount(data.users), np.bincount(data.items))
         assert got["regParam"] == pytest.approx(want, rel=1e-9)
         assert got["rank"] == min(64, min(data.n_users, data.n_items) // 10)
@@ -205,7 +211,7 @@ def test_spark_and_lensrec_als_within_a_few_percent_on_ml100k(spark, ml100k_posi
         train, test, lens.user_factors_[uu], lens.item_factors_[ii], np.ones(train.n_items, bool)
     )
     frame = from_interactions(spark, train).persist()
-    model = SparkALS.from_params({"random_state": 0}).fit(frame)
+    model = SparkALS.from_params({"random_state": 0, "engine": "spark-ml"}).fit(frame)
     U, V = _spark_factors(model, train.n_users, train.n_items)
     known = np.zeros(train.n_items, bool)
     known[[r["id"] for r in model.itemFactors.select("id").collect()]] = True

@@ -201,22 +201,42 @@ def test_topk_excludes_seen_items_and_equals_brute_force(spark, small):
 def test_params_known_before_the_data_and_unknown_params_are_refused():
     from lensrec.spark import SparkALS
 
-    als = SparkALS.from_params({"factors": 8, "epochs": 2, "reg": 0.1, "alpha": 3.0})
+    ml = {"engine": "spark-ml"}
+    als = SparkALS.from_params({"factors": 8, "epochs": 2, "reg": 0.1, "alpha": 3.0, **ml})
     got = als.spark_params()
     # implicit: the confidence goes into the values (alpha 1) and regParam needs the counts
     assert (got["rank"], got["maxIter"], got["regParam"], got["alpha"]) == (8, 2, None, 1.0)
     assert got["implicitPrefs"] is True
     got = SparkALS.from_params({"reg": 0.1, "alpha": 3.0}, explicit=True).spark_params()
     assert (got["regParam"], got["alpha"], got["implicitPrefs"]) == (0.1, 3.0, False)
-    assert SparkALS.from_params({"spark_reg_param": 0.2}).spark_params()["regParam"] == 0.2
+    assert SparkALS.from_params({"spark_reg_param": 0.2, **ml}).spark_params()["regParam"] == 0.2
+    # the default engine for implicit feedback is lensrec's own, with lensrec's names
+    als = SparkALS.from_params({"factors": 8, "solver": "cholesky", "patience": 2})
+    got = als.spark_params()
+    assert (got["engine"], got["factors"], got["solver"], got["cg_steps"]) == (
+        "lensrec",
+        8,
+        "cholesky",
+        3,
+    )
+    assert SparkALS.from_params({}, explicit=True).engine_ == "spark-ml"
+    assert SparkALS.from_params({"unobserved_weight": 0.0}).unobserved_weight == 0.0
     with pytest.raises(ConfigError, match="unknown Spark ALS parameter"):
         SparkALS.from_params({"factorz": 8})
     with pytest.raises(ConfigError, match="no meaning for explicit"):
         SparkALS.from_params({"unobserved_weight": 0.5}, explicit=True)
-    with pytest.raises(ConfigError, match="unobserved_weight must be > 0"):
-        SparkALS.from_params({"unobserved_weight": 0.0})
+    with pytest.raises(ConfigError, match="unobserved_weight must be > 0 in Spark ML"):
+        SparkALS.from_params({"unobserved_weight": 0.0, **ml})
     with pytest.raises(ConfigError, match="reg must be > 0"):
         SparkALS.from_params({"reg": 0.0})
+    with pytest.raises(ConfigError, match="engine must be one of lensrec, spark-ml"):
+        SparkALS.from_params({"engine": "mllib"})
+    with pytest.raises(ConfigError, match="Spark ML's engine only"):
+        SparkALS.from_params({"engine": "lensrec"}, explicit=True)
+    with pytest.raises(ConfigError, match="solver must be"):
+        SparkALS.from_params({"solver": "lu"})
+    with pytest.raises(ConfigError, match="cg_steps must be >= 1"):
+        SparkALS.from_params({"cg_steps": 0})
 
 
 def test_spark_evaluate_command_end_to_end(spark, small, tmp_path, capsys):
