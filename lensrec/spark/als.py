@@ -304,6 +304,17 @@ class SparkALS:
         X = gen.standard_normal((n_users, f), dtype=np.float32) * std
         Y = gen.standard_normal((n_items, f), dtype=np.float32) * std
 
+        if universe is not train:
+            # every training id must have a row in the universe's index (positions are found
+            # by binary search on the executors: an id outside would land on another's row)
+            for col in ("user", "item"):
+                stray = train.select(col).join(universe.select(col), col, "left_anti")
+                if stray.limit(1).count():
+                    raise ConfigError(f"ALS: the training {col}s must all be in the universe frame")
+        if valid is not None:  # validation pairs the index has no row for cannot be ranked
+            valid = valid.join(train.select("user").distinct(), "user", "left_semi").join(
+                train.select("item").distinct(), "item", "left_semi"
+            )
         framed, _ = self._confidence(train)
         entries = framed.select(
             "user", "item", F.col("_c").cast("float").alias("w"), F.lit(False).alias("v")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from lensrec.data import Interactions
+from lensrec.errors import ConfigError
 
 pytestmark = pytest.mark.spark
 
@@ -59,6 +60,32 @@ def test_equals_lensrec_als_fitted_on_one_machine(spark, params, ratings):
     assert als.spark_params()["num_blocks"] == params.get("num_blocks", 2)
 
 
+def test_validation_and_early_stopping_follow_lensrec_epoch_by_epoch(spark):
+    """With a validation part (carved by lensrec, so the indices line up), the NDCG@10 the
+    executors compute after each epoch is lensrec's, the same epoch is chosen and its
+    factors kept; a user whose rows all went to validation has an empty training row."""
+    from lensrec.models import ALS
+    from lensrec.spark import SparkALS
+    from lensrec.spark.data import from_interactions
+    from lensrec.split import carve_validation
+
+    data = _uneven(3)
+    carved = carve_validation(data, "user-random", 0.3, random_state=0)
+    params = {"factors": 16, "epochs": 12, "patience": 2, "reg": 0.002, "random_state": 4}
+    ref = ALS(**params).fit(carved.train, carved.valid)
+    model = SparkALS.from_params(params).fit(
+        from_interactions(spark, carved.train),
+        universe=from_interactions(spark, data),
+        valid=from_interactions(spark, carved.valid),
+    )
+    want = ref.history_["valid_ndcg@10"]
+    got = model.history_["valid_ndcg@10"]
+    assert len(set(np.round(want, 6))) > 2  # the metric moves over the epochs
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    assert model.best_epoch_ == ref.best_epoch_
+    np.testing.assert_allclose(model.item_factors_, ref.item_factors_, rtol=0, atol=1e-5)
+
+
 def test_a_different_start_gives_different_factors(spark):
     """The equality above is not two runs of one deterministic thing whatever the seed."""
     from lensrec.models import ALS
@@ -93,6 +120,8 @@ def test_universe_rows_without_training_data_are_zero_and_absent_from_the_frames
     np.testing.assert_allclose(items[3], model.item_factors_[3], rtol=1e-6)
     alone = SparkALS(factors=2, epochs=3, random_state=0).fit(train)
     assert alone.item_factors_.shape == (25, 2)
+    with pytest.raises(ConfigError, match="training users must all be in the universe"):
+        SparkALS(factors=2, epochs=1).fit(universe, universe=train)
     recs = {r["user"]: r["items"] for r in recommend_all(model, train, 3).collect()}
     seen = {(u, i) for u, i, _ in rows}
     assert len(recs) == 30
