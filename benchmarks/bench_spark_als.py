@@ -33,7 +33,9 @@ def main() -> None:
     n = args.n
     users, items = max(100, n // 100), max(50, n // 400)
     data = synthetic(users, items, n, implicit=True, random_state=0)
-    print(f"synthetic implicit: {data.n_users:,} users x {data.n_items:,} items, {len(data):,} rows")
+    print(
+        f"synthetic implicit: {data.n_users:,} users x {data.n_items:,} items, {len(data):,} rows"
+    )
     params = {"factors": 64, "epochs": args.epochs, "random_state": 0}
 
     t = time.perf_counter()
@@ -56,7 +58,9 @@ def main() -> None:
             float(np.abs(model.user_factors_ - ref.user_factors_).max()),
             float(np.abs(model.item_factors_ - ref.item_factors_).max()),
         )
-        print(f"Spark, engine=lensrec          {lens:7.1f} s  (factors within {diff:.1e} of the one-machine fit)")
+        print(
+            f"Spark, engine=lensrec          {lens:7.1f} s  (factors within {diff:.1e} of the one-machine fit)"
+        )
         t = time.perf_counter()
         ml = SparkALS.from_params({**params, "engine": "spark-ml"}).fit(frame)
         ml.userFactors.count()
