@@ -23,6 +23,12 @@ from ..kernels.bpmf import (
     squared_error,
     update_mean_factors,
 )
+from ..kernels.bpmf_implicit import (
+    implicit_sums,
+    offset_ratings,
+    residual_stats,
+    sample_implicit,
+)
 from ..types import IndexArray, RandomState, ScoreArray
 from ._params import Range, Search
 from ._trainer import EpochTrainer, TrainingDivergedError
@@ -141,6 +147,20 @@ class BPMF(RatingPredictor):
     fold_in_samples : int, default 20
         Samples kept (their item rows, user hyper-parameters and ``alpha``) to fold in
         users the model never saw.
+    implicit : {"none", "user", "both"}, default "both"
+        Implicit feedback, Bayesian SVD++ (:mod:`lensrec.kernels.bpmf_implicit`):
+        ``"user"`` adds to each user's factors ``|N(u)|^-1/2 sum_{j in N(u)} y_j`` over the
+        items the user rated (Koren's SVD++ term, each ``y_j`` with its own Normal-Wishart
+        prior, sampled); ``"both"`` also adds to each item's factors the same sum of ``z_v``
+        over the users who rated it (Rendle et al.'s "flipped" variant). It tells the model
+        who rated what, beyond the ratings, which helps users and items with few ratings.
+        Chosen on validation only (random_state 0, the other defaults): a random 10% of
+        each user's rows of ua.base: RMSE 0.8942 without, 0.8912 ``"user"``, **0.8751**
+        ``"both"``; of u1.base: 0.9077, 0.9072, **0.8933**; each user's last 5 rows (file
+        order) of ua.base, which mimics ua.test: 0.9493 without, **0.9355** ``"both"``; of
+        u2.base: 0.9448, **0.9294**. The cost: a sweep takes about 3x as long (23 s instead
+        of 7 s for a fit on ml-100k, one thread): two more Gibbs scans, over the implicit
+        vectors, each ``O(n k^2)`` for ``n`` ratings.
     random_state : None, int or numpy Generator
         Seeds the initial rows, the hyper-parameter draws and the row samplers' streams.
         Rows are drawn in parallel blocks, each block from its own stream, so the same seed
@@ -205,6 +225,7 @@ class BPMF(RatingPredictor):
     init_std: Annotated[float, Range(0.0), Search(0.1, 1.0, log=True)] = 0.5
     mean_rank: Annotated[int, Range(1)] = 32
     fold_in_samples: Annotated[int, Range(1)] = 20
+    implicit: Literal["none", "user", "both"] = "both"
     random_state: RandomState = None
 
     def estimate_memory(self, n_users: int, n_items: int, nnz: int) -> int:
@@ -276,6 +297,35 @@ class BPMF(RatingPredictor):
         x = gen.standard_normal((n_users, d)) * float(self.init_std)
         y = gen.standard_normal((n_items, d)) * float(self.init_std)
         seed = seed_from(gen)
+        # implicit feedback (SVD++'s y_j for users; z_v for items when "both"): the effective
+        # rows are [p_u + s_u, b_u] and [q_i + t_i, b_i], s_u = c_u sum_{j in N(u)} y_j
+        use_user = self.implicit in ("user", "both")
+        use_item = self.implicit == "both"
+        x_eff, y_eff = x, y
+        if use_user or use_item:
+            n_u_rated = np.diff(by_user[0]).astype(np.float64)
+            n_i_rated = np.diff(by_item[0]).astype(np.float64)
+            c_user = 1.0 / np.sqrt(np.maximum(n_u_rated, 1.0))
+            c_item = 1.0 / np.sqrt(np.maximum(n_i_rated, 1.0))
+            y_imp = np.zeros((n_items, k))  # enters users (who rated item j)
+            z_imp = np.zeros((n_users, k))  # enters items (rated by user v)
+            s_user = np.zeros((n_users, k))
+            t_item = np.zeros((n_items, k))
+            adj_user = np.empty(n, dtype=np.float64)
+            adj_item = np.empty(n, dtype=np.float64)
+            gram_u = np.empty((n_users, k, k))
+            resid_u = np.empty((n_users, k))
+            gram_i = np.empty((n_items, k, k))
+            resid_i = np.empty((n_items, k))
+            x_eff, y_eff = x.copy(), y.copy()
+            w0_k = float(self.w0) * np.eye(k)
+            mu0_k = np.full(k, float(self.mu0))
+
+            def draw_hyper_k(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                return sample_hyper(
+                    rows, gen, beta0=float(self.beta0), nu0=float(k), w0=w0_k, mu0=mu0_k
+                )
+
         sampled_alpha = self.alpha == "sample"
         alpha = [2.0 if sampled_alpha else float(self.alpha)]
 
@@ -283,7 +333,7 @@ class BPMF(RatingPredictor):
         fold_at = _kept_positions(n_samples, int(self.fold_in_samples))
         state: dict[str, Any] = dict(kept=0, a=None, b=None, dropped=0.0, alpha_sum=0.0)
         bias_sum = [np.zeros(n_users), np.zeros(n_items)]
-        folds: list[tuple[np.ndarray, np.ndarray, np.ndarray, float]] = []
+        folds: list[tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray | None]] = []
         last_hyper: list[Any] = [None]
 
         # the validation RMSE is that of the running average of the kept samples' predictions
@@ -298,20 +348,55 @@ class BPMF(RatingPredictor):
             state["kept"] += 1
             kept = state["kept"]
             state["a"], state["b"], state["dropped"] = update_mean_factors(
-                state["a"], state["b"], x, y, kept - 1, int(self.mean_rank)
+                state["a"], state["b"], x_eff, y_eff, kept - 1, int(self.mean_rank)
             )
             bias_sum[0] += x[:, k]
             bias_sum[1] += y[:, k]
             state["alpha_sum"] += alpha[0]
             if kept in fold_at:
-                folds.append((y.astype(np.float32), user_mean, user_prec, alpha[0]))
+                imp = y_imp.astype(np.float32) if use_user else None
+                folds.append((y_eff.astype(np.float32), user_mean, user_prec, alpha[0], imp))
+
+        def step_implicit(sweep: int) -> tuple[np.ndarray, np.ndarray]:
+            """One sweep with the implicit parts; returns the user hyper-parameters."""
+            streams = 4 * (sweep - 1)
+            m_u, l_u = draw_hyper(x)
+            offset_ratings(*by_user[:2], by_user[2], s_user, y_eff, adj_user)
+            sample_rows(by_user[0], by_user[1], adj_user, y_eff, mu, alpha[0], m_u, l_u,
+                        seed, streams, x)  # fmt: skip
+            x_eff[:] = x
+            x_eff[:, :k] += s_user
+            if use_user:
+                residual_stats(*by_user, mu, x_eff, y_eff, gram_u, resid_u)
+                m_y, l_y = draw_hyper_k(y_imp)
+                sample_implicit(by_item[0], by_item[1], c_user, gram_u, resid_u, m_y, l_y,
+                                alpha[0], seed, streams + 1, y_imp)  # fmt: skip
+                implicit_sums(by_user[0], by_user[1], c_user, y_imp, s_user)
+                x_eff[:, :k] = x[:, :k] + s_user
+            m_v, l_v = draw_hyper(y)
+            offset_ratings(*by_item[:2], by_item[2], t_item, x_eff, adj_item)
+            sample_rows(by_item[0], by_item[1], adj_item, x_eff, mu, alpha[0], m_v, l_v,
+                        seed, streams + 2, y)  # fmt: skip
+            y_eff[:] = y
+            y_eff[:, :k] += t_item
+            if use_item:
+                residual_stats(*by_item, mu, y_eff, x_eff, gram_i, resid_i)
+                m_z, l_z = draw_hyper_k(z_imp)
+                sample_implicit(by_user[0], by_user[1], c_item, gram_i, resid_i, m_z, l_z,
+                                alpha[0], seed, streams + 3, z_imp)  # fmt: skip
+                implicit_sums(by_item[0], by_item[1], c_item, z_imp, t_item)
+                y_eff[:, :k] = y[:, :k] + t_item
+            return m_u, l_u
 
         def step(sweep: int) -> dict[str, float]:
-            m_u, l_u = draw_hyper(x)
-            sample_rows(*by_user, y, mu, alpha[0], m_u, l_u, seed, 2 * sweep - 2, x)
-            m_v, l_v = draw_hyper(y)
-            sample_rows(*by_item, x, mu, alpha[0], m_v, l_v, seed, 2 * sweep - 1, y)
-            sse = float(squared_error(users, items, ratings, mu, x, y))
+            if use_user or use_item:
+                m_u, l_u = step_implicit(sweep)
+            else:
+                m_u, l_u = draw_hyper(x)
+                sample_rows(*by_user, y, mu, alpha[0], m_u, l_u, seed, 2 * sweep - 2, x)
+                m_v, l_v = draw_hyper(y)
+                sample_rows(*by_item, x, mu, alpha[0], m_v, l_v, seed, 2 * sweep - 1, y)
+            sse = float(squared_error(users, items, ratings, mu, x_eff, y_eff))
             if not math.isfinite(sse):
                 raise TrainingDivergedError(
                     f"BPMF: the chain produced non-finite values at sweep {sweep}; check the "
@@ -325,7 +410,7 @@ class BPMF(RatingPredictor):
             if sweep > burn_in:
                 keep_sample(m_u, l_u)
             if check is not None:
-                predict_pairs(check.users, check.items, mu, x, y, v_now, False)
+                predict_pairs(check.users, check.items, mu, x_eff, y_eff, v_now, False)
                 if sweep > burn_in:
                     np.add(v_total, v_now, out=v_total)
             return {"train_rmse": math.sqrt(sse / max(n, 1)), "alpha": alpha[0]}
@@ -377,6 +462,8 @@ class BPMF(RatingPredictor):
         self.fold_in_user_mean_ = np.stack([f[1] for f in folds])
         self.fold_in_user_precision_ = np.stack([f[2] for f in folds])
         self.fold_in_alpha_ = np.array([f[3] for f in folds], dtype=np.float64)
+        if use_user:
+            self.fold_in_implicit_rows_ = np.stack([f[4] for f in folds if f[4] is not None])
 
     # --- scoring -------------------------------------------------------------------------
     def _predict(self, users: IndexArray, items: IndexArray) -> ScoreArray:
@@ -456,6 +543,8 @@ class BPMF(RatingPredictor):
         mu = float(self.global_mean_)
         m = history.shape[0]
         out = np.empty((t_count, m, d))
+        implicit = getattr(self, "fold_in_implicit_rows_", None)
+        s_rows = np.zeros((t_count, m, k))
         prior_h = np.einsum("tpq,tq->tp", self.fold_in_user_precision_, self.fold_in_user_mean_)
         alphas = self.fold_in_alpha_
         for r in range(m):
@@ -466,9 +555,15 @@ class BPMF(RatingPredictor):
             design = rated.copy()
             design[:, :, k] = 1.0
             target = vals[None, :] - mu - rated[:, :, k]
+            if implicit is not None:  # s = |H|^-1/2 sum_{j in H} y_j, per kept sample
+                s_rows[:, r] = implicit[:, its].astype(np.float64).sum(1) / np.sqrt(
+                    max(its.size, 1)
+                )
+                target -= np.einsum("tnf,tf->tn", rated[:, :, :k], s_rows[:, r])
             prec = self.fold_in_user_precision_ + alphas[:, None, None] * np.einsum(
                 "tnp,tnq->tpq", design, design
             )
             rhs = prior_h + alphas[:, None] * np.einsum("tnp,tn->tp", design, target)
             out[:, r] = np.linalg.solve(prec, rhs[:, :, None])[:, :, 0]
+        out[:, :, :k] += s_rows  # the effective row [p + s, b]
         return out

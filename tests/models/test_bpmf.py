@@ -150,20 +150,32 @@ def test_repeated_pairs_are_separate_ratings(monkeypatch):
 
 
 # --- fold-in ----------------------------------------------------------------------------------
-def test_fold_in_rows_are_the_closed_form_posterior_means(small):
-    model = BPMF(**FAST, fold_in_samples=3, random_state=0).fit(small)
+@pytest.mark.parametrize("implicit", ["none", "both"])
+def test_fold_in_rows_are_the_closed_form_posterior_means(small, implicit):
+    """Per kept sample, the posterior mean of the new user's [p, b] given their ratings;
+    with implicit feedback the ratings net of the history's SVD++ term
+    ``s = |H|^-1/2 sum_{j in H} y_j`` against the item rows, and ``s`` added to ``p``."""
+    model = BPMF(**FAST, fold_in_samples=3, implicit=implicit, random_state=0).fit(small)
     hist = small.csr("rating")[[1, 4]]
     rows = model._fold_in_rows(hist)
-    assert rows.shape == (3, 2, FAST["factors"] + 1)
+    k = FAST["factors"]
+    assert rows.shape == (3, 2, k + 1)
+    assert hasattr(model, "fold_in_implicit_rows_") == (implicit != "none")
     for s in range(3):
         for r in range(2):
             its = hist.indices[hist.indptr[r] : hist.indptr[r + 1]]
-            vals = hist.data[hist.indptr[r] : hist.indptr[r + 1]]
+            vals = hist.data[hist.indptr[r] : hist.indptr[r + 1]].astype(np.float64)
+            items = model.fold_in_item_rows_[s][its].astype(np.float64)
+            term = np.zeros(k)
+            if implicit != "none":
+                term = model.fold_in_implicit_rows_[s][its].astype(np.float64).sum(0)
+                term /= np.sqrt(its.size)
+                assert np.abs(term).max() > 1e-3  # the chain moved the implicit vectors
             mean, _ = _reference_row_posterior(
-                model.fold_in_item_rows_[s][its].astype(np.float64), vals,
-                model.global_mean_, model.fold_in_alpha_[s],
+                items, vals - items[:, :k] @ term, model.global_mean_, model.fold_in_alpha_[s],
                 model.fold_in_user_mean_[s], model.fold_in_user_precision_[s],
             )  # fmt: skip
+            mean[:k] += term
             np.testing.assert_allclose(rows[s, r], mean, rtol=1e-8, atol=1e-10)
     # the scores average the samples' predictions with those rows
     _, scores = model.recommend(None, k=small.n_items, history=hist, exclude=None)

@@ -101,7 +101,11 @@ CASES: dict[str, tuple[Any, dict[str, Any], str, bool]] = {
     ),
     "bpmf": (
         BPMF,
-        dict(factors=3, n_samples=6, burn_in=2, fold_in_samples=3, random_state=0),
+        # implicit="none": the chain BPMF ran by default at 129cb89 (the default became
+        # "both" later; on that tree drop the argument to regenerate)
+        dict(
+            factors=3, n_samples=6, burn_in=2, fold_in_samples=3, implicit="none", random_state=0
+        ),  # fmt: skip
         "ratings",
         True,
     ),

@@ -1,0 +1,241 @@
+"""BPMF with implicit feedback (Bayesian SVD++, and its "flipped" item side) by Gibbs sampling.
+
+Koren's SVD++ (KDD 2008) adds to a user's factors what the user rated, whatever the
+ratings: ``P_u = p_u + |N(u)|^-1/2 sum_{j in N(u)} y_j``; Rendle et al.'s "flipped" variant
+(Rendle, Zhang & Koren, "On the difficulty of evaluating baselines", 2019) does the same for
+items with the users who rated them: ``Q_i = q_i + |N(i)|^-1/2 sum_{v in N(i)} z_v``. The
+rating model is BPMF's (:mod:`lensrec.kernels.bpmf`) with those effective rows:
+
+    r_ui ~ N(mu + P_u . Q_i + b_u + b_i, 1 / alpha)
+
+and each implicit vector ``y_j`` (``z_v``) has a Gaussian prior whose mean and precision
+have a Normal-Wishart hyperprior, like the rows'.
+
+**Sampling ``y_j``.** ``y_j`` enters the predictions of every rating of every user who rated
+``j``, through ``c_u y_j . Q_i`` (``c_u = |N(u)|^-1/2``). Given everything else its
+conditional is Gaussian with
+
+    precision = Lambda + alpha sum_{u in N(j)} c_u^2 G_u,      G_u = sum_{i in R(u)} Q_i Q_i^T
+    h         = Lambda m + alpha sum_{u in N(j)} c_u (E_u + c_u G_u y_j),  E_u = sum_i Q_i e_ui
+
+(``e_ui`` the current residual, ``R(u)`` the user's ratings). ``G_u`` and ``E_u`` are per user,
+so a draw costs ``O(|N(j)| k^2 + k^3)`` and never touches the ratings: after ``y_j`` moves by
+``delta``, every residual of ``u`` falls by ``c_u delta . Q_i``, so ``E_u -= c_u G_u delta``.
+The ``y_j`` are drawn one after another (each draw sees the ones before: a true Gibbs scan),
+``y_j`` from the random stream ``(seed, stream, j)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from .bpmf import _fill_normals, _stream_state
+
+__all__ = [
+    "implicit_sums",
+    "offset_ratings",
+    "residual_stats",
+    "sample_implicit",
+    "_reference_sample_implicit",
+]
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def implicit_sums(indptr, indices, coef, vectors, out):
+    """``out[r] = coef[r] * sum_{c in row r} vectors[c]`` (float64 ``[n_rows, k]``)."""
+    k = vectors.shape[1]
+    for r in nb.prange(out.shape[0]):
+        for f in range(k):
+            out[r, f] = 0.0
+        for t in range(indptr[r], indptr[r + 1]):
+            v = vectors[indices[t]]
+            for f in range(k):
+                out[r, f] += v[f]
+        for f in range(k):
+            out[r, f] *= coef[r]
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def offset_ratings(indptr, indices, ratings, offset, other, out):
+    """``out[t] = ratings[t] - offset[r] . other[c, :k]`` for each entry ``t = (r, c)``: the
+    targets of a row's own ``[p, b]`` once its implicit part ``offset`` is taken out."""
+    k = offset.shape[1]
+    for r in nb.prange(indptr.shape[0] - 1):
+        for t in range(indptr[r], indptr[r + 1]):
+            y = other[indices[t]]
+            s = 0.0
+            for f in range(k):
+                s += offset[r, f] * y[f]
+            out[t] = ratings[t] - s
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def residual_stats(indptr, indices, ratings, mu, own, other, gram, resid):
+    """Per row ``r``: ``gram[r] = sum_c Q_c Q_c^T`` and ``resid[r] = sum_c Q_c e_rc`` over
+    its entries, with ``Q_c = other[c, :k]`` and the residual
+    ``e_rc = rating - mu - own[r, :k] . Q_c - own[r, k] - other[c, k]``."""
+    k = own.shape[1] - 1
+    for r in nb.prange(indptr.shape[0] - 1):
+        g = gram[r]
+        e_sum = resid[r]
+        for p in range(k):
+            e_sum[p] = 0.0
+            for q in range(k):
+                g[p, q] = 0.0
+        x = own[r]
+        for t in range(indptr[r], indptr[r + 1]):
+            y = other[indices[t]]
+            pred = mu + x[k] + y[k]
+            for f in range(k):
+                pred += x[f] * y[f]
+            e = ratings[t] - pred
+            for p in range(k):
+                e_sum[p] += y[p] * e
+                for q in range(p + 1):
+                    g[p, q] += y[p] * y[q]
+        for p in range(k):
+            for q in range(p + 1, k):
+                g[p, q] = g[q, p]
+
+
+@nb.njit(cache=True, nogil=True)
+def sample_implicit(
+    feat_ptr, feat_rows, coef, gram, resid, prior_mean, prior_prec, alpha, seed, stream, vectors
+):
+    """Draw every implicit vector in turn, in place (see the module docstring).
+
+    Parameters
+    ----------
+    feat_ptr, feat_rows : int64 [n_feat + 1], int32 [n]
+        For each implicit vector ``j`` the rows it enters (users who rated item ``j``).
+    coef : float64 [n_rows]
+        ``c_r = |N(r)|^-1/2`` of each row.
+    gram, resid : float64 [n_rows, k, k], [n_rows, k]
+        :func:`residual_stats` of the rows at the current sample; ``resid`` is kept current
+        as the vectors move.
+    prior_mean, prior_prec : float64 [k], [k, k]
+    alpha : float
+    seed, stream : int
+        Vector ``j`` draws its normals from the stream ``(seed, stream, j)``.
+    vectors : float64 [n_feat, k]
+    """
+    n_feat, k = vectors.shape
+    prior_h = prior_prec @ prior_mean
+    prec = np.empty((k, k))
+    h = np.empty(k)
+    z = np.empty(k)
+    delta = np.empty(k)
+    for j in range(n_feat):
+        # prec = Lambda + D with D = alpha sum c^2 G_u (lower triangle), and
+        # h = Lambda m + alpha sum c E_u + D y_j: the G_u y_j terms sum to D y_j, one
+        # product per vector instead of one per user
+        for p in range(k):
+            h[p] = 0.0
+            for q in range(p + 1):
+                prec[p, q] = 0.0
+        yj = vectors[j]
+        for t in range(feat_ptr[j], feat_ptr[j + 1]):
+            r = feat_rows[t]
+            c = coef[r]
+            g = gram[r]
+            ac = alpha * c
+            acc = ac * c
+            for p in range(k):
+                h[p] += ac * resid[r, p]
+                for q in range(p + 1):
+                    prec[p, q] += acc * g[p, q]
+        for p in range(k):
+            s = 0.0
+            for q in range(k):
+                s += (prec[p, q] if q <= p else prec[q, p]) * yj[q]
+            h[p] += prior_h[p] + s
+        for p in range(k):
+            for q in range(p + 1):
+                prec[p, q] += prior_prec[p, q]
+        # Cholesky prec = L L^T (lower, in place), then x = L^-T (L^-1 h + z)
+        for jj in range(k):
+            s = prec[jj, jj]
+            for m in range(jj):
+                s -= prec[jj, m] * prec[jj, m]
+            ljj = math.sqrt(s)
+            prec[jj, jj] = ljj
+            for i in range(jj + 1, k):
+                s = prec[i, jj]
+                for m in range(jj):
+                    s -= prec[i, m] * prec[jj, m]
+                prec[i, jj] = s / ljj
+        for i in range(k):
+            s = h[i]
+            for m in range(i):
+                s -= prec[i, m] * h[m]
+            h[i] = s / prec[i, i]
+        _fill_normals(_stream_state(seed, stream, j), z, k)
+        for i in range(k):
+            h[i] += z[i]
+        for i in range(k - 1, -1, -1):
+            s = h[i]
+            for m in range(i + 1, k):
+                s -= prec[m, i] * h[m]
+            h[i] = s / prec[i, i]
+        for p in range(k):
+            delta[p] = h[p] - yj[p]
+            yj[p] = h[p]
+        for t in range(feat_ptr[j], feat_ptr[j + 1]):
+            r = feat_rows[t]
+            c = coef[r]
+            g = gram[r]
+            for p in range(k):
+                s = 0.0
+                for q in range(k):
+                    s += g[p, q] * delta[q]
+                resid[r, p] -= c * s
+
+
+# --- slow reference, used only by tests ------------------------------------------------------
+def _reference_sample_implicit(
+    entries: list[tuple[int, int, float]],
+    feature_of: list[list[int]],
+    coef: np.ndarray,
+    own: np.ndarray,
+    other: np.ndarray,
+    mu: float,
+    implicit: np.ndarray,
+    prior_mean: np.ndarray,
+    prior_prec: np.ndarray,
+    alpha: float,
+    seed: int,
+    stream: int,
+) -> np.ndarray:
+    """:func:`sample_implicit` from its definition: residuals recomputed from every rating
+    for each draw, the posterior by NumPy, the same normals.
+
+    ``entries`` are ``(row, col, rating)``; ``feature_of[r]`` the implicit vectors of row
+    ``r``; ``own[r] = [p_r, b_r]`` *without* the implicit part, which is added here from
+    ``implicit``."""
+    from .bpmf import block_normals
+
+    vec = implicit.astype(np.float64).copy()
+    n_feat, k = vec.shape
+    for j in range(n_feat):
+
+        def effective(r: int) -> np.ndarray:
+            s = coef[r] * vec[feature_of[r]].sum(0) if feature_of[r] else np.zeros(k)
+            return own[r, :k] + s
+
+        prec = prior_prec.copy()
+        h = prior_prec @ prior_mean
+        for r, c, rating in entries:
+            if j not in feature_of[r]:
+                continue
+            q = other[c, :k]
+            x = effective(r)
+            e_minus_j = rating - mu - x @ q - own[r, k] - other[c, k] + coef[r] * vec[j] @ q
+            prec += alpha * coef[r] ** 2 * np.outer(q, q)
+            h += alpha * coef[r] * q * e_minus_j
+        lower = np.linalg.cholesky(prec)
+        z = block_normals(seed, stream, j, 1, k)[0]
+        vec[j] = np.linalg.solve(prec, h) + np.linalg.solve(lower.T, z)
+    return vec
