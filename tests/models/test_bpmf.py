@@ -359,3 +359,25 @@ def test_quality_floor_ml100k_ua():
     rmse = _rmse(model.predict(split.test.users, split.test.items), split.test.ratings)
     assert rmse < 0.925, rmse
     assert model.alpha_ == pytest.approx(1.6, rel=0.1)  # rating noise sd ~0.79 on ml-100k
+
+
+@pytest.mark.realdata
+def test_implicit_feedback_lowers_validation_rmse_on_ml100k():
+    """Who rated what carries signal the ratings alone do not: on a random 10% of each
+    user's rows of u1.base (never a test part), the SVD++ term lowers the validation RMSE
+    and the flipped item side lowers it further (measured at the default 400 samples:
+    0.9077, 0.9072, 0.8933; a short chain here)."""
+    from lensrec.data import load_dataset
+    from lensrec.split import carve_validation, make_split
+
+    try:
+        data = load_dataset("ml-100k")
+    except Exception as exc:  # no cache and no network here
+        pytest.skip(f"ml-100k unavailable: {exc}")
+    carved = carve_validation(make_split(data, "u1").train, "user-random", 0.1, random_state=0)
+    got = {}
+    for implicit in ("none", "both"):
+        model = BPMF(n_samples=60, burn_in=20, implicit=implicit, random_state=0)
+        model.fit(carved.train, carved.valid)
+        got[implicit] = model.history_["valid_rmse"][-1]
+    assert got["both"] < got["none"] - 0.006, got
