@@ -442,11 +442,7 @@ def tune(
         sampler = optuna.samplers.TPESampler(
             seed=sampler_seed, n_startup_trials=max(3, min(10, trials // 3))
         )
-    pruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=3)
-        if prune
-        else optuna.pruners.NopPruner()
-    )
+    pruner = make_pruner(optuna) if prune else optuna.pruners.NopPruner()
     try:
         study = optuna.create_study(
             study_name=name,
@@ -588,6 +584,44 @@ def tune(
             final_spec, data=data, runs_dir=runs_dir, extra={"tuning": outcome.record_info()}
         )
     return outcome
+
+
+#: epochs a trial may go without improving its validation metric before the median rule
+#: may stop it
+PRUNE_PATIENCE = 2
+
+
+def make_pruner(optuna: Any) -> Any:
+    """The pruner of ``tune``: the median rule (after 3 complete trials and 3 epochs, a trial
+    whose best value so far is worse than the median of earlier trials at the same epoch is
+    stopped), consulted only once the trial has gone ``PRUNE_PATIENCE`` epochs without a new
+    best.
+
+    The median rule alone compares trials at the same epoch, so it stops settings that
+    learn slowly but steadily (a small learning rate, a strong decay) before they overtake:
+    tuning BiasedMF on ml-100k ua, it stopped 25 of 30 trials at epoch 3, and the search
+    could only pick fast learners. A trial that still improves is never stopped; one that
+    stalls (or never moves) is judged by the median rule. (optuna's ``PatientPruner`` counts a
+    plateau as no worse, so it would never stop a flat trial.)
+    """
+    median = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=3)
+
+    class PatientMedianPruner(optuna.pruners.BasePruner):  # type: ignore[misc]
+        def prune(self, study: Any, trial: Any) -> bool:
+            values = trial.intermediate_values
+            if not values:
+                return False
+            steps = sorted(values)
+            sign = 1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1.0
+            best_step, best = steps[0], sign * values[steps[0]]
+            for step in steps[1:]:
+                if sign * values[step] < best:
+                    best_step, best = step, sign * values[step]
+            if steps[-1] - best_step < PRUNE_PATIENCE:
+                return False
+            return bool(median.prune(study, trial))
+
+    return PatientMedianPruner()
 
 
 def _trial_info(optuna: Any, study: Any, t: Any, metric: str) -> TrialInfo:

@@ -197,6 +197,43 @@ def test_pruning_stops_bad_trials_early(data):
     assert min(abs(t.params["shift"] - TARGET) for t in best) < 0.3
 
 
+def test_the_pruner_spares_trials_that_still_improve():
+    """The median rule alone would stop a slow learner at epoch 3 (worse than the median of
+    the three flat trials before it); with the patience it is stopped only once it stops
+    improving, and a flat bad trial is stopped as soon as the patience runs out."""
+    import optuna
+
+    from lensrec.tune._search import PRUNE_PATIENCE, make_pruner
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize", pruner=make_pruner(optuna))
+    for _ in range(3):  # the startup trials: flat at 1.0
+        t = study.ask()
+        for epoch in range(1, 11):
+            t.report(1.0, epoch)
+        study.tell(t, 1.0)
+
+    def first_pruned(curve: list[float]) -> int | None:
+        t = study.ask()
+        for epoch, value in enumerate(curve, 1):
+            t.report(value, epoch)
+            if t.should_prune():
+                study.tell(t, state=optuna.trial.TrialState.PRUNED)
+                return epoch
+        study.tell(t, curve[-1])
+        return None
+
+    slow = [0.5 + 2.4 / e for e in range(1, 11)]  # 1.3 at epoch 3 (worse), 0.74 at 10
+    assert slow[2] > 1.0 > slow[-1]
+    assert first_pruned(slow) is None
+    # a slow learner that stalls above the median: stopped once it has not improved for
+    # the patience (its best, 1.3 at epoch 3, then flat)
+    stalls = [2.8, 1.7, 1.3] + [1.3] * 7
+    assert first_pruned(stalls) == 3 + PRUNE_PATIENCE
+    flat_bad = [2.0] * 10  # no new best after epoch 1; the median rule's 3 warm-up epochs
+    assert first_pruned(flat_bad) == max(1 + PRUNE_PATIENCE, 3)
+
+
 # --- the final run ------------------------------------------------------------------------
 def test_final_run_is_refit_on_train_and_recorded_as_tuned(data, tmp_path):
     out = tune(spec(params={"kind": 1}), method="grid", values={"shift": [0.0, 0.6]},
