@@ -606,7 +606,7 @@ def make_pruner(optuna: Any) -> Any:
     """
     median = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=3)
 
-    class PatientMedianPruner(optuna.pruners.BasePruner):  # type: ignore[misc]
+    class PatientMedianPruner(optuna.pruners.BasePruner):
         def prune(self, study: Any, trial: Any) -> bool:
             values = trial.intermediate_values
             if not values:
