@@ -11,6 +11,7 @@ import argparse
 import ast
 import logging
 import sys
+import time
 import tomllib
 import warnings
 from collections.abc import Sequence
@@ -504,6 +505,17 @@ def cmd_recommend(args: argparse.Namespace) -> int:
                 raise ConfigError(
                     f"--ratings has {len(ratings)} values for {len(items)} --history items"
                 )
+        # a first fold-in compiles its numba kernels (ALS: about 4 s): one item first, timed,
+        # so the wait is said rather than silent (cached: milliseconds on later runs)
+        t0 = time.perf_counter()
+        try:
+            recommend_history(model, items[:1], 1, ratings=None if ratings is None else ratings[:1])
+        except LensrecError:
+            pass  # only a timing probe: the real call below reports what is wrong
+        first = time.perf_counter() - t0
+        if first >= 0.5:
+            _say(f"(+{first:.1f}s compiling the fold-in kernels on their first use; cached "
+                 "for the next runs)")  # fmt: skip
         answer = recommend_history(
             model, items, args.k, ratings=ratings, exclude_history=not args.no_exclude
         )

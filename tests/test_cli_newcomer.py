@@ -219,3 +219,55 @@ def test_temporal_split_dropping_most_of_its_test_suggests_warm_temporal(tmp_pat
     assert main(argv) == 0
     out, err = capsys.readouterr()
     assert "warm-temporal" in out + err
+
+
+@pytest.mark.parametrize("probe_seconds, said", [(4.2, True), (0.01, False)])
+def test_a_slow_first_fold_in_is_said_not_silent(mf_file, capsys, monkeypatch, probe_seconds,
+                                                 said):  # fmt: skip
+    """A first fold-in compiles its kernels (ALS: about 4 s): `recommend --history` times a
+    one-item probe first and says so when it was slow; the list itself is unchanged."""
+    import types
+
+    import lensrec.cli as cli
+
+    assert (
+        main(
+            [
+                "recommend",
+                str(mf_file),
+                "--history",
+                "3,5",
+                "--ratings",
+                "5,4",
+                "--k",
+                "4",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    want = capsys.readouterr().out
+    ticks = iter([100.0, 100.0 + probe_seconds])  # the probe's start and end
+    clock = types.SimpleNamespace(perf_counter=lambda: next(ticks, 200.0))
+    monkeypatch.setattr(cli, "time", clock)
+    assert (
+        main(
+            [
+                "recommend",
+                str(mf_file),
+                "--history",
+                "3,5",
+                "--ratings",
+                "5,4",
+                "--k",
+                "4",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr()
+    assert out.out == want
+    assert ("compiling the fold-in kernels" in out.err) == said
+    if said:
+        assert "+4.2s" in out.err
