@@ -27,7 +27,7 @@ PARAMS: dict[str, dict] = {
     "svd": {"epochs": 5},
     "svdpp": {"epochs": 3},
     "knn-baseline": {},
-    "bpmf": {"n_samples": 10, "burn_in": 5},
+    "bpmf": {"n_samples": 10, "burn_in": 5, "implicit": "none"},  # the lists of 2026-11
     "als": {"epochs": 3},
     "bpr": {"epochs": 3},
     "warp": {"epochs": 3},
