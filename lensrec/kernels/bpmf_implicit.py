@@ -74,17 +74,15 @@ def offset_ratings(indptr, indices, ratings, offset, other, out):
 
 @nb.njit(cache=True, nogil=True, parallel=True)
 def residual_stats(indptr, indices, ratings, mu, own, other, gram, resid):
-    """Per row ``r``: ``gram[r] = sum_c Q_c Q_c^T`` and ``resid[r] = sum_c Q_c e_rc`` over
-    its entries, with ``Q_c = other[c, :k]`` and the residual
-    ``e_rc = rating - mu - own[r, :k] . Q_c - own[r, k] - other[c, k]``."""
+    """Per row ``r``: ``gram[r] = sum_c Q_c Q_c^T`` (float32 ``[k, k]``) and
+    ``resid[r] = sum_c Q_c e_rc`` over its entries, with ``Q_c = other[c, :k]`` and the
+    residual ``e_rc = rating - mu - own[r, :k] . Q_c - own[r, k] - other[c, k]``."""
     k = own.shape[1] - 1
     for r in nb.prange(indptr.shape[0] - 1):
-        g = gram[r]
+        g = np.zeros((k, k))
         e_sum = resid[r]
         for p in range(k):
             e_sum[p] = 0.0
-            for q in range(k):
-                g[p, q] = 0.0
         x = own[r]
         for t in range(indptr[r], indptr[r + 1]):
             y = other[indices[t]]
@@ -94,14 +92,52 @@ def residual_stats(indptr, indices, ratings, mu, own, other, gram, resid):
             e = ratings[t] - pred
             for p in range(k):
                 e_sum[p] += y[p] * e
+                yp = y[p]
                 for q in range(p + 1):
-                    g[p, q] += y[p] * y[q]
+                    g[p, q] += yp * y[q]
         for p in range(k):
-            for q in range(p + 1, k):
-                g[p, q] = g[q, p]
+            for q in range(p + 1):
+                gram[r, p, q] = g[p, q]
+                gram[r, q, p] = g[p, q]
 
 
-@nb.njit(cache=True, nogil=True)
+#: rows of one implicit vector above which its sums are split into chunks of ``_CHUNK``
+#: rows run in parallel (a popular item's thousands of users); the chunk sums are added in
+#: chunk order, so the draw does not depend on the thread count
+_PAR_MIN = 1024
+_CHUNK = 256
+_FAST = {"contract", "reassoc", "nsz", "arcp"}
+
+
+@nb.njit(cache=True, nogil=True, fastmath=_FAST, inline="always")
+def _visit(lo, hi, feat_rows, coef, gram, resid, pending, dirty, alpha, h, acc_prec):
+    # h += alpha sum c E_r and acc_prec += alpha sum c^2 G_r over rows [lo, hi), each row's
+    # deferred shifts applied first (E_r -= G_r (sum of c delta))
+    k = h.shape[0]
+    for t in range(lo, hi):
+        r = feat_rows[t]
+        g = gram[r]
+        e_row = resid[r]
+        if dirty[r]:
+            pend = pending[r]
+            for p in range(k):
+                s = 0.0
+                for q in range(k):
+                    s += g[p, q] * pend[q]
+                e_row[p] -= s
+            for p in range(k):
+                pend[p] = 0.0
+            dirty[r] = False
+        c = coef[r]
+        ac = alpha * c
+        acc = ac * c
+        for p in range(k):
+            h[p] += ac * e_row[p]
+            for q in range(k):
+                acc_prec[p, q] += acc * g[p, q]
+
+
+@nb.njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
 def sample_implicit(
     feat_ptr, feat_rows, coef, gram, resid, prior_mean, prior_prec, alpha, seed, stream, vectors
 ):
@@ -110,51 +146,80 @@ def sample_implicit(
     Parameters
     ----------
     feat_ptr, feat_rows : int64 [n_feat + 1], int32 [n]
-        For each implicit vector ``j`` the rows it enters (users who rated item ``j``).
+        For each implicit vector ``j`` the rows it enters (users who rated item ``j``),
+        each row at most once per vector.
     coef : float64 [n_rows]
         ``c_r = |N(r)|^-1/2`` of each row.
-    gram, resid : float64 [n_rows, k, k], [n_rows, k]
+    gram, resid : float32 [n_rows, k, k], float64 [n_rows, k]
         :func:`residual_stats` of the rows at the current sample; ``resid`` is kept current
-        as the vectors move.
+        as the vectors move (at the end of the scan, and for each row whenever a draw reads
+        it: a row's shifts ``c_r delta`` are summed and applied at its next visit, so each
+        visit reads the row's Gram once).
     prior_mean, prior_prec : float64 [k], [k, k]
     alpha : float
     seed, stream : int
         Vector ``j`` draws its normals from the stream ``(seed, stream, j)``.
     vectors : float64 [n_feat, k]
+
+    Notes
+    -----
+    The vectors are drawn one after another (a Gibbs scan); the sums over a vector's rows
+    run in parallel chunks when it has at least ``_PAR_MIN`` rows. The same whatever the
+    thread count.
     """
     n_feat, k = vectors.shape
+    n_rows = resid.shape[0]
     prior_h = prior_prec @ prior_mean
+    pending = np.zeros((n_rows, k))
+    dirty = np.zeros(n_rows, dtype=np.bool_)
     prec = np.empty((k, k))
+    acc_prec = np.empty((k, k))
     h = np.empty(k)
     z = np.empty(k)
     delta = np.empty(k)
+    most = 0
     for j in range(n_feat):
-        # prec = Lambda + D with D = alpha sum c^2 G_u (lower triangle), and
+        most = max(most, feat_ptr[j + 1] - feat_ptr[j])
+    n_chunks_max = (most + _CHUNK - 1) // _CHUNK
+    part_h = np.zeros((n_chunks_max, k))
+    part_prec = np.zeros((n_chunks_max, k, k))
+    for j in range(n_feat):
+        # prec = Lambda + D with D = alpha sum c^2 G_u, and
         # h = Lambda m + alpha sum c E_u + D y_j: the G_u y_j terms sum to D y_j, one
         # product per vector instead of one per user
+        lo, hi = feat_ptr[j], feat_ptr[j + 1]
         for p in range(k):
             h[p] = 0.0
-            for q in range(p + 1):
-                prec[p, q] = 0.0
+            for q in range(k):
+                acc_prec[p, q] = 0.0
+        if hi - lo >= _PAR_MIN:
+            n_chunks = (hi - lo + _CHUNK - 1) // _CHUNK
+            for ch in nb.prange(n_chunks):
+                ph = part_h[ch]
+                pp = part_prec[ch]
+                for p in range(k):
+                    ph[p] = 0.0
+                    for q in range(k):
+                        pp[p, q] = 0.0
+                a = lo + ch * _CHUNK
+                _visit(a, min(hi, a + _CHUNK), feat_rows, coef, gram, resid, pending, dirty,
+                       alpha, ph, pp)  # fmt: skip
+            for ch in range(n_chunks):
+                for p in range(k):
+                    h[p] += part_h[ch, p]
+                    for q in range(k):
+                        acc_prec[p, q] += part_prec[ch, p, q]
+        else:
+            _visit(lo, hi, feat_rows, coef, gram, resid, pending, dirty, alpha, h, acc_prec)
         yj = vectors[j]
-        for t in range(feat_ptr[j], feat_ptr[j + 1]):
-            r = feat_rows[t]
-            c = coef[r]
-            g = gram[r]
-            ac = alpha * c
-            acc = ac * c
-            for p in range(k):
-                h[p] += ac * resid[r, p]
-                for q in range(p + 1):
-                    prec[p, q] += acc * g[p, q]
         for p in range(k):
             s = 0.0
             for q in range(k):
-                s += (prec[p, q] if q <= p else prec[q, p]) * yj[q]
+                s += acc_prec[p, q] * yj[q]
             h[p] += prior_h[p] + s
         for p in range(k):
             for q in range(p + 1):
-                prec[p, q] += prior_prec[p, q]
+                prec[p, q] = acc_prec[p, q] + prior_prec[p, q]
         # Cholesky prec = L L^T (lower, in place), then x = L^-T (L^-1 h + z)
         for jj in range(k):
             s = prec[jj, jj]
@@ -183,15 +248,28 @@ def sample_implicit(
         for p in range(k):
             delta[p] = h[p] - yj[p]
             yj[p] = h[p]
-        for t in range(feat_ptr[j], feat_ptr[j + 1]):
-            r = feat_rows[t]
-            c = coef[r]
+        if hi - lo >= _PAR_MIN:
+            for t in nb.prange(lo, hi):
+                r = feat_rows[t]
+                c = coef[r]
+                for p in range(k):
+                    pending[r, p] += c * delta[p]
+                dirty[r] = True
+        else:
+            for t in range(lo, hi):
+                r = feat_rows[t]
+                c = coef[r]
+                for p in range(k):
+                    pending[r, p] += c * delta[p]
+                dirty[r] = True
+    for r in range(n_rows):
+        if dirty[r]:
             g = gram[r]
             for p in range(k):
                 s = 0.0
                 for q in range(k):
-                    s += g[p, q] * delta[q]
-                resid[r, p] -= c * s
+                    s += g[p, q] * pending[r, q]
+                resid[r, p] -= s
 
 
 # --- slow reference, used only by tests ------------------------------------------------------

@@ -88,9 +88,13 @@ class BPMF(RatingPredictor):
     defaults: 0.9231), measured before ``implicit`` existed, i.e. at ``implicit="none"``;
     ``implicit`` was chosen last, on the same kinds of sets (see it below).
 
-    **Cost.** A sweep of 10M synthetic ratings (70k users, 10k items, k = 10) takes about 2 s
-    on 2 cores, plus about 0.8 s for the running mean at ``mean_rank=32`` (2.2 s at 64); on
-    ml-100k a fit with the defaults takes 10-20 s (measured on a busy machine).
+    **Cost.** A sweep of 10M synthetic ratings (70k users, 10k items, k = 10) takes about
+    0.55 s on 2 cores without implicit feedback and 4.0 s with ``implicit="both"`` (the two
+    scans over the implicit vectors are sequential Gibbs scans, parallel only within a
+    popular item or a heavy user), plus about 0.8 s for the running mean at
+    ``mean_rank=32`` (2.2 s at 64); 1M ratings: 0.07 s and 0.34 s. On ml-100k a fit with the
+    defaults takes about 13 s (4 s with ``implicit="none"``). For a quick chain on large
+    data, ``implicit="none"``.
 
     **Memory** is linear in the ratings: the ratings twice (by user and by item, 8 bytes
     each), the current sample, ``A`` and ``B`` (``mean_rank`` columns) and
@@ -159,9 +163,9 @@ class BPMF(RatingPredictor):
         each user's rows of ua.base: RMSE 0.8942 without, 0.8912 ``"user"``, **0.8751**
         ``"both"``; of u1.base: 0.9077, 0.9072, **0.8933**; each user's last 5 rows (file
         order) of ua.base, which mimics ua.test: 0.9493 without, **0.9355** ``"both"``; of
-        u2.base: 0.9448, **0.9294**. The cost: a sweep takes about 3x as long (23 s instead
-        of 7 s for a fit on ml-100k, one thread): two more Gibbs scans, over the implicit
-        vectors, each ``O(n k^2)`` for ``n`` ratings.
+        u2.base: 0.9448, **0.9294**. The cost: two more Gibbs scans per sweep, over the
+        implicit vectors, each ``O(n k^2)`` for ``n`` ratings: a fit on ml-100k takes about
+        3x as long, 7x at 10M ratings (see Cost above).
     random_state : None, int or numpy Generator
         Seeds the initial rows, the hyper-parameter draws and the row samplers' streams.
         Rows are drawn in parallel blocks, each block from its own stream, so the same seed
@@ -314,9 +318,9 @@ class BPMF(RatingPredictor):
             t_item = np.zeros((n_items, k))
             adj_user = np.empty(n, dtype=np.float64)
             adj_item = np.empty(n, dtype=np.float64)
-            gram_u = np.empty((n_users, k, k))
+            gram_u = np.empty((n_users, k, k), dtype=np.float32)
             resid_u = np.empty((n_users, k))
-            gram_i = np.empty((n_items, k, k))
+            gram_i = np.empty((n_items, k, k), dtype=np.float32)
             resid_i = np.empty((n_items, k))
             x_eff, y_eff = x.copy(), y.copy()
             w0_k = float(self.w0) * np.eye(k)

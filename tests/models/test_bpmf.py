@@ -253,22 +253,31 @@ def test_same_seed_same_model_other_seed_differs(small):
     assert not np.allclose(a.predict(small.users, small.items), c.predict(small.users, small.items))
 
 
-def test_thread_count_does_not_change_the_model(monkeypatch):
+@pytest.mark.parametrize("n_users, n_items", [(400, 160), (2400, 20)])
+def test_thread_count_does_not_change_the_model(monkeypatch, n_users, n_items):
+    """The chain is the same on one thread and on two; with 2400 users every item has more
+    raters than the implicit scan's parallel threshold, so its chunked sums run too."""
     import numba
+
+    from lensrec.kernels.bpmf_implicit import _PAR_MIN
 
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("numba has a single thread here")
     # above the small-data threshold, so that the chain really runs on both threads
     n = bpmf_module._PARALLEL_MIN_RATINGS
-    data = make_ratings(n_users=400, n_items=160, density=1.2 * n / (400 * 160), random_state=4)
+    density = 1.2 * n / (n_users * n_items)
+    data = make_ratings(n_users=n_users, n_items=n_items, density=density, random_state=4)
     assert len(data) >= n
+    assert (np.bincount(data.items).max() >= _PAR_MIN) == (n_users > 1000)
     fits = []
     for threads in ("1", "2"):
         monkeypatch.setenv("LENSREC_THREADS", threads)
         fits.append(BPMF(factors=4, n_samples=3, burn_in=1, random_state=1).fit(data))
         assert numba.get_num_threads() == int(threads)
     a, b = fits
-    for name in ("user_factors_", "item_factors_", "user_bias_", "fold_in_item_rows_"):
+    names = ("user_factors_", "item_factors_", "user_bias_", "fold_in_item_rows_",
+             "fold_in_implicit_rows_")  # fmt: skip
+    for name in names:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
 
 
