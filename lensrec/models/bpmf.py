@@ -236,13 +236,20 @@ class BPMF(RatingPredictor):
     def estimate_memory(self, n_users: int, n_items: int, nnz: int) -> int:
         """Linear in the ratings: the kept training matrix, the ratings by user and by item
         (with the sort that builds them), the chain's rows, the running mean with its QR
-        work space, and the fold-in samples."""
+        work space, the fold-in samples, and with implicit feedback its arrays."""
         d = int(self.factors) + 1
+        k = d - 1
         rows = n_users + n_items
         wide = int(self.mean_rank) + d + 1
+        implicit = 0
+        if self.implicit != "none":
+            # the adjusted ratings of both sides (float64), per row a float32 Gram matrix and
+            # the residual, pending-shift, implicit-vector and effective-row arrays
+            implicit = 16 * nnz + rows * (4 * k * k + 8 * 5 * k + 8 * d)
+            implicit += 4 * int(self.fold_in_samples) * n_items * k
         return int(
             12 * nnz + 24 * nnz + 8 * d * rows + 32 * wide * rows
-            + 4 * int(self.fold_in_samples) * n_items * d
+            + 4 * int(self.fold_in_samples) * n_items * d + implicit
         )  # fmt: skip
 
     @classmethod
