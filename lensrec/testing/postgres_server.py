@@ -5,6 +5,10 @@ benchmarks (never a mock). Uses the server binaries of Debian's ``postgresql`` p
 PostgreSQL refuses to run as root: under root the cluster is created and run as the
 ``postgres`` user when it exists, else ``nobody`` (the Python process switches user for the
 child only: no ``su``, no password).
+
+The server dies with the process that started it: on Linux it gets SIGINT (a fast
+shutdown) when its parent exits, even when the parent is killed and runs no clean-up (a
+pytest run stopped with ``kill -9`` would otherwise leave a server running).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +29,17 @@ from pathlib import Path
 from .redis_server import free_port
 
 __all__ = ["postgres_bindir", "PostgresServer"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGINT when the parent dies (Linux ``prctl``)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGINT), 0, 0, 0) != 0:  # pragma: no cover
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 def _version_key(path: str) -> tuple[int, ...]:
@@ -128,7 +144,8 @@ class PostgresServer:
                  "-c", "fsync=off", "-c", "synchronous_commit=off",
                  "-c", "full_page_writes=off", "-c", "max_connections=40",
                  "-c", "shared_buffers=16MB"],
-                stdout=log, stderr=subprocess.STDOUT, **kw,
+                stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None, **kw,
             )  # fmt: skip
         finally:
             log.close()

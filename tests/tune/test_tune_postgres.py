@@ -102,3 +102,58 @@ def test_unreachable_server_wrong_password_and_bad_url_are_one_line_exit_2(pg, c
         run_cli(*_tune_args(csv, "postgresql://lensrec@127.0.0.1:notaport/tune"), cwd=tmp_path)
     )
     assert "--storage postgresql://lensrec@127.0.0.1:notaport/tune" in line
+
+
+def test_the_server_dies_with_a_killed_parent(tmp_path):
+    """A process that started a server and is then killed with SIGKILL (no clean-up runs)
+    takes the server with it: the postmaster gets SIGINT from the kernel and exits."""
+    import signal
+    import sys
+    import time
+
+    if postgres_bindir() is None:
+        _missing("PostgreSQL (Debian's postgresql package: /usr/lib/postgresql/*/bin/initdb)")
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the parent-death signal is Linux's prctl")
+    pid_file = tmp_path / "pid"
+    script = (
+        "import sys, time\n"
+        "from lensrec.testing.postgres_server import PostgresServer\n"
+        "s = PostgresServer('x'); s.start()\n"
+        f"open({str(pid_file)!r}, 'w').write(str(s.proc.pid))\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    pid = None
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() or not pid_file.read_text():
+            assert parent.poll() is None, "the parent exited before starting the server"
+            assert time.monotonic() < deadline, "the server did not start within 60 s"
+            time.sleep(0.1)
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)  # running
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break  # gone (reaped by init)
+            # a zombie (exited, not yet reaped) also counts as gone
+            status = (
+                Path(f"/proc/{pid}/status").read_text() if Path(f"/proc/{pid}").exists() else ""
+            )
+            if "State:\tZ" in status:
+                break
+            assert time.monotonic() < deadline, "postgres outlived its killed parent by 15 s"
+            time.sleep(0.1)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        if pid is not None:  # a failed run leaves no server behind either
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
