@@ -21,25 +21,14 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from ._process import die_with_parent
 from .redis_server import free_port
 
 __all__ = ["postgres_bindir", "PostgresServer"]
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGINT when the parent dies (Linux ``prctl``)."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGINT), 0, 0, 0) != 0:  # pragma: no cover
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 def _version_key(path: str) -> tuple[int, ...]:
@@ -145,7 +134,7 @@ class PostgresServer:
                  "-c", "full_page_writes=off", "-c", "max_connections=40",
                  "-c", "shared_buffers=16MB"],
                 stdout=log, stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None, **kw,
+                preexec_fn=die_with_parent(signal.SIGINT), **kw,
             )  # fmt: skip
         finally:
             log.close()

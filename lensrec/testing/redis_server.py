@@ -1,4 +1,6 @@
-"""A real redis-server on a free loopback port, for tests and benchmarks (never a mock)."""
+"""A real redis-server on a free loopback port, for tests and benchmarks (never a mock). It
+dies with the process that started it (SIGTERM on Linux when that process exits, even
+when killed)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+
+from ._process import die_with_parent
 
 
 def redis_server_binary() -> str | None:
@@ -40,6 +44,7 @@ class RedisServer:
              "--appendonly", "no", "--dir", str(self.workdir), "--protected-mode", "yes"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent(),
         )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
