@@ -286,6 +286,7 @@ class SparkALS:
         from ..models._validation import VALID_K
         from ._als_exec import build_block, solve_block
 
+        self.__dict__.pop("spark_params_", None)  # a previous fit's, not this one's
         spark = train.sparkSession
         sc = spark.sparkContext
         t0 = time.perf_counter()

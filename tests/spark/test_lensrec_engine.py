@@ -94,8 +94,14 @@ def test_a_different_start_gives_different_factors(spark):
 
     data = _uneven(2)
     ref = ALS(factors=8, epochs=3, random_state=1).fit(data)
-    model = SparkALS(factors=8, epochs=3, random_state=2).fit(from_interactions(spark, data))
+    frame = from_interactions(spark, data)
+    als = SparkALS(factors=8, epochs=3, random_state=2)
+    model = als.fit(frame)
     assert np.abs(model.user_factors_ - ref.user_factors_).max() > 1e-2
+    # a second fit of the same object reports its own parameters, not the first fit's
+    als.epochs = 1
+    als.fit(frame)
+    assert als.spark_params()["epochs"] == 1
 
 
 def test_universe_rows_without_training_data_are_zero_and_absent_from_the_frames(spark):
