@@ -230,42 +230,13 @@ def test_a_slow_first_fold_in_is_said_not_silent(mf_file, capsys, monkeypatch, p
 
     import lensrec.cli as cli
 
-    assert (
-        main(
-            [
-                "recommend",
-                str(mf_file),
-                "--history",
-                "3,5",
-                "--ratings",
-                "5,4",
-                "--k",
-                "4",
-                "--json",
-            ]
-        )
-        == 0
-    )
+    args = ["recommend", str(mf_file), "--history", "3,5", "--ratings", "5,4", "--k", "4", "--json"]
+    assert main(args) == 0
     want = capsys.readouterr().out
     ticks = iter([100.0, 100.0 + probe_seconds])  # the probe's start and end
     clock = types.SimpleNamespace(perf_counter=lambda: next(ticks, 200.0))
     monkeypatch.setattr(cli, "time", clock)
-    assert (
-        main(
-            [
-                "recommend",
-                str(mf_file),
-                "--history",
-                "3,5",
-                "--ratings",
-                "5,4",
-                "--k",
-                "4",
-                "--json",
-            ]
-        )
-        == 0
-    )
+    assert main(args) == 0
     out = capsys.readouterr()
     assert out.out == want
     assert ("compiling the fold-in kernels" in out.err) == said

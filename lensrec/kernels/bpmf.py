@@ -118,6 +118,37 @@ def block_normals(seed, stream, block, n_rows, d):
     return out
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _gaussian_draw(prec, h, z, d):
+    # h <- Lambda^-1 h + L^-T z, a draw from N(Lambda^-1 h, Lambda^-1) with Lambda = prec
+    # (lower triangle used, overwritten by its Cholesky factor L) and z standard normals
+    # Cholesky, lower triangle in place: prec = L L^T
+    for j in range(d):
+        s = prec[j, j]
+        for m in range(j):
+            s -= prec[j, m] * prec[j, m]
+        ljj = math.sqrt(s)
+        prec[j, j] = ljj
+        for i in range(j + 1, d):
+            s = prec[i, j]
+            for m in range(j):
+                s -= prec[i, m] * prec[j, m]
+            prec[i, j] = s / ljj
+    # forward: L w = h (w into h); then back: L^T x = w + z
+    for i in range(d):
+        s = h[i]
+        for m in range(i):
+            s -= prec[i, m] * h[m]
+        h[i] = s / prec[i, i]
+    for i in range(d):
+        h[i] += z[i]
+    for i in range(d - 1, -1, -1):
+        s = h[i]
+        for m in range(i + 1, d):
+            s -= prec[m, i] * h[m]
+        h[i] = s / prec[i, i]
+
+
 @nb.njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})
 def _sample_one(
     a0, a1, indices, ratings, other, mu, alpha, prior_prec, prior_h, z, prec, h, design, scaled,
@@ -160,31 +191,7 @@ def _sample_one(
                     w0 * design[0, q] + w1 * design[1, q] + w2 * design[2, q] + w3 * design[3, q]
                 )
         t += m
-    # Cholesky, lower triangle in place: prec = L L^T
-    for j in range(d):
-        s = prec[j, j]
-        for m in range(j):
-            s -= prec[j, m] * prec[j, m]
-        ljj = math.sqrt(s)
-        prec[j, j] = ljj
-        for i in range(j + 1, d):
-            s = prec[i, j]
-            for m in range(j):
-                s -= prec[i, m] * prec[j, m]
-            prec[i, j] = s / ljj
-    # forward: L w = h (w into h); then back: L^T x = w + z
-    for i in range(d):
-        s = h[i]
-        for m in range(i):
-            s -= prec[i, m] * h[m]
-        h[i] = s / prec[i, i]
-    for i in range(d):
-        h[i] += z[i]
-    for i in range(d - 1, -1, -1):
-        s = h[i]
-        for m in range(i + 1, d):
-            s -= prec[m, i] * h[m]
-        h[i] = s / prec[i, i]
+    _gaussian_draw(prec, h, z, d)
     for i in range(d):
         out_row[i] = h[i]
 

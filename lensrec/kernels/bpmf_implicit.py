@@ -27,12 +27,10 @@ The ``y_j`` are drawn one after another (each draw sees the ones before: a true 
 
 from __future__ import annotations
 
-import math
-
 import numba as nb
 import numpy as np
 
-from .bpmf import _fill_normals, _stream_state
+from .bpmf import _fill_normals, _gaussian_draw, _stream_state
 
 __all__ = [
     "implicit_sums",
@@ -220,31 +218,9 @@ def sample_implicit(
         for p in range(k):
             for q in range(p + 1):
                 prec[p, q] = acc_prec[p, q] + prior_prec[p, q]
-        # Cholesky prec = L L^T (lower, in place), then x = L^-T (L^-1 h + z)
-        for jj in range(k):
-            s = prec[jj, jj]
-            for m in range(jj):
-                s -= prec[jj, m] * prec[jj, m]
-            ljj = math.sqrt(s)
-            prec[jj, jj] = ljj
-            for i in range(jj + 1, k):
-                s = prec[i, jj]
-                for m in range(jj):
-                    s -= prec[i, m] * prec[jj, m]
-                prec[i, jj] = s / ljj
-        for i in range(k):
-            s = h[i]
-            for m in range(i):
-                s -= prec[i, m] * h[m]
-            h[i] = s / prec[i, i]
+        # the draw: x = prec^-1 h + L^-T z (prec = L L^T)
         _fill_normals(_stream_state(seed, stream, j), z, k)
-        for i in range(k):
-            h[i] += z[i]
-        for i in range(k - 1, -1, -1):
-            s = h[i]
-            for m in range(i + 1, k):
-                s -= prec[m, i] * h[m]
-            h[i] = s / prec[i, i]
+        _gaussian_draw(prec, h, z, k)
         for p in range(k):
             delta[p] = h[p] - yj[p]
             yj[p] = h[p]
