@@ -1,8 +1,9 @@
 """The same jobs on a Spark cluster (the ``spark`` extra: pyspark, pyarrow).
 
 Reading interactions (Parquet or CSV), the filters and split strategies
-(:mod:`lensrec.spark.data`), Spark ML's ALS under lensrec's parameter names with top-K for
-every user scored on the executors by lensrec's exact index (:mod:`lensrec.spark.als`),
+(:mod:`lensrec.spark.data`), ALS (lensrec's own, its kernels run by the executors, or
+Spark ML's under lensrec's parameter names) with top-K for every user scored on the
+executors by lensrec's exact index (:mod:`lensrec.spark.als`),
 the metrics of :mod:`lensrec.evaluate` computed in Spark (:mod:`lensrec.spark.metrics`),
 export to Parquet and to Redis from the executors (:mod:`lensrec.spark.redis_export`) and ``lensrec spark evaluate`` (:mod:`lensrec.spark.run`). Nothing here is
 imported by ``import lensrec``; pyspark is imported on first use.
@@ -21,6 +22,7 @@ __all__ = [
     "make_split",
     "SparkSplit",
     "SparkALS",
+    "LensrecALSModel",
     "recommend_all",
     "ranking_metrics",
     "rating_metrics",
@@ -39,6 +41,7 @@ _WHERE = {
     "make_split": ".data",
     "SparkSplit": ".data",
     "SparkALS": ".als",
+    "LensrecALSModel": ".als",
     "recommend_all": ".als",
     "ranking_metrics": ".metrics",
     "rating_metrics": ".metrics",
